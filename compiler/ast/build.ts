@@ -1,0 +1,345 @@
+import type { CstNode, IToken, CstElement } from "chevrotain";
+import { cellLexer } from "../../grammar/tokens.js";
+import { parser } from "../../grammar/parser.js";
+import type { Diagnostic } from "../diag/diagnostic.js";
+import { diag } from "../diag/diagnostic.js";
+import type { Span } from "../diag/span.js";
+import type * as A from "./ast.js";
+
+/** Lexes and parses one file, collecting every error (chevrotain recovers), then builds the AST. */
+export function parseFile(file: string, text: string): { ast: A.FileAst; diagnostics: Diagnostic[] } {
+  const diagnostics: Diagnostic[] = [];
+  const lexed = cellLexer.tokenize(text);
+  for (const e of lexed.errors) {
+    const ch = text.slice(e.offset, e.offset + e.length);
+    diagnostics.push(
+      diag(
+        "E001",
+        { file, start: e.offset, end: e.offset + Math.max(1, e.length) },
+        { char: JSON.stringify(ch) },
+      ),
+    );
+  }
+  parser.input = lexed.tokens;
+  const cst = parser.file();
+  for (const e of parser.errors) {
+    const t = e.token;
+    const eof = t.tokenType.name === "EOF" || Number.isNaN(t.startOffset);
+    const start = eof ? text.length : t.startOffset;
+    const end = eof ? text.length : (t.endOffset ?? t.startOffset) + 1;
+    const found = eof ? "end of file" : `'${t.image}'`;
+    const rule = e.context.ruleStack[e.context.ruleStack.length - 1] ?? "";
+    diagnostics.push(
+      diag("E002", { file, start, end }, { detail: `${describe(e.message, rule)}, found ${found}` }),
+    );
+  }
+  const b = new AstBuilder(file);
+  return { ast: b.fileAst(cst), diagnostics };
+}
+
+/** Chevrotain's messages list token type names; say them as a person reads them. */
+const EXPECTED_IN_RULE: Record<string, string> = {
+  file: "expected 'cell', 'fn' or 'import'",
+  member: "expected a declaration (input, state, param, output) or an equation",
+  expr: "expected an expression",
+  term: "expected an expression",
+  product: "expected an expression",
+  unary: "expected an expression",
+  primary: "expected an expression",
+  dimTerm: "expected a dimension (a name or a positive integer)",
+  initialiser: "expected '= number' or '~ initialiser'",
+  outputDecl: "expected a name",
+  inputDecl: "expected a name",
+  stateDecl: "expected a name",
+  paramDecl: "expected a name",
+  concat: "expected an expression",
+};
+
+function describe(message: string, rule: string): string {
+  const m = /Expecting:?\s*(.*?)(?:\s*but found|$)/s.exec(message);
+  const body = (m?.[1] ?? message).replace(/\s+/g, " ").trim();
+  const names: Record<string, string> = {
+    Ident: "a name",
+    NumberLit: "a number",
+    StringLit: "a string",
+    Prime: "'",
+    LBrace: "'{'",
+    RBrace: "'}'",
+    LParen: "'('",
+    RParen: "')'",
+    LBracket: "'['",
+    RBracket: "']'",
+    Comma: "','",
+    Colon: "':'",
+    Equals: "'='",
+    Tilde: "'~'",
+    Plus: "'+'",
+    Minus: "'-'",
+    Star: "'*'",
+    Slash: "'/'",
+    At: "'@'",
+    EOF: "end of file",
+  };
+  const text = body.replace(
+    /--> (\w+) <--|\b([A-Z][A-Za-z]*)\b/g,
+    (whole, a: string | undefined, b2: string | undefined) => {
+      const n = a ?? b2 ?? "";
+      return names[n] ?? (a ? `'${n.toLowerCase()}'` : whole);
+    },
+  );
+  if (/one of these possible Token sequences|at least one iteration/.test(text))
+    return EXPECTED_IN_RULE[rule] ?? "unexpected token";
+  return `expected ${text.replace(/^expecting\s*/i, "").replace(/^token of type\s*/i, "")}`;
+}
+
+type Children = Record<string, CstElement[] | undefined>;
+
+function isToken(e: CstElement): e is IToken {
+  return (e as IToken).image !== undefined;
+}
+
+class AstBuilder {
+  constructor(private readonly file: string) {}
+
+  private tokSpan(t: IToken): Span {
+    return { file: this.file, start: t.startOffset, end: (t.endOffset ?? t.startOffset) + 1 };
+  }
+  private nodeSpan(n: CstNode): Span {
+    let start = Infinity;
+    let end = -Infinity;
+    const walk = (e: CstElement) => {
+      if (isToken(e)) {
+        if (Number.isNaN(e.startOffset)) return;
+        start = Math.min(start, e.startOffset);
+        end = Math.max(end, (e.endOffset ?? e.startOffset) + 1);
+      } else for (const list of Object.values(e.children)) for (const c of list ?? []) walk(c);
+    };
+    walk(n);
+    if (start === Infinity) return { file: this.file, start: 0, end: 0 };
+    return { file: this.file, start, end };
+  }
+  private toks(c: Children, k: string): IToken[] {
+    return (c[k] ?? []).filter(isToken).filter((t) => !Number.isNaN(t.startOffset));
+  }
+  private nodes(c: Children, k: string): CstNode[] {
+    return (c[k] ?? []).filter((e): e is CstNode => !isToken(e) && !e.recoveredNode);
+  }
+
+  fileAst(n: CstNode): A.FileAst {
+    const c = n.children;
+    return {
+      file: this.file,
+      imports: this.nodes(c, "importDecl").flatMap((d) => {
+        const s = this.toks(d.children, "StringLit")[0];
+        return s ? [{ path: s.image.slice(1, -1), span: this.tokSpan(s) }] : [];
+      }),
+      fns: this.nodes(c, "fnDecl").flatMap((d) => this.fn(d)),
+      cells: this.nodes(c, "cellDecl").flatMap((d) => this.cell(d)),
+    };
+  }
+
+  private fn(n: CstNode): A.FnAst[] {
+    const c = n.children;
+    const name = this.toks(c, "Ident")[0];
+    const body = this.nodes(c, "expr")[0];
+    if (!name || !body) return [];
+    const b = this.expr(body);
+    if (!b) return [];
+    return [
+      {
+        name: name.image,
+        nameSpan: this.tokSpan(name),
+        params: this.toks(c, "params").map((t) => ({ name: t.image, span: this.tokSpan(t) })),
+        body: b,
+        span: this.nodeSpan(n),
+      },
+    ];
+  }
+
+  private cell(n: CstNode): A.CellAst[] {
+    const c = n.children;
+    const name = this.toks(c, "name")[0];
+    if (!name) return [];
+    const parent = this.toks(c, "parent")[0];
+    const inputs: A.TensorDeclAst[] = [];
+    const states: A.TensorDeclAst[] = [];
+    const params: A.ParamDeclAst[] = [];
+    const outputs: A.OutputAst[] = [];
+    const equations: A.EquationAst[] = [];
+    for (const m of this.nodes(c, "member")) {
+      const mc = m.children;
+      for (const d of this.nodes(mc, "inputDecl"))
+        inputs.push(...this.nodes(d.children, "tensorDecl").flatMap((t) => this.tensor(t)));
+      for (const d of this.nodes(mc, "stateDecl"))
+        states.push(...this.nodes(d.children, "tensorDecl").flatMap((t) => this.tensor(t)));
+      for (const d of this.nodes(mc, "paramDecl")) params.push(...this.param(d));
+      for (const d of this.nodes(mc, "outputDecl"))
+        for (const r of this.nodes(d.children, "nameRef")) {
+          const ref = this.nameRef(r);
+          if (ref) outputs.push(ref);
+        }
+      for (const d of this.nodes(mc, "equation")) {
+        const target = this.nodes(d.children, "nameRef")[0];
+        const value = this.nodes(d.children, "expr")[0];
+        const ref = target && this.nameRef(target);
+        const v = value && this.expr(value);
+        if (ref && v)
+          equations.push({
+            target: ref.name,
+            prime: ref.prime,
+            targetSpan: ref.span,
+            value: v,
+            span: this.nodeSpan(d),
+          });
+      }
+    }
+    return [
+      {
+        name: name.image,
+        nameSpan: this.tokSpan(name),
+        parent: parent ? { name: parent.image, span: this.tokSpan(parent) } : undefined,
+        inputs,
+        states,
+        params,
+        outputs,
+        equations,
+        span: this.nodeSpan(n),
+      },
+    ];
+  }
+
+  private nameRef(n: CstNode): A.OutputAst | undefined {
+    const id = this.toks(n.children, "Ident")[0];
+    if (!id) return undefined;
+    return { name: id.image, prime: this.toks(n.children, "Prime").length > 0, span: this.nodeSpan(n) };
+  }
+
+  private number(n: CstNode): number | undefined {
+    const t = this.toks(n.children, "NumberLit")[0];
+    if (!t) return undefined;
+    const v = Number(t.image);
+    return this.toks(n.children, "Minus").length ? -v : v;
+  }
+
+  private shape(n: CstNode): A.ShapeAst {
+    const dims = this.nodes(n.children, "dimExpr").map((d) => ({
+      terms: this.nodes(d.children, "dimTerm").map((t) => {
+        const ids = this.toks(t.children, "Ident");
+        const num = this.toks(t.children, "NumberLit")[0];
+        const coeff = num ? Number(num.image) : 1;
+        return { name: ids[0]?.image, coeff, span: this.nodeSpan(t) };
+      }),
+      span: this.nodeSpan(d),
+    }));
+    return { dims, span: this.nodeSpan(n) };
+  }
+
+  private tensor(n: CstNode): A.TensorDeclAst[] {
+    const id = this.toks(n.children, "Ident")[0];
+    const shape = this.nodes(n.children, "shape")[0];
+    if (!id || !shape) return [];
+    const num = this.nodes(n.children, "signedNumber")[0];
+    return [
+      {
+        name: id.image,
+        nameSpan: this.tokSpan(id),
+        shape: this.shape(shape),
+        init: num ? this.number(num) : undefined,
+      },
+    ];
+  }
+
+  private param(n: CstNode): A.ParamDeclAst[] {
+    const shapeNode = this.nodes(n.children, "shape")[0];
+    if (!shapeNode) return [];
+    const shape = this.shape(shapeNode);
+    const initNode = this.nodes(n.children, "initialiser")[0];
+    let init: A.InitAst | undefined;
+    if (initNode) {
+      const ic = initNode.children;
+      const nums = this.nodes(ic, "signedNumber").map((s) => this.number(s) ?? NaN);
+      const dist = this.toks(ic, "Ident")[0];
+      if (dist) init = { kind: "dist", name: dist.image, args: nums, span: this.nodeSpan(initNode) };
+      else if (nums.length) init = { kind: "const", value: nums[0]!, span: this.nodeSpan(initNode) };
+    }
+    return this.toks(n.children, "Ident").map((t) => ({
+      name: t.image,
+      nameSpan: this.tokSpan(t),
+      shape,
+      init,
+    }));
+  }
+
+  private expr(n: CstNode): A.Expr | undefined {
+    switch (n.name) {
+      case "expr":
+      case "term":
+      case "product": {
+        const sub = n.name === "expr" ? "term" : n.name === "term" ? "product" : "unary";
+        const operands = this.nodes(n.children, sub).map((s) => this.expr(s));
+        const ops = (["Plus", "Minus", "Star", "Slash", "At"] as const)
+          .flatMap((k) => this.toks(n.children, k))
+          .sort((a, b) => a.startOffset - b.startOffset);
+        if (operands.some((o) => !o) || operands.length === 0) return undefined;
+        let acc = operands[0]!;
+        for (let i = 1; i < operands.length; i++) {
+          const op = ops[i - 1];
+          const right = operands[i]!;
+          if (!op) return undefined;
+          acc = {
+            kind: "binary",
+            op: op.image as "+" | "-" | "*" | "/" | "@",
+            left: acc,
+            right,
+            span: { file: this.file, start: acc.span.start, end: right.span.end },
+          };
+        }
+        return acc;
+      }
+      case "unary": {
+        const inner = this.nodes(n.children, "unary")[0];
+        if (inner) {
+          const operand = this.expr(inner);
+          return operand && { kind: "neg", operand, span: this.nodeSpan(n) };
+        }
+        const p = this.nodes(n.children, "primary")[0];
+        return p && this.expr(p);
+      }
+      case "primary": {
+        const c = n.children;
+        const num = this.toks(c, "NumberLit")[0];
+        if (num) return { kind: "num", value: Number(num.image), span: this.tokSpan(num) };
+        const call = this.nodes(c, "call")[0];
+        if (call) {
+          const id = this.toks(call.children, "Ident")[0];
+          const args = this.nodes(call.children, "expr").map((a) => this.expr(a));
+          if (!id || args.some((a) => !a)) return undefined;
+          return {
+            kind: "call",
+            callee: id.image,
+            calleeSpan: this.tokSpan(id),
+            args: args as A.Expr[],
+            span: this.nodeSpan(call),
+          };
+        }
+        const ref = this.nodes(c, "nameRef")[0];
+        if (ref) {
+          const r = this.nameRef(ref);
+          return r && { kind: "name", name: r.name, prime: r.prime, span: r.span };
+        }
+        const cat = this.nodes(c, "concat")[0];
+        if (cat) {
+          const items = this.nodes(cat.children, "expr").map((a) => this.expr(a));
+          if (items.some((a) => !a) || items.length === 0) return undefined;
+          return { kind: "concat", items: items as A.Expr[], span: this.nodeSpan(cat) };
+        }
+        const inner = this.nodes(c, "expr")[0];
+        if (!inner) return undefined;
+        const e = this.expr(inner);
+        return e;
+      }
+      default:
+        return undefined;
+    }
+  }
+}

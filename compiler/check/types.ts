@@ -1,0 +1,44 @@
+import type { Span } from "../diag/span.js";
+import type { LeafRole } from "../ir/graph.js";
+import type { OpKind } from "../ops/ops.js";
+import type { Dim, Type } from "../ir/shape.js";
+
+/** A checked, typed expression: names resolved, user functions inlined, sugar expanded into primitives. */
+export type TExpr = { readonly type: Type; readonly span: Span } & (
+  | { readonly k: "const"; readonly value: number }
+  | { readonly k: "dim"; readonly dim: Dim }
+  | { readonly k: "leaf"; readonly role: LeafRole; readonly name: string }
+  | { readonly k: "ref"; readonly key: string } // an equation: `i` or `h'`
+  | { readonly k: "op"; readonly op: OpKind; readonly args: readonly TExpr[] }
+  | { readonly k: "matvec"; readonly weight: string; readonly weightType: Type; readonly arg: TExpr }
+  | { readonly k: "concat"; readonly items: readonly TExpr[] }
+);
+
+export type InitSpec =
+  | { readonly kind: "const"; readonly value: number }
+  | { readonly kind: "uniform"; readonly lo?: number; readonly hi?: number }
+  | { readonly kind: "normal"; readonly mean: number; readonly std: number }
+  | { readonly kind: "xavier"; readonly gain: number }
+  | { readonly kind: "orthogonal"; readonly gain: number };
+
+export interface CheckedCell {
+  readonly name: string;
+  readonly span: Span;
+  readonly dims: readonly string[];
+  readonly inputs: readonly { readonly name: string; readonly type: Type; readonly span: Span }[];
+  readonly states: readonly {
+    readonly name: string;
+    readonly type: Type;
+    readonly init: number;
+    readonly span: Span;
+  }[];
+  readonly params: readonly {
+    readonly name: string;
+    readonly type: Type;
+    readonly init: InitSpec;
+    readonly span: Span;
+  }[];
+  /** Reachable equations in dependency order, keyed `i` or `h'`. */
+  readonly equations: ReadonlyMap<string, TExpr>;
+  readonly outputs: readonly { readonly name: string; readonly expr: TExpr }[];
+}

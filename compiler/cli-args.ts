@@ -1,0 +1,74 @@
+export class UsageError extends Error {}
+
+export type Command = "check" | "compile" | "run" | "help";
+
+interface CommandSpec {
+  readonly synopsis: string;
+  readonly files: [number, number]; // min, max positional arguments
+  readonly values: readonly string[]; // options that take a value
+  readonly flags: readonly string[]; // options without a value
+}
+
+export const COMMANDS: Readonly<Record<Exclude<Command, "help">, CommandSpec>> = {
+  check: { synopsis: "check FILE.cell...", files: [1, Infinity], values: [], flags: [] },
+  compile: {
+    synopsis: "compile FILE.cell [--cell NAME] [--emit ast|ir|grad-ir|js|wgsl] [--target js|wgsl --out DIR]",
+    files: [1, 1],
+    values: ["cell", "emit", "target", "out"],
+    flags: [],
+  },
+  run: {
+    synopsis:
+      "run FILE.cell [--cell NAME] --params P.safetensors --inputs X.safetensors --out OUT.safetensors [--grad] [--backend js] [--f64] [--layers N] [--bidirectional]",
+    files: [1, 1],
+    values: ["cell", "params", "inputs", "out", "backend", "layers"],
+    flags: ["grad", "f64", "bidirectional"],
+  },
+};
+
+export interface Parsed {
+  readonly command: Command;
+  readonly files: string[];
+  readonly options: Record<string, string | undefined>;
+  readonly flags: Set<string>;
+}
+
+const CHOICES: Record<string, readonly string[]> = {
+  emit: ["ast", "ir", "grad-ir", "js", "wgsl"],
+  target: ["js", "wgsl"],
+  backend: ["js", "webgpu"],
+};
+
+export function parseArgs(argv: readonly string[]): Parsed {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === "help" || cmd === "--help" || cmd === "-h")
+    return { command: "help", files: [], options: {}, flags: new Set() };
+  if (!(cmd in COMMANDS)) throw new UsageError(`unknown command '${cmd}'`);
+  const spec = COMMANDS[cmd as keyof typeof COMMANDS];
+  const files: string[] = [];
+  const options: Record<string, string> = {};
+  const flags = new Set<string>();
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]!;
+    if (a.startsWith("--")) {
+      const eq = a.indexOf("=");
+      const name = a.slice(2, eq < 0 ? undefined : eq);
+      if (spec.flags.includes(name)) {
+        if (eq >= 0) throw new UsageError(`--${name} takes no value`);
+        flags.add(name);
+      } else if (spec.values.includes(name)) {
+        const v = eq >= 0 ? a.slice(eq + 1) : rest[++i];
+        if (v === undefined || v === "") throw new UsageError(`--${name} needs a value`);
+        const choices = CHOICES[name];
+        if (choices && !choices.includes(v))
+          throw new UsageError(`--${name} must be one of ${choices.join(", ")}, got '${v}'`);
+        options[name] = v;
+      } else throw new UsageError(`unknown option --${name} for '${cmd}'`);
+    } else files.push(a);
+  }
+  if (files.length < spec.files[0]) throw new UsageError(`'${cmd}' needs a .cell file`);
+  if (files.length > spec.files[1])
+    throw new UsageError(`'${cmd}' takes one .cell file, got ${files.length}`);
+  if (options.target && !options.out) throw new UsageError("--target needs --out DIR");
+  return { command: cmd as Command, files, options, flags };
+}

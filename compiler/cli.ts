@@ -1,0 +1,123 @@
+import { readFileSync } from "node:fs";
+import { checkProgram, selectCell, buildCellIR } from "./driver.js";
+import { renderAll, hasErrors, type Diagnostic } from "./diag/diagnostic.js";
+import { printCell } from "./ir/print.js";
+import type { SourceMap } from "./diag/span.js";
+import { COMMANDS, UsageError, parseArgs, type Parsed } from "./cli-args.js";
+
+/** A failure the user can act on: printed as its message, exit code 1, no stack trace. */
+export class CliError extends Error {}
+
+const nodeHost = { read: (p: string) => readFileSync(p, "utf8") };
+
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+function report(io: Io, ds: readonly Diagnostic[], sources: SourceMap): void {
+  if (ds.length) io.err(renderAll(ds, sources) + "\n");
+}
+
+export async function main(argv: readonly string[], io: Io): Promise<number> {
+  let args: Parsed;
+  try {
+    args = parseArgs(argv);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`cellc: ${e.message}\n\n${usage()}`);
+      return 1;
+    }
+    throw e;
+  }
+  if (args.command === "help") {
+    io.out(usage());
+    return 0;
+  }
+  try {
+    switch (args.command) {
+      case "check":
+        return check(args, io);
+      case "compile":
+        return await compile(args, io);
+      case "run": {
+        const { runCommand } = await import("./cli-run.js");
+        return await runCommand(args, io);
+      }
+    }
+  } catch (e) {
+    if (e instanceof CliError) {
+      io.err(`cellc: error: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+function check(args: Parsed, io: Io): number {
+  let failed = false;
+  for (const file of args.files) {
+    const r = checkProgram(file, nodeHost);
+    report(io, r.diagnostics, r.program.sources);
+    if (hasErrors(r.diagnostics)) failed = true;
+    else io.out(`${file}: ${r.cellNames.length} cell(s) ok: ${r.cellNames.join(", ")}\n`);
+  }
+  return failed ? 1 : 0;
+}
+
+async function compile(args: Parsed, io: Io): Promise<number> {
+  const file = args.files[0]!;
+  const r = checkProgram(file, nodeHost);
+  report(io, r.diagnostics, r.program.sources);
+  if (hasErrors(r.diagnostics)) return 1;
+  const emit = args.options.emit ?? (args.options.target ? undefined : "ir");
+  if (emit === "ast") {
+    const ast = r.program.files.find((f) => f.file === file)!;
+    io.out(
+      JSON.stringify(
+        ast,
+        (k, v) => (k === "span" || k.endsWith("Span") ? spanText(v, r.program.sources) : v),
+        2,
+      ) + "\n",
+    );
+    return 0;
+  }
+  const names = args.options.cell
+    ? [args.options.cell]
+    : emit === "ir" && !args.options.target
+      ? r.cellNames
+      : [undefined];
+  for (const name of names) {
+    const sel = selectCell(r, name);
+    report(io, sel.diagnostics, r.program.sources);
+    if (!sel.cell) return 1;
+    const ir = buildCellIR(sel.cell);
+    if (emit === "ir") io.out(printCell(ir, r.program.sources));
+    else {
+      const { emitCompiled } = await import("./cli-emit.js");
+      await emitCompiled(ir, args, io, r.program.sources);
+    }
+  }
+  return 0;
+}
+
+function spanText(v: unknown, sources: SourceMap): unknown {
+  const s = v as { file?: string; start?: number; end?: number } | undefined;
+  if (!s || typeof s.start !== "number") return v;
+  const text = sources.get(s.file ?? "") ?? "";
+  let line = 1;
+  let col = 1;
+  for (let i = 0; i < s.start && i < text.length; i++) {
+    if (text[i] === "\n") {
+      line++;
+      col = 1;
+    } else col++;
+  }
+  return `${line}:${col}`;
+}
+
+export function usage(): string {
+  const lines = ["usage:"];
+  for (const c of Object.values(COMMANDS)) lines.push(`  cellc ${c.synopsis}`);
+  return lines.join("\n") + "\n";
+}

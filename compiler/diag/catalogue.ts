@@ -1,0 +1,60 @@
+/**
+ * Every diagnostic cellc can report, with its stable code and its one message template. `{name}` slots are
+ * filled from the arguments given where the diagnostic is raised.
+ */
+export const CATALOGUE = {
+  E001: { severity: "error", template: "unexpected character {char}" },
+  E002: { severity: "error", template: "syntax error: {detail}" },
+  E003: { severity: "error", template: "cannot read file '{path}': {reason}" },
+  E010: { severity: "error", template: "unknown name '{name}'{hint}" },
+  E011: { severity: "error", template: "unknown function '{name}'{hint}" },
+  E012: { severity: "error", template: "'{name}' takes {expected} argument(s), got {actual}" },
+  E013: { severity: "error", template: "'{name}' is declared twice" },
+  E014: { severity: "error", template: "'{name}' has two equations" },
+  E015: { severity: "error", template: "state '{name}' has no next-state equation ({name}' = ...)" },
+  E016: { severity: "error", template: "'{name}'' defines the next value of '{name}', which is not a state" },
+  E017: { severity: "error", template: "equations form a cycle: {cycle}" },
+  E018: { severity: "error", template: "cell '{name}' extends unknown cell '{parent}'{hint}" },
+  E019: { severity: "error", template: "cell '{name}' extends itself through {chain}" },
+  E020: { severity: "error", template: "cannot import '{path}': {reason}" },
+  E022: { severity: "error", template: "cell '{name}' is defined twice" },
+  E023: { severity: "error", template: "output '{name}' names nothing in this cell" },
+  E024: { severity: "error", template: "cell '{name}' has no output" },
+  E025: { severity: "error", template: "unknown initialiser '{name}'{hint}" },
+  E026: { severity: "error", template: "initialiser '{name}' takes {expected} argument(s), got {actual}" },
+  E027: { severity: "error", template: "function '{name}' has two parameters named '{param}'" },
+  E028: { severity: "error", template: "function '{name}' calls itself through {chain}" },
+  E029: { severity: "error", template: "argument '{param}' of '{name}' must be a number" },
+  E030: { severity: "error", template: "'{name}'' is not a next-state value: '{name}' is not a state" },
+  E031: { severity: "error", template: "cannot assign to {kind} '{name}'" },
+  E032: { severity: "error", template: "function '{name}' is defined twice" },
+  E040: { severity: "error", template: "shapes do not match in '{op}': {left} and {right}" },
+  E041: { severity: "error", template: "matrix-vector product does not fit: {left} @ {right}" },
+  E042: { severity: "error", template: "the left operand of '@' must be a parameter matrix, found {found}" },
+  E043: { severity: "error", template: "the right operand of '@' must be a vector, found {found}" },
+  E044: { severity: "error", template: "matrix '{name}' can only be used on the left of '@'" },
+  E045: {
+    severity: "error",
+    template: "next value of state '{name}' has shape {actual}, but the state is {expected}",
+  },
+  E046: { severity: "error", template: "'{op}' reduces a vector, found {found}" },
+  E047: { severity: "error", template: "only vectors can be concatenated, found {found}" },
+  E048: { severity: "error", template: "'{name}' has {rank} dimensions; at most {max} are allowed here" },
+  E049: { severity: "error", template: "output '{name}' must be a per-step vector, found {found}" },
+  E050: { severity: "error", template: "dimension must be positive, found {value}" },
+  E051: { severity: "error", template: "file defines no cell named '{name}'{hint}" },
+  E052: { severity: "error", template: "output '{name}' is listed twice" },
+  W001: { severity: "warning", template: "parameter '{name}' is never used" },
+  W002: { severity: "warning", template: "'{name}' is computed but never used" },
+  W003: { severity: "warning", template: "input '{name}' is never used" },
+  N001: {
+    severity: "note",
+    template: "parameters {names} of '{parent}' no longer reach any output and are dropped",
+  },
+  N002: {
+    severity: "note",
+    template: "state '{name}' of '{parent}' no longer reaches any output and is dropped",
+  },
+} as const satisfies Record<string, { severity: "error" | "warning" | "note"; template: string }>;
+
+export type DiagCode = keyof typeof CATALOGUE;

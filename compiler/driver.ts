@@ -1,0 +1,68 @@
+import { checkCell } from "./check/check.js";
+import { entryCells, loadProgram, type Program, type SourceHost } from "./check/program.js";
+import type { CheckedCell } from "./check/types.js";
+import { didYouMean, DiagnosticBag, diag, type Diagnostic } from "./diag/diagnostic.js";
+import type { CellIR } from "./ir/cell.js";
+import { lowerCell } from "./ir/lower.js";
+import { verifyGraph } from "./ir/verify.js";
+import { cellRoots } from "./ir/cell.js";
+import { optimiseCell } from "./passes/pipeline.js";
+
+export interface CompileResult {
+  readonly program: Program;
+  readonly diagnostics: Diagnostic[];
+  /** Checked cells of the entry file, by name (only those without errors). */
+  readonly checked: Map<string, CheckedCell>;
+  /** Names of the cells defined in the entry file, in order. */
+  readonly cellNames: string[];
+}
+
+/** Parses and checks every cell of the entry file (and what it imports). */
+export function checkProgram(entry: string, host: SourceHost, text?: string): CompileResult {
+  const program = loadProgram(entry, host, text);
+  const bag = new DiagnosticBag();
+  for (const d of program.diagnostics) bag.add(d);
+  const checked = new Map<string, CheckedCell>();
+  const cellNames = entryCells(program).map((c) => c.name);
+  // Parse errors first; a cell is only checked when its file parsed, to avoid errors that follow from them.
+  const parsedOk = !program.diagnostics.some((d) => d.severity === "error");
+  if (parsedOk)
+    for (const name of cellNames) {
+      const c = checkCell(program, name, bag);
+      if (c) checked.set(name, c);
+    }
+  return { program, diagnostics: bag.items, checked, cellNames };
+}
+
+/** Picks one cell: the one named, or the only one in the file. */
+export function selectCell(
+  r: CompileResult,
+  name: string | undefined,
+): { cell?: CheckedCell; diagnostics: Diagnostic[] } {
+  if (name === undefined) {
+    if (r.cellNames.length === 1) return { cell: r.checked.get(r.cellNames[0]!), diagnostics: [] };
+    const hint = r.cellNames.length
+      ? `; the file defines ${r.cellNames.join(", ")}: choose one with --cell`
+      : "";
+    return { diagnostics: [diag("E051", undefined, { name: "(none given)", hint })] };
+  }
+  if (!r.cellNames.includes(name))
+    return {
+      diagnostics: [
+        diag("E051", undefined, {
+          name,
+          hint:
+            didYouMean(name, r.cellNames) ||
+            (r.cellNames.length ? `; it defines ${r.cellNames.join(", ")}` : ""),
+        }),
+      ],
+    };
+  return { cell: r.checked.get(name), diagnostics: [] };
+}
+
+/** Lowers and optimises a checked cell, verifying the IR after each stage. */
+export function buildCellIR(c: CheckedCell, opts: { optimise?: boolean; verify?: boolean } = {}): CellIR {
+  const ir = lowerCell(c);
+  if (opts.verify ?? true) verifyGraph(ir.graph, cellRoots(ir));
+  return opts.optimise === false ? ir : optimiseCell(ir, { verify: opts.verify ?? true });
+}

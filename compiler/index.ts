@@ -1,0 +1,7 @@
+export { checkProgram, selectCell, buildCellIR, type CompileResult } from "./driver.js";
+export { loadProgram, type SourceHost, type Program } from "./check/program.js";
+export type { CheckedCell, InitSpec } from "./check/types.js";
+export type { CellIR } from "./ir/cell.js";
+export { printCell } from "./ir/print.js";
+export { renderAll, renderDiagnostic, hasErrors, type Diagnostic } from "./diag/diagnostic.js";
+export { SourceMap, type Span } from "./diag/span.js";
