@@ -109,9 +109,6 @@ export class Builder {
     const t = this.type(v);
     return this.op("sumbatch", [v], {}, { dims: t.dims, batched: false });
   }
-  broadcast(v: NodeId, d: Dim) {
-    return this.op("broadcast", [v], { dim: d }, { dims: [d], batched: this.type(v).batched });
-  }
   /** `W[:, c0:c1] @ v`, or with transpose `W[:, c0:c1]^T @ v`. */
   matvec(w: NodeId, v: NodeId, c0: Dim, c1: Dim, transpose: boolean) {
     const wt = this.type(w);

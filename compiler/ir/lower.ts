@@ -54,7 +54,7 @@ export function lowerCell(cell: CheckedCell): CellIR {
       case "ref":
         return ref!;
       case "op":
-        return b.op(t.op, args);
+        return b.op(t.op, args, {}, t.type);
       case "concat":
         return b.concat(args);
       case "matvec": {

@@ -29,6 +29,9 @@ export function verifyGraph(g: Graph, roots: readonly NodeId[], after = "lowerin
         }
         break;
       case "barrier":
+        if (n.op === "sum" && (n.type.dims.length !== 0 || ts[0]!.dims.length !== 1))
+          fail(n.id, "sum must reduce a vector to a per-row scalar");
+        if (n.op === "sumbatch" && n.type.batched) fail(n.id, "sumbatch must give an unbatched value");
         if (n.op === "matvec") {
           const [w, v] = ts;
           const width = dimSub(n.attrs.c1!, n.attrs.c0!);

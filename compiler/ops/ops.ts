@@ -22,7 +22,6 @@ export type OpKind =
   | "min"
   | "max"
   | "gt"
-  | "broadcast"
   | "sum"
   | "sumbatch"
   | "matvec"
@@ -209,16 +208,6 @@ export const OPS: Readonly<Record<OpKind, OpDef>> = {
     (a, b) => `select(0.0, 1.0, ${a} > ${b})`,
     () => [null, null],
   ),
-  /** A per-row scalar repeated along the feature axis. */
-  broadcast: {
-    class: "elementwise",
-    arity: 1,
-    eval: ([x]) => x!,
-    js: ([x]) => x!,
-    wgsl: ([x]) => x!,
-    vjp: (b, ct) => [b.sum(ct)],
-  },
-
   /** Sum over the feature axis: a vector to a per-row scalar. */
   sum: { class: "barrier", arity: 1, vjp: (_b, ct) => [ct] },
   /** Sum over the batch axis: a batched value to an unbatched one (the gradient of a broadcast parameter). */

@@ -1,0 +1,563 @@
+import { printDim, type Dim, type Type } from "../compiler/ir/shape.js";
+import type { CompiledCell } from "./cell.js";
+import { initialise, Rng } from "./init.js";
+import { rowSize, SequenceRunner, type Tape } from "./sequence.js";
+import {
+  asFloat,
+  CellcError,
+  floatArray,
+  showShape,
+  tensor,
+  type FloatArray,
+  type Tensor,
+} from "./tensor.js";
+
+export interface ModelOptions {
+  /** Stacked layers: the output of layer l is the input of layer l + 1. Default 1. */
+  readonly layers?: number;
+  /** A second direction over the reversed valid part of each row; outputs concatenated (forward first). */
+  readonly bidirectional?: boolean;
+  /** Compute precision. Default "f32". */
+  readonly dtype?: "f32" | "f64";
+  /** Parameter tensors by name (`Wi`, or `l0.Wi` / `l0.reverse.Wi` for several layers or directions). */
+  readonly params?: ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>>;
+  /** Dimension sizes not given by the parameters (needed to initialise parameters from a seed). */
+  readonly dims?: Readonly<Record<string, number>>;
+  /** Seed for initialising parameters that are not given. Default 0. */
+  readonly seed?: number;
+  /** Name parameters and states `l<k>.`... even for one layer in one direction (as `--layers` does). */
+  readonly prefixed?: boolean;
+}
+
+export interface ForwardOptions {
+  /** Initial states `[B, ...]` by name (`h`, or `l0.h`, `l1.reverse.c`); zero (or the declared value) by default. */
+  readonly initialStates?: ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>>;
+  /** Valid length of each batch row, `[B]`. */
+  readonly seqLens?: Int32Array | readonly number[];
+  /** Keep what backward() needs. Default true. */
+  readonly train?: boolean;
+}
+
+export interface ForwardResult {
+  /** Each output sequence `[T, B, ...]` by the cell's output name. */
+  readonly outputs: Map<string, Tensor>;
+  /** Each final state `[B, ...]` by (prefixed) state name. */
+  readonly finalStates: Map<string, Tensor>;
+  /** @internal what backward() reads */
+  readonly tape?: ModelTape;
+}
+
+export interface Gradients {
+  readonly params: Map<string, Tensor>;
+  readonly inputs: Map<string, Tensor>;
+  readonly initialStates: Map<string, Tensor>;
+}
+
+interface ModelTape {
+  readonly T: number;
+  readonly B: number;
+  readonly lens?: Int32Array;
+  readonly runs: { runner: SequenceRunner; tape: Tape }[][]; // [layer][direction]
+}
+
+const toMap = (m: ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>> | undefined) =>
+  m === undefined ? new Map<string, Tensor>() : m instanceof Map ? new Map(m) : new Map(Object.entries(m));
+
+/** A cell instantiated with its dimensions and parameters: stacked, optionally bidirectional. */
+export class Model {
+  readonly layers: number;
+  readonly directions: number;
+  readonly dtype: "f32" | "f64";
+  readonly params: Map<string, Tensor>;
+  /** Dimension sizes of each layer (the input dimension changes after the first). */
+  readonly sizes: Record<string, number>[];
+  private readonly prefixed: boolean;
+  private readonly runners = new Map<string, SequenceRunner>();
+
+  constructor(
+    readonly cell: CompiledCell,
+    opts: ModelOptions = {},
+  ) {
+    const ir = cell.ir;
+    this.layers = opts.layers ?? 1;
+    if (!Number.isInteger(this.layers) || this.layers < 1)
+      throw new CellcError(`layers must be a positive integer, got ${this.layers}`);
+    this.directions = opts.bidirectional ? 2 : 1;
+    this.dtype = opts.dtype ?? "f32";
+    this.prefixed = opts.prefixed || this.layers > 1 || this.directions > 1;
+    if (this.layers > 1 || this.directions > 1) {
+      if (ir.outputs.some((o) => o.node !== undefined && ir.graph.node(o.node).type.dims.length !== 1))
+        throw new CellcError(`stacked or bidirectional '${ir.name}' needs vector outputs`);
+    }
+    if (this.layers > 1 && (ir.inputs.length !== 1 || ir.outputs.length !== 1))
+      throw new CellcError(
+        `stacking layers needs a cell with one input and one output; '${ir.name}' has ${ir.inputs.length} and ${ir.outputs.length}`,
+      );
+
+    const given = toMap(opts.params);
+    const known = new Set<string>();
+    this.params = new Map();
+    this.sizes = [];
+    const rng = new Rng(opts.seed ?? 0);
+    for (let l = 0; l < this.layers; l++) {
+      const sizes: Record<string, number> = { ...(opts.dims ?? {}) };
+      if (l > 0) {
+        // The input of this layer is the output of the previous one.
+        const prev = this.sizes[l - 1]!;
+        const outDim = ir.graph.node(ir.outputs[0]!.node).type.dims[0]!;
+        bindDim(
+          sizes,
+          ir.inputs[0]!.type.dims[0]!,
+          evalWith(outDim, prev) * this.directions,
+          `the input of layer ${l}`,
+        );
+      }
+      for (let d = 0; d < this.directions; d++)
+        for (const p of ir.params) {
+          const t = given.get(this.name(l, d, p.name));
+          if (t) bindShape(sizes, p.type, t.shape, `parameter '${this.name(l, d, p.name)}'`);
+        }
+      for (let d = 0; d < this.directions; d++)
+        for (const p of ir.params) {
+          const name = this.name(l, d, p.name);
+          known.add(name);
+          const t = given.get(name);
+          const shape = resolveShape(p.type, sizes, `parameter '${name}'`);
+          if (t) {
+            checkShape(t.shape, shape, `parameter '${name}'`, p.type);
+            this.params.set(name, {
+              dtype: this.dtype,
+              shape,
+              data: asFloat(t, this.dtype, `parameter '${name}'`),
+            });
+          } else {
+            if (opts.params !== undefined)
+              throw new CellcError(`missing parameter '${name}' of shape ${shapeText(p.type, shape)}`);
+            const data = floatArray(
+              this.dtype,
+              shape.reduce((a, b) => a * b, 1),
+            );
+            initialise(p.init, shape, data, rng);
+            this.params.set(name, { dtype: this.dtype, shape, data });
+          }
+        }
+      this.sizes.push(sizes);
+    }
+    for (const n of given.keys())
+      if (!known.has(n))
+        throw new CellcError(
+          `unexpected parameter '${n}': '${ir.name}' has ${[...known].map((k) => `'${k}'`).join(", ")}`,
+        );
+  }
+
+  /** `Wi`, `l0.Wi` or `l1.reverse.Wi`. */
+  name(layer: number, direction: number, base: string): string {
+    return this.prefixed ? `l${layer}.${direction ? "reverse." : ""}${base}` : base;
+  }
+
+  private runner(l: number, d: number, B: number): SequenceRunner {
+    const key = `${l}/${d}/${B}`;
+    let r = this.runners.get(key);
+    if (!r) this.runners.set(key, (r = new SequenceRunner(this.cell, this.sizes[l]!, B, this.dtype)));
+    return r;
+  }
+
+  private layerParams(l: number, d: number): FloatArray[] {
+    return this.cell.ir.params.map((p) => this.params.get(this.name(l, d, p.name))!.data as FloatArray);
+  }
+
+  forward(
+    inputs: ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>>,
+    opts: ForwardOptions = {},
+  ): ForwardResult {
+    const ir = this.cell.ir;
+    const given = toMap(inputs);
+    if (ir.inputs.length === 0) throw new CellcError(`'${ir.name}' has no inputs: use stream() to step it`);
+    const first = given.get(ir.inputs[0]!.name);
+    if (!first)
+      throw new CellcError(
+        `missing input '${ir.inputs[0]!.name}' of shape [T, B, ${this.featureText(0, ir.inputs[0]!.type)}]`,
+      );
+    if (first.shape.length < 2)
+      throw new CellcError(
+        `input '${ir.inputs[0]!.name}' has shape ${showShape(first.shape)}; expected [T, B, ...]`,
+      );
+    const [T, B] = first.shape as [number, number];
+    for (const n of given.keys())
+      if (!ir.inputs.some((i) => i.name === n))
+        throw new CellcError(
+          `unexpected input '${n}': '${ir.name}' takes ${ir.inputs.map((i) => `'${i.name}'`).join(", ")}`,
+        );
+    for (const inp of ir.inputs) {
+      const t = given.get(inp.name);
+      // A dimension no parameter has (the width of an extra input, say) is bound from the input itself.
+      if (t && t.shape.length === 2 + inp.type.dims.length)
+        bindShape(this.sizes[0]!, inp.type, t.shape.slice(2), `input '${inp.name}'`);
+    }
+    let layerInputs = ir.inputs.map((inp) => {
+      const t = given.get(inp.name);
+      const feat = resolveShape(inp.type, this.sizes[0]!, `input '${inp.name}'`);
+      if (!t) throw new CellcError(`missing input '${inp.name}' of shape ${showShape(["T", "B", ...feat])}`);
+      checkShape(t.shape, [T, B, ...feat], `input '${inp.name}'`, inp.type, ["T", "B"]);
+      return asFloat(t, this.dtype, `input '${inp.name}'`);
+    });
+    const lens = this.lens(opts.seqLens, T, B);
+    const inits = toMap(opts.initialStates);
+    const knownInits = new Set<string>();
+    const train = opts.train ?? true;
+    const runs: ModelTape["runs"] = [];
+    const finalStates = new Map<string, Tensor>();
+    let outputs: FloatArray[] = [];
+    for (let l = 0; l < this.layers; l++) {
+      const dirOut: FloatArray[][] = [];
+      runs.push([]);
+      for (let d = 0; d < this.directions; d++) {
+        const runner = this.runner(l, d, B);
+        const states = ir.states.map((s, si) => {
+          const name = this.name(l, d, s.name);
+          knownInits.add(name);
+          const shape = [B, ...resolveShape(s.type, this.sizes[l]!, `state '${name}'`)];
+          const t = inits.get(name);
+          if (t) {
+            checkShape(t.shape, shape, `initial state '${name}'`, s.type, ["B"]);
+            return asFloat(t, this.dtype, `initial state '${name}'`).slice();
+          }
+          const z = floatArray(this.dtype, B * runner.stateRow(si));
+          return s.init ? z.fill(s.init) : z;
+        });
+        const xs = d
+          ? layerInputs.map((x, i) => reverseValid(x, T, B, runner.inputRow(i), lens))
+          : layerInputs;
+        const r = runner.forward(xs, T, states, this.layerParams(l, d), lens, train);
+        runs[l]!.push({ runner, tape: r.tape! });
+        ir.states.forEach((s, si) => {
+          finalStates.set(this.name(l, d, s.name), {
+            dtype: this.dtype,
+            shape: [B, ...resolveShape(s.type, this.sizes[l]!, "")],
+            data: r.finals[si]!,
+          });
+        });
+        dirOut.push(
+          d ? r.outputs.map((o, i) => reverseValid(o, T, B, runner.outputRow(i), lens)) : r.outputs,
+        );
+      }
+      const runner0 = runs[l]![0]!.runner;
+      outputs = ir.outputs.map((_, i) =>
+        this.directions === 1
+          ? dirOut[0]![i]!
+          : concatFeatures(
+              dirOut.map((o) => o[i]!),
+              T * B,
+              runner0.outputRow(i),
+              this.dtype,
+            ),
+      );
+      layerInputs = outputs;
+    }
+    for (const n of inits.keys())
+      if (!knownInits.has(n))
+        throw new CellcError(
+          `unexpected initial state '${n}': expected ${[...knownInits].map((k) => `'${k}'`).join(", ")}`,
+        );
+    const last = runs[this.layers - 1]![0]!.runner;
+    const outMap = new Map<string, Tensor>();
+    ir.outputs.forEach((o, i) => {
+      const row = last.outputRow(i);
+      const node = ir.graph.node(o.node);
+      const feat = node.type.dims.length ? [row * this.directions] : [];
+      outMap.set(o.name, { dtype: this.dtype, shape: [T, B, ...feat], data: outputs[i]! });
+    });
+    return { outputs: outMap, finalStates, tape: train ? { T, B, lens, runs } : undefined };
+  }
+
+  /**
+   * Backpropagation through time. `upstream.outputs` are the gradients flowing into each output sequence,
+   * `upstream.finalStates` into each final state; with neither, the loss is the sum of all output elements.
+   */
+  backward(
+    fwd: ForwardResult,
+    upstream: {
+      outputs?: ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>>;
+      finalStates?: ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>>;
+    } = {},
+  ): Gradients {
+    const tape = fwd.tape;
+    if (!tape) throw new CellcError("backward() needs a forward() run with train: true");
+    const ir = this.cell.ir;
+    const { T, B, lens } = tape;
+    const upOut = toMap(upstream.outputs);
+    const upFin = toMap(upstream.finalStates);
+    const defaultLoss = upstream.outputs === undefined && upstream.finalStates === undefined;
+    for (const n of upOut.keys())
+      if (!fwd.outputs.has(n)) throw new CellcError(`upstream gradient for unknown output '${n}'`);
+    for (const n of upFin.keys())
+      if (!fwd.finalStates.has(n)) throw new CellcError(`upstream gradient for unknown final state '${n}'`);
+    // Gradients into the last layer's outputs, [T, B, F * directions].
+    let dOut: (FloatArray | undefined)[] = ir.outputs.map((o) => {
+      const out = fwd.outputs.get(o.name)!;
+      const u = upOut.get(o.name);
+      if (u) {
+        checkShape(u.shape, out.shape, `upstream gradient of output '${o.name}'`);
+        return asFloat(u, this.dtype, `upstream gradient of output '${o.name}'`);
+      }
+      return defaultLoss ? floatArray(this.dtype, out.data.length).fill(1) : undefined;
+    });
+    const params = new Map<string, Tensor>();
+    const initialStates = new Map<string, Tensor>();
+    let dInputs: FloatArray[] = [];
+    for (let l = this.layers - 1; l >= 0; l--) {
+      const perDir: FloatArray[][] = [];
+      for (let d = 0; d < this.directions; d++) {
+        const { runner, tape: t } = tape.runs[l]![d]!;
+        const dOutDir = dOut.map((g, i) => {
+          if (!g) return undefined;
+          const part =
+            this.directions === 1
+              ? g
+              : sliceFeatures(g, T * B, runner.outputRow(i), d, this.directions, this.dtype);
+          return d ? reverseValid(part, T, B, runner.outputRow(i), lens) : part;
+        });
+        const dFin = ir.states.map((s) => {
+          const name = this.name(l, d, s.name);
+          const u = upFin.get(name);
+          if (!u) return undefined;
+          checkShape(u.shape, fwd.finalStates.get(name)!.shape, `upstream gradient of final state '${name}'`);
+          return asFloat(u, this.dtype, `upstream gradient of final state '${name}'`);
+        });
+        const g = runner.backward(t, this.layerParams(l, d), dOutDir, dFin);
+        ir.params.forEach((p, i) => {
+          const name = this.name(l, d, p.name);
+          params.set(name, { dtype: this.dtype, shape: this.params.get(name)!.shape, data: g.params[i]! });
+        });
+        ir.states.forEach((s, i) => {
+          const name = this.name(l, d, s.name);
+          initialStates.set(name, {
+            dtype: this.dtype,
+            shape: fwd.finalStates.get(name)!.shape,
+            data: g.inits[i]!,
+          });
+        });
+        perDir.push(d ? g.inputs.map((x, i) => reverseValid(x, T, B, runner.inputRow(i), lens)) : g.inputs);
+      }
+      dInputs = perDir[0]!.map((x, i) => {
+        for (let d = 1; d < perDir.length; d++) {
+          const y = perDir[d]![i]!;
+          for (let k = 0; k < x.length; k++) x[k]! += y[k]!;
+        }
+        return x;
+      });
+      dOut = dInputs;
+    }
+    const inputs = new Map<string, Tensor>();
+    const r0 = tape.runs[0]![0]!.runner;
+    ir.inputs.forEach((inp, i) =>
+      inputs.set(inp.name, {
+        dtype: this.dtype,
+        shape: [T, B, ...(inp.type.dims.length ? [r0.inputRow(i)] : [])],
+        data: dInputs[i]!,
+      }),
+    );
+    return { params, inputs, initialStates };
+  }
+
+  /** Steps one time step at a time, carrying the state: for streaming inference. */
+  stream(B: number, initialStates?: ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>>): Stream {
+    if (this.directions > 1)
+      throw new CellcError(
+        "a bidirectional model cannot stream: its reverse direction needs the whole sequence",
+      );
+    return new Stream(this, B, toMap(initialStates));
+  }
+
+  /** @internal */
+  stepOnce(
+    l: number,
+    B: number,
+    inputs: FloatArray[],
+    states: FloatArray[],
+  ): { outputs: FloatArray[]; states: FloatArray[] } {
+    const r = this.runner(l, 0, B).forward(inputs, 1, states, this.layerParams(l, 0), undefined, false);
+    return { outputs: r.outputs, states: r.finals };
+  }
+
+  private lens(seqLens: ForwardOptions["seqLens"], T: number, B: number): Int32Array | undefined {
+    if (seqLens === undefined) return undefined;
+    const lens = Int32Array.from(seqLens);
+    if (lens.length !== B)
+      throw new CellcError(`seq_lens has ${lens.length} entries; expected one per batch row, [${B}]`);
+    lens.forEach((v, i) => {
+      if (!Number.isInteger(v) || v < 0 || v > T)
+        throw new CellcError(`seq_lens[${i}] = ${v} is out of range: lengths must be between 0 and T = ${T}`);
+    });
+    return lens;
+  }
+
+  private featureText(l: number, t: Type): string {
+    return t.dims
+      .map(
+        (d) =>
+          printDim(d) + (this.sizes[l]![printDim(d)] !== undefined ? `=${this.sizes[l]![printDim(d)]}` : ""),
+      )
+      .join(", ");
+  }
+}
+
+export class Stream {
+  private states: FloatArray[][];
+  constructor(
+    private readonly model: Model,
+    readonly B: number,
+    inits: Map<string, Tensor>,
+  ) {
+    const ir = model.cell.ir;
+    this.states = Array.from({ length: model.layers }, (_, l) =>
+      ir.states.map((s) => {
+        const name = model.name(l, 0, s.name);
+        const shape = [B, ...resolveShape(s.type, model.sizes[l]!, `state '${name}'`)];
+        const t = inits.get(name);
+        if (t) {
+          checkShape(t.shape, shape, `initial state '${name}'`, s.type, ["B"]);
+          return asFloat(t, model.dtype, `initial state '${name}'`).slice();
+        }
+        return floatArray(
+          model.dtype,
+          shape.reduce((a, b) => a * b, 1),
+        ).fill(s.init);
+      }),
+    );
+  }
+
+  /** One time step: inputs `[B, ...]` by name; returns the outputs `[B, ...]` of the last layer. */
+  step(inputs: ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>>): Map<string, Tensor> {
+    const ir = this.model.cell.ir;
+    const given = toMap(inputs);
+    let xs = ir.inputs.map((inp) => {
+      const t = given.get(inp.name);
+      const shape = [this.B, ...resolveShape(inp.type, this.model.sizes[0]!, `input '${inp.name}'`)];
+      if (!t) throw new CellcError(`missing input '${inp.name}' of shape ${showShape(shape)}`);
+      checkShape(t.shape, shape, `input '${inp.name}'`, inp.type, ["B"]);
+      return asFloat(t, this.model.dtype, `input '${inp.name}'`);
+    });
+    for (let l = 0; l < this.model.layers; l++) {
+      const r = this.model.stepOnce(l, this.B, xs, this.states[l]!);
+      this.states[l] = r.states;
+      xs = r.outputs;
+    }
+    const out = new Map<string, Tensor>();
+    ir.outputs.forEach((o, i) =>
+      out.set(
+        o.name,
+        tensor(
+          this.model.dtype,
+          [this.B, ...(xs[i]!.length > this.B ? [xs[i]!.length / this.B] : [])],
+          xs[i]!,
+        ),
+      ),
+    );
+    return out;
+  }
+
+  /** The current states `[B, ...]` by (prefixed) name. */
+  currentStates(): Map<string, Tensor> {
+    const ir = this.model.cell.ir;
+    const out = new Map<string, Tensor>();
+    this.states.forEach((layer, l) =>
+      ir.states.forEach((s, i) =>
+        out.set(
+          this.model.name(l, 0, s.name),
+          tensor(this.model.dtype, [this.B, layer[i]!.length / this.B], layer[i]!.slice()),
+        ),
+      ),
+    );
+    return out;
+  }
+}
+
+function evalWith(d: Dim, sizes: Record<string, number>): number {
+  let v = d.c;
+  for (const [k, c] of Object.entries(d.terms)) v += c * sizes[k]!;
+  return v;
+}
+
+/** Binds a dimension made of a single name from a known size; checks it against an earlier binding. */
+function bindDim(sizes: Record<string, number>, d: Dim, size: number, what: string): void {
+  const names = Object.keys(d.terms);
+  if (names.length === 1 && d.c === 0 && d.terms[names[0]!] === 1) {
+    const n = names[0]!;
+    if (sizes[n] !== undefined && sizes[n] !== size)
+      throw new CellcError(`dimension ${n} is ${sizes[n]} elsewhere but ${size} in ${what}`);
+    sizes[n] = size;
+  }
+}
+
+function bindShape(sizes: Record<string, number>, t: Type, shape: readonly number[], what: string): void {
+  if (shape.length !== t.dims.length)
+    throw new CellcError(
+      `${what} has shape ${showShape(shape)}; expected ${showShape(t.dims.map(printDim))}`,
+    );
+  t.dims.forEach((d, i) => bindDim(sizes, d, shape[i]!, what));
+}
+
+function resolveShape(t: Type, sizes: Record<string, number>, what: string): number[] {
+  return t.dims.map((d) => {
+    for (const n of Object.keys(d.terms))
+      if (sizes[n] === undefined)
+        throw new CellcError(
+          `dimension ${n} of ${what} ${showShape(t.dims.map(printDim))} is not known: give a tensor that has it, or its size`,
+        );
+    return evalWith(d, sizes);
+  });
+}
+
+function shapeText(t: Type, shape: readonly number[]): string {
+  return `${showShape(t.dims.map(printDim))} = ${showShape(shape)}`;
+}
+
+function checkShape(
+  actual: readonly number[],
+  expected: readonly number[],
+  what: string,
+  t?: Type,
+  lead: string[] = [],
+): void {
+  if (actual.length === expected.length && actual.every((v, i) => v === expected[i])) return;
+  const symbolic = t ? ` (${showShape([...lead, ...t.dims.map(printDim)])})` : "";
+  throw new CellcError(`${what} has shape ${showShape(actual)}; expected ${showShape(expected)}${symbolic}`);
+}
+
+/** Reverses each row's first lens[b] time steps; steps past the length stay where they are. */
+function reverseValid(
+  x: FloatArray,
+  T: number,
+  B: number,
+  F: number,
+  lens: Int32Array | undefined,
+): FloatArray {
+  const out = x.slice();
+  for (let b = 0; b < B; b++) {
+    const n = lens ? lens[b]! : T;
+    for (let t = 0; t < n; t++)
+      out.set(x.subarray(((n - 1 - t) * B + b) * F, ((n - 1 - t) * B + b + 1) * F), (t * B + b) * F);
+  }
+  return out;
+}
+
+function concatFeatures(parts: FloatArray[], rows: number, F: number, dtype: "f32" | "f64"): FloatArray {
+  const out = floatArray(dtype, rows * F * parts.length);
+  for (let r = 0; r < rows; r++)
+    parts.forEach((p, d) => out.set(p.subarray(r * F, (r + 1) * F), (r * parts.length + d) * F));
+  return out;
+}
+
+function sliceFeatures(
+  x: FloatArray,
+  rows: number,
+  F: number,
+  d: number,
+  n: number,
+  dtype: "f32" | "f64",
+): FloatArray {
+  const out = floatArray(dtype, rows * F);
+  for (let r = 0; r < rows; r++) out.set(x.subarray((r * n + d) * F, (r * n + d + 1) * F), r * F);
+  return out;
+}

@@ -1,0 +1,244 @@
+import type { Binding, KernelIR } from "../compiler/autodiff/kernel.js";
+import { evalDim, type Type } from "../compiler/ir/shape.js";
+import type { CompiledCell, StepFn } from "./cell.js";
+import { floatArray, type FloatArray } from "./tensor.js";
+
+/** Per-row feature count of a binding. */
+export function rowSize(t: Type, sizes: Readonly<Record<string, number>>): number {
+  return t.dims.reduce((a, d) => a * evalDim(d, sizes), 1);
+}
+
+/** What the forward pass keeps for the backward pass: states at every step and the saved values. */
+export interface Tape {
+  readonly T: number;
+  readonly inputs: readonly FloatArray[];
+  readonly states: readonly (readonly FloatArray[])[]; // states[t][s]: state before step t; states[T]: final
+  readonly saved: readonly (readonly FloatArray[])[];
+  readonly lens?: Int32Array;
+}
+
+export interface SequenceResult {
+  readonly outputs: FloatArray[]; // [T, B, F] per cell output
+  readonly finals: FloatArray[]; // [B, ...] per state
+  readonly tape?: Tape;
+}
+
+export interface SequenceGrads {
+  readonly inputs: FloatArray[]; // [T, B, ...] per cell input
+  readonly inits: FloatArray[]; // [B, ...] per state
+  readonly params: FloatArray[]; // per cell param
+}
+
+/**
+ * Runs one direction of one layer over a whole sequence with the cell's fused step kernels. Rows past
+ * their `lens` entry carry their state unchanged and output zeros (PyTorch's packed-sequence semantics),
+ * and nothing past a row's length contributes to a gradient.
+ */
+export class SequenceRunner {
+  private readonly fstep: StepFn;
+  private readonly bstep: StepFn;
+  private readonly fwdRows: number[];
+  private readonly bwdRows: number[];
+
+  constructor(
+    private readonly cell: CompiledCell,
+    readonly sizes: Readonly<Record<string, number>>,
+    readonly B: number,
+    readonly dtype: "f32" | "f64",
+  ) {
+    const dims = cell.ir.dims.map((d) => sizes[d]!);
+    this.fstep = cell.forward(B, dims);
+    this.bstep = cell.backward(B, dims);
+    this.fwdRows = cell.kernels.forward.bindings.map((b) => rowSize(b.type, sizes));
+    this.bwdRows = cell.kernels.backward.bindings.map((b) => rowSize(b.type, sizes));
+  }
+
+  private get ir() {
+    return this.cell.ir;
+  }
+  private alloc(b: Binding, rows: number): FloatArray {
+    return floatArray(this.dtype, (b.type.batched ? this.B : 1) * rows);
+  }
+  outputRow(i: number): number {
+    const k = this.cell.kernels.forward;
+    return this.fwdRows[
+      k.bindings.findIndex((b) => b.role === "output" && b.name === this.ir.outputs[i]!.name)
+    ]!;
+  }
+  stateRow(i: number): number {
+    return rowSize(this.ir.states[i]!.type, this.sizes);
+  }
+  inputRow(i: number): number {
+    return rowSize(this.ir.inputs[i]!.type, this.sizes);
+  }
+
+  forward(
+    inputs: readonly FloatArray[],
+    T: number,
+    inits: readonly FloatArray[],
+    params: readonly FloatArray[],
+    lens: Int32Array | undefined,
+    keep: boolean,
+  ): SequenceResult {
+    const k = this.cell.kernels.forward;
+    const B = this.B;
+    const outputs = this.ir.outputs.map((_, i) => floatArray(this.dtype, T * B * this.outputRow(i)));
+    const states: FloatArray[][] = [inits.map((s) => s.slice())];
+    const saved: FloatArray[][] = [];
+    let spare: FloatArray[] | undefined;
+    const sharedSaved = keep
+      ? undefined
+      : k.bindings.map((b, i) => (b.role === "saved" ? this.alloc(b, this.fwdRows[i]!) : undefined));
+    for (let t = 0; t < T; t++) {
+      const prev = states[states.length - 1]!;
+      const next = spare ?? this.ir.states.map((_, s) => floatArray(this.dtype, B * this.stateRow(s)));
+      spare = undefined;
+      const stepSaved: FloatArray[] = [];
+      const bufs = k.bindings.map((b, i) => {
+        const rows = this.fwdRows[i]!;
+        switch (b.role) {
+          case "output": {
+            const o = this.ir.outputs.findIndex((x) => x.name === b.name);
+            return outputs[o]!.subarray(t * B * rows, (t + 1) * B * rows);
+          }
+          case "next":
+            return next[this.ir.states.findIndex((s) => s.name === b.name)];
+          case "saved": {
+            const buf = sharedSaved ? sharedSaved[i]! : this.alloc(b, rows);
+            stepSaved.push(buf);
+            return buf;
+          }
+          case "input": {
+            const x = inputs[this.ir.inputs.findIndex((s) => s.name === b.name)]!;
+            return x.subarray(t * B * rows, (t + 1) * B * rows);
+          }
+          case "state":
+            return prev[this.ir.states.findIndex((s) => s.name === b.name)];
+          case "param":
+            return params[this.ir.params.findIndex((s) => s.name === b.name)];
+          default:
+            throw new Error(`forward kernel binding ${b.role}`);
+        }
+      });
+      this.fstep(bufs);
+      if (lens) this.maskForward(t, lens, prev, next, outputs);
+      if (keep) {
+        states.push(next);
+        saved.push(stepSaved);
+      } else {
+        states[0] = next;
+        spare = prev;
+      }
+    }
+    const finals = states[states.length - 1]!;
+    return { outputs, finals, tape: keep ? { T, inputs, states, saved, lens } : undefined };
+  }
+
+  private maskForward(
+    t: number,
+    lens: Int32Array,
+    prev: FloatArray[],
+    next: FloatArray[],
+    outputs: FloatArray[],
+  ) {
+    const B = this.B;
+    for (let b = 0; b < B; b++) {
+      if (t < lens[b]!) continue;
+      next.forEach((n, s) => {
+        const r = this.stateRow(s);
+        n.set(prev[s]!.subarray(b * r, (b + 1) * r), b * r);
+      });
+      outputs.forEach((o, i) => {
+        const r = this.outputRow(i);
+        o.fill(0, (t * B + b) * r, (t * B + b + 1) * r);
+      });
+    }
+  }
+
+  backward(
+    tape: Tape,
+    params: readonly FloatArray[],
+    dOutputs: readonly (FloatArray | undefined)[],
+    dFinals: readonly (FloatArray | undefined)[],
+  ): SequenceGrads {
+    const k = this.cell.kernels.backward;
+    const B = this.B;
+    const { T, lens } = tape;
+    const ir = this.ir;
+    const dInputs = ir.inputs.map((_, i) => floatArray(this.dtype, T * B * this.inputRow(i)));
+    const dParams = ir.params.map((p) => floatArray(this.dtype, rowSize(p.type, this.sizes)));
+    let dState = ir.states.map((_, s) => {
+      const d = floatArray(this.dtype, B * this.stateRow(s));
+      const given = dFinals[s];
+      if (given) d.set(given);
+      return d;
+    });
+    let dPrev = ir.states.map((_, s) => floatArray(this.dtype, B * this.stateRow(s)));
+    const upOut = ir.outputs.map((_, i) => floatArray(this.dtype, B * this.outputRow(i)));
+    const upNext = ir.states.map((_, s) => floatArray(this.dtype, B * this.stateRow(s)));
+    for (let t = T - 1; t >= 0; t--) {
+      ir.outputs.forEach((_, i) => {
+        const r = this.outputRow(i);
+        const d = dOutputs[i];
+        if (d) upOut[i]!.set(d.subarray(t * B * r, (t + 1) * B * r));
+        else upOut[i]!.fill(0);
+      });
+      ir.states.forEach((_, s) => upNext[s]!.set(dState[s]!));
+      if (lens)
+        for (let b = 0; b < B; b++) {
+          if (t < lens[b]!) continue;
+          upOut.forEach((u, i) => u.fill(0, b * this.outputRow(i), (b + 1) * this.outputRow(i)));
+          upNext.forEach((u, s) => u.fill(0, b * this.stateRow(s), (b + 1) * this.stateRow(s)));
+        }
+      const bufs = k.bindings.map((b, i) => {
+        const rows = this.bwdRows[i]!;
+        const si = () => ir.states.findIndex((s) => s.name === b.name);
+        switch (b.role) {
+          case "grad_input":
+            return dInputs[ir.inputs.findIndex((s) => s.name === b.name)]!.subarray(
+              t * B * rows,
+              (t + 1) * B * rows,
+            );
+          case "grad_state":
+            return dPrev[si()];
+          case "grad_param":
+            return dParams[ir.params.findIndex((s) => s.name === b.name)];
+          case "input":
+            return tape.inputs[ir.inputs.findIndex((s) => s.name === b.name)]!.subarray(
+              t * B * rows,
+              (t + 1) * B * rows,
+            );
+          case "state":
+            return tape.states[t]![si()];
+          case "param":
+            return params[ir.params.findIndex((s) => s.name === b.name)];
+          case "saved":
+            return tape.saved[t]![Number(b.name.slice(1))];
+          case "upstream":
+            return b.name.startsWith("out:")
+              ? upOut[ir.outputs.findIndex((o) => `out:${o.name}` === b.name)]
+              : upNext[ir.states.findIndex((s) => `next:${s.name}` === b.name)];
+          default:
+            throw new Error(`backward kernel binding ${b.role}`);
+        }
+      });
+      this.bstep(bufs);
+      if (lens)
+        for (let b = 0; b < B; b++) {
+          if (t < lens[b]!) continue;
+          dPrev.forEach((d, s) => {
+            const r = this.stateRow(s);
+            d.set(dState[s]!.subarray(b * r, (b + 1) * r), b * r);
+          });
+          dInputs.forEach((d, i) => {
+            const r = this.inputRow(i);
+            d.fill(0, (t * B + b) * r, (t * B + b + 1) * r);
+          });
+        }
+      [dState, dPrev] = [dPrev, dState];
+    }
+    return { inputs: dInputs, inits: dState, params: dParams };
+  }
+}
+
+export type { KernelIR };
