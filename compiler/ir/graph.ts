@@ -10,7 +10,7 @@ export interface Attrs {
   readonly value?: number; // const
   readonly role?: LeafRole; // leaf
   readonly name?: string; // leaf
-  readonly dim?: Dim; // dim (value of a dimension), broadcast (target length)
+  readonly dim?: Dim; // dim: the value of a dimension
   readonly c0?: Dim; // matvec: first column of the weight used
   readonly c1?: Dim; // matvec: one past the last column
   readonly transpose?: boolean; // matvec

@@ -11,8 +11,7 @@ export function simplifyNode(b: Builder, n: Node, args: NodeId[]): NodeId | unde
   if (def.class !== "elementwise") return undefined;
   const nodes = args.map((a) => b.g.node(a));
   const consts = nodes.map((m) => (m.op === "const" ? m.attrs.value! : undefined));
-  if (consts.every((c) => c !== undefined) && n.op !== "broadcast")
-    return b.const(def.eval(consts as number[]));
+  if (consts.every((c) => c !== undefined)) return b.const(def.eval(consts as number[]));
   const keep = (id: NodeId) => (typeEq(b.type(id), n.type) ? id : undefined);
   const [a, c] = args;
   const [ka, kc] = consts;
