@@ -1,9 +1,53 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { buildStepKernels } from "./autodiff/grad.js";
+import { printGradIR } from "./autodiff/print.js";
+import { describeBinding, emitModuleJs } from "./codegen/js.js";
 import type { CellIR } from "./ir/cell.js";
+import { printDim } from "./ir/shape.js";
 import type { Parsed } from "./cli-args.js";
 import type { Io } from "./cli.js";
-import type { SourceMap } from "./diag/span.js";
 import { CliError } from "./cli.js";
+import type { SourceMap } from "./diag/span.js";
 
-export async function emitCompiled(_ir: CellIR, args: Parsed, _io: Io, _sources: SourceMap): Promise<void> {
-  throw new CliError(`--emit ${args.options.emit ?? args.options.target} is not available yet`);
+/** The manifest that lets a program use the generated kernels without cellc. */
+export function jsManifest(ir: CellIR, kernels: ReturnType<typeof buildStepKernels>) {
+  return {
+    cell: ir.name,
+    dims: ir.dims,
+    kernels: Object.fromEntries(
+      [kernels.forward, kernels.backward].map((k) => [
+        k.name,
+        {
+          factory: k.name,
+          call: `${k.name}(B, [${ir.dims.join(", ")}]) returns step(bufs); bufs[i] is binding i`,
+          bindings: k.bindings.map((b) => describeBinding(b, printDim)),
+        },
+      ]),
+    ),
+  };
+}
+
+export async function emitCompiled(ir: CellIR, args: Parsed, io: Io, sources: SourceMap): Promise<void> {
+  const kernels = buildStepKernels(ir);
+  const emit = args.options.emit;
+  if (emit === "grad-ir") return io.out(printGradIR(ir.name, kernels, sources));
+  if (emit === "js") return io.out(emitModuleJs([kernels.forward, kernels.backward], ir.dims));
+  if (args.options.target === "js") {
+    const dir = args.options.out!;
+    try {
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(`${dir}/${ir.name}.js`, emitModuleJs([kernels.forward, kernels.backward], ir.dims));
+      writeFileSync(
+        `${dir}/${ir.name}.manifest.json`,
+        JSON.stringify(jsManifest(ir, kernels), null, 2) + "\n",
+      );
+    } catch (e) {
+      throw new CliError(`cannot write to '${dir}': ${(e as Error).message}`);
+    }
+    io.out(`wrote ${dir}/${ir.name}.js and ${dir}/${ir.name}.manifest.json\n`);
+    return;
+  }
+  throw new CliError(
+    `--emit ${emit ?? args.options.target} is not available yet (the WGSL backend is planned)`,
+  );
 }

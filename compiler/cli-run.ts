@@ -1,7 +1,108 @@
+import { readFileSync, writeFileSync } from "node:fs";
 import type { Parsed } from "./cli-args.js";
 import type { Io } from "./cli.js";
 import { CliError } from "./cli.js";
+import { compileCell, CellCompileError } from "../runtime/cell.js";
+import { Model } from "../runtime/model.js";
+import { readSafetensors, writeSafetensors } from "../runtime/safetensors.js";
+import type { Tensor } from "../runtime/tensor.js";
+import { UsageError } from "./cli-args.js";
 
-export async function runCommand(_args: Parsed, _io: Io): Promise<number> {
-  throw new CliError("run is not available yet");
+function readTensors(path: string, what: string): Map<string, Tensor> {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    throw new CliError(
+      `cannot read ${what} '${path}': ${code === "ENOENT" ? "no such file" : (e as Error).message}`,
+    );
+  }
+  return readSafetensors(bytes, `${what} '${path}'`);
+}
+
+/** `cellc run`: see the README for the contract. */
+export async function runCommand(args: Parsed, io: Io): Promise<number> {
+  for (const need of ["params", "inputs", "out"])
+    if (!args.options[need]) throw new UsageError(`run needs --${need} FILE`);
+  if (args.options.backend === "webgpu")
+    throw new CliError("--backend webgpu is not available yet; use --backend js");
+  const layersText = args.options.layers;
+  const layers = layersText === undefined ? 1 : Number(layersText);
+  if (!Number.isInteger(layers) || layers < 1)
+    throw new CliError(`--layers must be a positive integer, got '${layersText}'`);
+  const file = args.files[0]!;
+  let source: string;
+  try {
+    source = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new CliError(
+      `cannot read '${file}': ${(e as { code?: string }).code === "ENOENT" ? "no such file" : (e as Error).message}`,
+    );
+  }
+  let cell;
+  try {
+    cell = compileCell(source, {
+      file,
+      cell: args.options.cell,
+      host: { read: (p) => readFileSync(p, "utf8") },
+    });
+  } catch (e) {
+    if (e instanceof CellCompileError) {
+      io.err(e.message + "\n");
+      return 1;
+    }
+    throw e;
+  }
+  const params = readTensors(args.options.params!, "parameters");
+  const inputsFile = readTensors(args.options.inputs!, "inputs");
+  const dtype = args.flags.has("f64") ? "f64" : "f32";
+  const model = new Model(cell, {
+    params,
+    dtype,
+    layers,
+    bidirectional: args.flags.has("bidirectional"),
+    prefixed: layersText !== undefined || args.flags.has("bidirectional"),
+  });
+  const ir = cell.ir;
+  const inputs = new Map<string, Tensor>();
+  const inits = new Map<string, Tensor>();
+  const upOutputs = new Map<string, Tensor>();
+  const upFinals = new Map<string, Tensor>();
+  let seqLens: Int32Array | undefined;
+  for (const [name, t] of inputsFile) {
+    if (ir.inputs.some((i) => i.name === name)) inputs.set(name, t);
+    else if (name === "seq_lens") {
+      if (t.dtype !== "i32" || t.shape.length !== 1)
+        throw new CliError(
+          `seq_lens must be an I32 tensor of shape [B], got ${t.dtype.toUpperCase()} [${t.shape.join(", ")}]`,
+        );
+      seqLens = t.data as Int32Array;
+    } else if (name.startsWith("upstream.") && name.endsWith(".final")) upFinals.set(name.slice(9, -6), t);
+    else if (name.startsWith("upstream.")) upOutputs.set(name.slice(9), t);
+    else if (name.endsWith(".init")) inits.set(name.slice(0, -5), t);
+    else
+      throw new CliError(
+        `unexpected tensor '${name}' in inputs '${args.options.inputs}': expected ${ir.inputs.map((i) => `'${i.name}'`).join(", ")}, '<state>.init', 'seq_lens', 'upstream.<output>' or 'upstream.<state>.final'`,
+      );
+  }
+  const grad = args.flags.has("grad");
+  const fwd = model.forward(inputs, { initialStates: inits, seqLens, train: grad });
+  const out = new Map<string, Tensor>();
+  for (const [n, t] of fwd.outputs) out.set(n, t);
+  for (const [n, t] of fwd.finalStates) out.set(`${n}.final`, t);
+  if (grad) {
+    const up = upOutputs.size || upFinals.size ? { outputs: upOutputs, finalStates: upFinals } : {};
+    const g = model.backward(fwd, up);
+    for (const [n, t] of g.params) out.set(`grad.${n}`, t);
+    for (const [n, t] of g.inputs) out.set(`grad.${n}`, t);
+    for (const [n, t] of g.initialStates) out.set(`grad.${n}.init`, t);
+  } else if (upOutputs.size || upFinals.size)
+    throw new CliError("upstream gradients were given without --grad");
+  try {
+    writeFileSync(args.options.out!, writeSafetensors(out));
+  } catch (e) {
+    throw new CliError(`cannot write '${args.options.out}': ${(e as Error).message}`);
+  }
+  return 0;
 }

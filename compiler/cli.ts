@@ -4,6 +4,7 @@ import { renderAll, hasErrors, type Diagnostic } from "./diag/diagnostic.js";
 import { printCell } from "./ir/print.js";
 import type { SourceMap } from "./diag/span.js";
 import { COMMANDS, UsageError, parseArgs, type Parsed } from "./cli-args.js";
+import { CellcError } from "../runtime/tensor.js";
 
 /** A failure the user can act on: printed as its message, exit code 1, no stack trace. */
 export class CliError extends Error {}
@@ -46,8 +47,12 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       }
     }
   } catch (e) {
-    if (e instanceof CliError) {
+    if (e instanceof CliError || e instanceof CellcError) {
       io.err(`cellc: error: ${e.message}\n`);
+      return 1;
+    }
+    if (e instanceof UsageError) {
+      io.err(`cellc: ${e.message}\n\n${usage()}`);
       return 1;
     }
     throw e;
