@@ -102,6 +102,7 @@ export class Model {
     for (let l = 0; l < this.layers; l++) {
       const sizes: Record<string, number> = { ...(opts.dims ?? {}) };
       if (l > 0) {
+        for (const d of ir.inputs[0]!.type.dims) for (const n of Object.keys(d.terms)) delete sizes[n];
         // The input of this layer is the output of the previous one.
         const prev = this.sizes[l - 1]!;
         const outDim = ir.graph.node(ir.outputs[0]!.node).type.dims[0]!;
@@ -192,7 +193,11 @@ export class Model {
       const t = given.get(inp.name);
       // A dimension no parameter has (the width of an extra input, say) is bound from the input itself.
       if (t && t.shape.length === 2 + inp.type.dims.length)
-        bindShape(this.sizes[0]!, inp.type, t.shape.slice(2), `input '${inp.name}'`);
+        inp.type.dims.forEach((d, i) => {
+          const names = Object.keys(d.terms);
+          if (names.length === 1 && this.sizes[0]![names[0]!] === undefined)
+            bindDim(this.sizes[0]!, d, t.shape[2 + i]!, `input '${inp.name}'`);
+        });
     }
     let layerInputs = ir.inputs.map((inp) => {
       const t = given.get(inp.name);
@@ -495,7 +500,15 @@ function bindShape(sizes: Record<string, number>, t: Type, shape: readonly numbe
     throw new CellcError(
       `${what} has shape ${showShape(shape)}; expected ${showShape(t.dims.map(printDim))}`,
     );
-  t.dims.forEach((d, i) => bindDim(sizes, d, shape[i]!, what));
+  t.dims.forEach((d, i) => {
+    const names = Object.keys(d.terms);
+    const n = names[0]!;
+    if (names.length === 1 && sizes[n] !== undefined && evalWith(d, sizes) !== shape[i])
+      throw new CellcError(
+        `${what} has shape ${showShape(shape)}; expected ${showShape(t.dims.map(printDim))} with ${n} = ${sizes[n]}`,
+      );
+    bindDim(sizes, d, shape[i]!, what);
+  });
 }
 
 function resolveShape(t: Type, sizes: Record<string, number>, what: string): number[] {
