@@ -3,6 +3,9 @@ import { buildCellIR, checkProgram } from "../../compiler/driver.js";
 import { hasErrors } from "../../compiler/diag/diagnostic.js";
 import { printCell } from "../../compiler/ir/print.js";
 import { builtinCellFiles, expectGolden, nodeHost } from "../helpers.js";
+import { buildStepKernels } from "../../compiler/autodiff/grad.js";
+import { printGradIR } from "../../compiler/autodiff/print.js";
+import { emitModuleJs } from "../../compiler/codegen/js.js";
 
 describe("printed IR of every built-in cell", () => {
   for (const file of builtinCellFiles()) {
@@ -18,5 +21,18 @@ describe("printed IR of every built-in cell", () => {
         const base = file.replace(/^examples\/cells\//, "").replace(/\.cell$/, "");
         expectGolden(`test/golden/${base}.${name}.ir.txt`, printCell(ir, r.program.sources));
       });
+  }
+});
+
+describe("emitted backward IR and JS kernels of the reference cells", () => {
+  for (const name of ["rnn", "lstm", "gru"]) {
+    const file = `examples/cells/${name}.cell`;
+    it(name, () => {
+      const r = checkProgram(file, nodeHost);
+      const ir = buildCellIR(r.checked.get(name)!);
+      const kernels = buildStepKernels(ir);
+      expectGolden(`test/golden/${name}.grad-ir.txt`, printGradIR(name, kernels, r.program.sources));
+      expectGolden(`test/golden/${name}.js.txt`, emitModuleJs([kernels.forward, kernels.backward], ir.dims));
+    });
   }
 });
