@@ -1,7 +1,7 @@
 import { printDim, type Dim, type Type } from "../compiler/ir/shape.js";
 import type { CompiledCell } from "./cell.js";
 import { initialise, Rng } from "./init.js";
-import { rowSize, SequenceRunner, type Tape } from "./sequence.js";
+import { SequenceRunner, type DirectionRunner, type SequenceGrads, type SequenceResult } from "./sequence.js";
 import {
   asFloat,
   CellcError,
@@ -12,7 +12,23 @@ import {
   type Tensor,
 } from "./tensor.js";
 
+/** Where a model's sequences run: the CPU (JS kernels) or WebGPU (see runtime/webgpu). */
+export interface Backend {
+  readonly name: string;
+  /** True when results come back asynchronously: use forwardAsync() and backwardAsync(). */
+  readonly async: boolean;
+  runner(cell: CompiledCell, sizes: Readonly<Record<string, number>>, B: number, dtype: "f32" | "f64"): DirectionRunner;
+}
+
+export const jsBackend: Backend = {
+  name: "js",
+  async: false,
+  runner: (cell, sizes, B, dtype) => new SequenceRunner(cell, sizes, B, dtype),
+};
+
 export interface ModelOptions {
+  /** Where sequences run. Default: the JS kernels on the CPU. */
+  readonly backend?: Backend;
   /** Stacked layers: the output of layer l is the input of layer l + 1. Default 1. */
   readonly layers?: number;
   /** A second direction over the reversed valid part of each row; outputs concatenated (forward first). */
@@ -53,11 +69,18 @@ export interface Gradients {
   readonly initialStates: Map<string, Tensor>;
 }
 
+export type Inputs = ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>>;
+
+export interface Upstream {
+  readonly outputs?: ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>>;
+  readonly finalStates?: ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>>;
+}
+
 interface ModelTape {
   readonly T: number;
   readonly B: number;
   readonly lens?: Int32Array;
-  readonly runs: { runner: SequenceRunner; tape: Tape }[][]; // [layer][direction]
+  readonly runs: { runner: DirectionRunner; tape: unknown }[][]; // [layer][direction]
 }
 
 const toMap = (m: ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>> | undefined) =>
@@ -72,13 +95,15 @@ export class Model {
   /** Dimension sizes of each layer (the input dimension changes after the first). */
   readonly sizes: Record<string, number>[];
   private readonly prefixed: boolean;
-  private readonly runners = new Map<string, SequenceRunner>();
+  private readonly runners = new Map<string, DirectionRunner>();
+  readonly backend: Backend;
 
   constructor(
     readonly cell: CompiledCell,
     opts: ModelOptions = {},
   ) {
     const ir = cell.ir;
+    this.backend = opts.backend ?? jsBackend;
     this.layers = opts.layers ?? 1;
     if (!Number.isInteger(this.layers) || this.layers < 1)
       throw new CellcError(`layers must be a positive integer, got ${this.layers}`);
@@ -156,21 +181,42 @@ export class Model {
     return this.prefixed ? `l${layer}.${direction ? "reverse." : ""}${base}` : base;
   }
 
-  private runner(l: number, d: number, B: number): SequenceRunner {
+  private runner(l: number, d: number, B: number): DirectionRunner {
     const key = `${l}/${d}/${B}`;
     let r = this.runners.get(key);
-    if (!r) this.runners.set(key, (r = new SequenceRunner(this.cell, this.sizes[l]!, B, this.dtype)));
+    if (!r) this.runners.set(key, (r = this.backend.runner(this.cell, this.sizes[l]!, B, this.dtype)));
     return r;
+  }
+
+  private sync<T>(g: Generator<unknown, T, unknown>, what: string): T {
+    if (this.backend.async) throw new CellcError(`the ${this.backend.name} backend is asynchronous: use ${what}Async()`);
+    let r = g.next();
+    while (!r.done) r = g.next(r.value);
+    return r.value;
+  }
+
+  private async async<T>(g: Generator<unknown, T, unknown>): Promise<T> {
+    let r = g.next();
+    while (!r.done) r = g.next(await r.value);
+    return r.value;
   }
 
   private layerParams(l: number, d: number): FloatArray[] {
     return this.cell.ir.params.map((p) => this.params.get(this.name(l, d, p.name))!.data as FloatArray);
   }
 
-  forward(
-    inputs: ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>>,
-    opts: ForwardOptions = {},
-  ): ForwardResult {
+  /** Runs the whole sequence through every layer and direction (synchronous backends). */
+  forward(inputs: Inputs, opts: ForwardOptions = {}): ForwardResult {
+    return this.sync(this.forwardSteps(inputs, opts), "forward");
+  }
+
+  /** forward() for any backend. */
+  forwardAsync(inputs: Inputs, opts: ForwardOptions = {}): Promise<ForwardResult> {
+    return this.async(this.forwardSteps(inputs, opts));
+  }
+
+  /** The orchestration, written once: each runner call is yielded, so a driver can await it or not. */
+  private *forwardSteps(inputs: Inputs, opts: ForwardOptions): Generator<unknown, ForwardResult, unknown> {
     const ir = this.cell.ir;
     const given = toMap(inputs);
     if (ir.inputs.length === 0) throw new CellcError(`'${ir.name}' has no inputs: use stream() to step it`);
@@ -233,8 +279,8 @@ export class Model {
         const xs = d
           ? layerInputs.map((x, i) => reverseValid(x, T, B, runner.inputRow(i), lens))
           : layerInputs;
-        const r = runner.forward(xs, T, states, this.layerParams(l, d), lens, train);
-        runs[l]!.push({ runner, tape: r.tape! });
+        const r = (yield runner.forward(xs, T, states, this.layerParams(l, d), lens, train)) as SequenceResult;
+        runs[l]!.push({ runner, tape: r.tape });
         ir.states.forEach((s, si) => {
           finalStates.set(this.name(l, d, s.name), {
             dtype: this.dtype,
@@ -279,13 +325,16 @@ export class Model {
    * Backpropagation through time. `upstream.outputs` are the gradients flowing into each output sequence,
    * `upstream.finalStates` into each final state; with neither, the loss is the sum of all output elements.
    */
-  backward(
-    fwd: ForwardResult,
-    upstream: {
-      outputs?: ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>>;
-      finalStates?: ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>>;
-    } = {},
-  ): Gradients {
+  backward(fwd: ForwardResult, upstream: Upstream = {}): Gradients {
+    return this.sync(this.backwardSteps(fwd, upstream), "backward");
+  }
+
+  /** backward() for any backend. */
+  backwardAsync(fwd: ForwardResult, upstream: Upstream = {}): Promise<Gradients> {
+    return this.async(this.backwardSteps(fwd, upstream));
+  }
+
+  private *backwardSteps(fwd: ForwardResult, upstream: Upstream): Generator<unknown, Gradients, unknown> {
     const tape = fwd.tape;
     if (!tape) throw new CellcError("backward() needs a forward() run with train: true");
     const ir = this.cell.ir;
@@ -329,7 +378,7 @@ export class Model {
           checkShape(u.shape, fwd.finalStates.get(name)!.shape, `upstream gradient of final state '${name}'`);
           return asFloat(u, this.dtype, `upstream gradient of final state '${name}'`);
         });
-        const g = runner.backward(t, this.layerParams(l, d), dOutDir, dFin);
+        const g = (yield runner.backward(t, this.layerParams(l, d), dOutDir, dFin)) as SequenceGrads;
         ir.params.forEach((p, i) => {
           const name = this.name(l, d, p.name);
           params.set(name, { dtype: this.dtype, shape: this.params.get(name)!.shape, data: g.params[i]! });
@@ -382,6 +431,7 @@ export class Model {
     states: FloatArray[],
   ): { outputs: FloatArray[]; states: FloatArray[] } {
     const r = this.runner(l, 0, B).forward(inputs, 1, states, this.layerParams(l, 0), undefined, false);
+    if (r instanceof Promise) throw new CellcError("stream() runs on the js backend only");
     return { outputs: r.outputs, states: r.finals };
   }
 

@@ -20,7 +20,7 @@ export interface Tape {
 export interface SequenceResult {
   readonly outputs: FloatArray[]; // [T, B, F] per cell output
   readonly finals: FloatArray[]; // [B, ...] per state
-  readonly tape?: Tape;
+  readonly tape?: unknown;
 }
 
 export interface SequenceGrads {
@@ -30,11 +30,35 @@ export interface SequenceGrads {
 }
 
 /**
+ * What runs one direction of one layer over a sequence: the CPU runner here, or the WebGPU one. The tape
+ * is the runner's own; results may come back at once or as a promise.
+ */
+export interface DirectionRunner {
+  outputRow(i: number): number;
+  stateRow(i: number): number;
+  inputRow(i: number): number;
+  forward(
+    inputs: readonly FloatArray[],
+    T: number,
+    inits: readonly FloatArray[],
+    params: readonly FloatArray[],
+    lens: Int32Array | undefined,
+    keep: boolean,
+  ): SequenceResult | Promise<SequenceResult>;
+  backward(
+    tape: unknown,
+    params: readonly FloatArray[],
+    dOutputs: readonly (FloatArray | undefined)[],
+    dFinals: readonly (FloatArray | undefined)[],
+  ): SequenceGrads | Promise<SequenceGrads>;
+}
+
+/**
  * Runs one direction of one layer over a whole sequence with the cell's fused step kernels. Rows past
  * their `lens` entry carry their state unchanged and output zeros (PyTorch's packed-sequence semantics),
  * and nothing past a row's length contributes to a gradient.
  */
-export class SequenceRunner {
+export class SequenceRunner implements DirectionRunner {
   private readonly fstep: StepFn;
   private readonly bstep: StepFn;
   private readonly fwdRows: number[];
