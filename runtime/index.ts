@@ -10,6 +10,10 @@ export {
 export {
   Model,
   Stream,
+  jsBackend,
+  type Backend,
+  type Upstream,
+  type Inputs,
   type ModelOptions,
   type ForwardOptions,
   type ForwardResult,

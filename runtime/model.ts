@@ -17,7 +17,12 @@ export interface Backend {
   readonly name: string;
   /** True when results come back asynchronously: use forwardAsync() and backwardAsync(). */
   readonly async: boolean;
-  runner(cell: CompiledCell, sizes: Readonly<Record<string, number>>, B: number, dtype: "f32" | "f64"): DirectionRunner;
+  runner(
+    cell: CompiledCell,
+    sizes: Readonly<Record<string, number>>,
+    B: number,
+    dtype: "f32" | "f64",
+  ): DirectionRunner;
 }
 
 export const jsBackend: Backend = {
@@ -138,11 +143,13 @@ export class Model {
           `the input of layer ${l}`,
         );
       }
-      for (let d = 0; d < this.directions; d++)
-        for (const p of ir.params) {
-          const t = given.get(this.name(l, d, p.name));
-          if (t) bindShape(sizes, p.type, t.shape, `parameter '${this.name(l, d, p.name)}'`);
-        }
+      // Twice: a compound dimension (H + D) is solved once the other names are known.
+      for (let pass = 0; pass < 2; pass++)
+        for (let d = 0; d < this.directions; d++)
+          for (const p of ir.params) {
+            const t = given.get(this.name(l, d, p.name));
+            if (t) bindShape(sizes, p.type, t.shape, `parameter '${this.name(l, d, p.name)}'`);
+          }
       for (let d = 0; d < this.directions; d++)
         for (const p of ir.params) {
           const name = this.name(l, d, p.name);
@@ -189,7 +196,8 @@ export class Model {
   }
 
   private sync<T>(g: Generator<unknown, T, unknown>, what: string): T {
-    if (this.backend.async) throw new CellcError(`the ${this.backend.name} backend is asynchronous: use ${what}Async()`);
+    if (this.backend.async)
+      throw new CellcError(`the ${this.backend.name} backend is asynchronous: use ${what}Async()`);
     let r = g.next();
     while (!r.done) r = g.next(r.value);
     return r.value;
@@ -279,7 +287,14 @@ export class Model {
         const xs = d
           ? layerInputs.map((x, i) => reverseValid(x, T, B, runner.inputRow(i), lens))
           : layerInputs;
-        const r = (yield runner.forward(xs, T, states, this.layerParams(l, d), lens, train)) as SequenceResult;
+        const r = (yield runner.forward(
+          xs,
+          T,
+          states,
+          this.layerParams(l, d),
+          lens,
+          train,
+        )) as SequenceResult;
         runs[l]!.push({ runner, tape: r.tape });
         ir.states.forEach((s, si) => {
           finalStates.set(this.name(l, d, s.name), {
@@ -542,7 +557,16 @@ function bindDim(sizes: Record<string, number>, d: Dim, size: number, what: stri
     if (sizes[n] !== undefined && sizes[n] !== size)
       throw new CellcError(`dimension ${n} is ${sizes[n]} elsewhere but ${size} in ${what}`);
     sizes[n] = size;
+    return;
   }
+  // A sum such as D + H, once all names but one are known, gives the last one.
+  const unknown = names.filter((n) => sizes[n] === undefined);
+  if (unknown.length !== 1) return;
+  const n = unknown[0]!;
+  let rest = d.c;
+  for (const m of names) if (m !== n) rest += d.terms[m]! * sizes[m]!;
+  const v = (size - rest) / d.terms[n]!;
+  if (Number.isInteger(v) && v > 0) sizes[n] = v;
 }
 
 function bindShape(sizes: Record<string, number>, t: Type, shape: readonly number[], what: string): void {

@@ -1,4 +1,12 @@
-import { emitKernelWgsl, LINEAR_SPAN, TILE, WORKGROUP, type Dispatch, type Extent, type WgslKernel } from "../../compiler/codegen/wgsl.js";
+import {
+  emitKernelWgsl,
+  LINEAR_SPAN,
+  TILE,
+  WORKGROUP,
+  type Dispatch,
+  type Extent,
+  type WgslKernel,
+} from "../../compiler/codegen/wgsl.js";
 import { evalDim } from "../../compiler/ir/shape.js";
 import type { CompiledCell } from "../cell.js";
 import { rowSize, type DirectionRunner, type SequenceGrads, type SequenceResult } from "../sequence.js";
@@ -9,7 +17,10 @@ const wgslCache = new WeakMap<CompiledCell, { forward: WgslKernel; backward: Wgs
 export function wgslKernels(cell: CompiledCell) {
   let k = wgslCache.get(cell);
   if (!k) {
-    k = { forward: emitKernelWgsl(cell.kernels.forward, cell.ir.dims), backward: emitKernelWgsl(cell.kernels.backward, cell.ir.dims) };
+    k = {
+      forward: emitKernelWgsl(cell.kernels.forward, cell.ir.dims),
+      backward: emitKernelWgsl(cell.kernels.backward, cell.ir.dims),
+    };
     wgslCache.set(cell, k);
   }
   return k;
@@ -24,6 +35,7 @@ interface Pipelines {
 }
 
 const META_STRIDE = 256;
+const pipelineCache = new WeakMap<GPUDevice, WeakMap<CompiledCell, Map<string, Promise<Pipelines>>>>();
 
 /** The GPU memory of one run of a direction over a sequence: kept between forward and backward. */
 export interface GpuTape {
@@ -57,8 +69,6 @@ interface ArenaLayout {
  * sequence, pipelines created once per runner, and read-back only of the results.
  */
 export class GpuSequenceRunner implements DirectionRunner {
-  private fwd?: Pipelines;
-  private bwd?: Pipelines;
   private readonly bindGroupLayout: GPUBindGroupLayout;
   private readonly pipelineLayout: GPUPipelineLayout;
 
@@ -69,12 +79,19 @@ export class GpuSequenceRunner implements DirectionRunner {
     readonly B: number,
     private readonly dtype: "f32" | "f64",
   ) {
-    const storage = (type: GPUBufferBindingType) => ({ visibility: GPUShaderStage.COMPUTE, buffer: { type } });
+    const storage = (type: GPUBufferBindingType) => ({
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: { type },
+    });
     this.bindGroupLayout = device.createBindGroupLayout({
       entries: [
         { binding: 0, ...storage("storage") },
         { binding: 1, ...storage("storage") },
-        { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform", hasDynamicOffset: true } },
+        {
+          binding: 2,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: "uniform", hasDynamicOffset: true },
+        },
         { binding: 3, ...storage("read-only-storage") },
         { binding: 4, ...storage("read-only-storage") },
       ],
@@ -86,7 +103,12 @@ export class GpuSequenceRunner implements DirectionRunner {
     return this.cell.ir;
   }
   outputRow(i: number): number {
-    return rowSize(this.cell.kernels.forward.bindings.find((b) => b.role === "output" && b.name === this.ir.outputs[i]!.name)!.type, this.sizes);
+    return rowSize(
+      this.cell.kernels.forward.bindings.find(
+        (b) => b.role === "output" && b.name === this.ir.outputs[i]!.name,
+      )!.type,
+      this.sizes,
+    );
   }
   stateRow(i: number): number {
     return rowSize(this.ir.states[i]!.type, this.sizes);
@@ -95,31 +117,52 @@ export class GpuSequenceRunner implements DirectionRunner {
     return rowSize(this.ir.inputs[i]!.type, this.sizes);
   }
 
-  private async pipelines(which: "forward" | "backward"): Promise<Pipelines> {
-    const have = which === "forward" ? this.fwd : this.bwd;
-    if (have) return have;
+  private pipelines(which: "forward" | "backward"): Promise<Pipelines> {
+    // Pipelines depend on the cell, the kernel, the batch size and the dimensions: shared by every runner.
+    let byCell = pipelineCache.get(this.device);
+    if (!byCell) pipelineCache.set(this.device, (byCell = new WeakMap()));
+    let byKey = byCell.get(this.cell);
+    if (!byKey) byCell.set(this.cell, (byKey = new Map()));
+    const key = `${which}|${this.B}|${this.ir.dims.map((d) => this.sizes[d]).join(",")}`;
+    let p = byKey.get(key);
+    if (!p) {
+      p = this.createPipelines(which);
+      byKey.set(key, p);
+    }
+    return p;
+  }
+
+  private async createPipelines(which: "forward" | "backward"): Promise<Pipelines> {
     const kernel = wgslKernels(this.cell)[which];
     const module = this.device.createShaderModule({ code: kernel.code });
     const info = await module.getCompilationInfo();
     const errors = info.messages.filter((m) => m.type === "error");
     if (errors.length) {
       const lines = kernel.code.split("\n");
-      const detail = errors.map((m) => `line ${m.lineNum}:${m.linePos}: ${m.message}\n  ${lines[m.lineNum - 1] ?? ""}`).join("\n");
-      throw new WgslCompileError(`cellc bug: the generated WGSL of the ${which} kernel of '${this.ir.name}' does not compile:\n${detail}\n--- kernel source ---\n${kernel.code}`);
+      const detail = errors
+        .map((m) => `line ${m.lineNum}:${m.linePos}: ${m.message}\n  ${lines[m.lineNum - 1] ?? ""}`)
+        .join("\n");
+      throw new WgslCompileError(
+        `cellc bug: the generated WGSL of the ${which} kernel of '${this.ir.name}' does not compile:\n${detail}\n--- kernel source ---\n${kernel.code}`,
+      );
     }
     const constants: Record<string, number> = { B: this.B };
     this.ir.dims.forEach((d, i) => (constants[`d${i}`] = this.sizes[d]!));
     const pipelines = await Promise.all(
       kernel.entries.map((e) =>
-        this.device.createComputePipelineAsync({ layout: this.pipelineLayout, compute: { module, entryPoint: e.name, constants } }).catch((err: unknown) => {
-          throw new CellcError(`cannot create the WebGPU pipeline '${e.name}' of '${this.ir.name}': ${(err as Error).message}`);
-        }),
+        this.device
+          .createComputePipelineAsync({
+            layout: this.pipelineLayout,
+            compute: { module, entryPoint: e.name, constants },
+          })
+          .catch((err: unknown) => {
+            throw new CellcError(
+              `cannot create the WebGPU pipeline '${e.name}' of '${this.ir.name}': ${(err as Error).message}`,
+            );
+          }),
       ),
     );
-    const p = { kernel, pipelines };
-    if (which === "forward") this.fwd = p;
-    else this.bwd = p;
-    return p;
+    return { kernel, pipelines };
   }
 
   private extent(e: Extent): number {
@@ -142,7 +185,8 @@ export class GpuSequenceRunner implements DirectionRunner {
     const x = ir.inputs.map((_, i) => take(T * B * this.inputRow(i)));
     const states = ir.states.map((_, s) => take((T + 1) * B * this.stateRow(s)));
     const outputs = ir.outputs.map((_, o) => take(T * B * this.outputRow(o)));
-    const size = (t: { batched: boolean; dims: readonly import("../../compiler/ir/shape.js").Dim[] }) => (t.batched ? B : 1) * rowSize(t, this.sizes);
+    const size = (t: { batched: boolean; dims: readonly import("../../compiler/ir/shape.js").Dim[] }) =>
+      (t.batched ? B : 1) * rowSize(t, this.sizes);
     const saved = fk.bindings.map((b) => (b.role === "saved" ? take(T * size(b.type)) : -1));
     const fscratch = fk.scratch.map((t) => take(Math.max(1, size(t))));
     const up = ir.outputs.map((_, o) => take(T * B * this.outputRow(o)));
@@ -152,7 +196,9 @@ export class GpuSequenceRunner implements DirectionRunner {
     const params = ir.params.map((p) => takeP(rowSize(p.type, this.sizes)));
     const grads = ir.params.map((p) => takeP(rowSize(p.type, this.sizes)));
     const idx = (list: readonly { name: string }[], name: string) => list.findIndex((v) => v.name === name);
-    const savedBase = new Map(fk.bindings.flatMap((b, i) => (b.role === "saved" ? [[b.name, saved[i]!] as const] : [])));
+    const savedBase = new Map(
+      fk.bindings.flatMap((b, i) => (b.role === "saved" ? [[b.name, saved[i]!] as const] : [])),
+    );
     const table = (k: WgslKernel, scratch: number[]) => {
       const offs = new Uint32Array(2 * (k.bindings.length + k.scratch.length));
       k.bindings.forEach((b, i) => {
@@ -191,7 +237,9 @@ export class GpuSequenceRunner implements DirectionRunner {
             break;
           case "upstream":
             if (b.name.startsWith("out:")) base = up[idx(ir.outputs, b.name.slice(4))]!;
-            else base = dS[idx(ir.states, b.name.slice(5))]! + B * this.stateRow(idx(ir.states, b.name.slice(5)));
+            else
+              base =
+                dS[idx(ir.states, b.name.slice(5))]! + B * this.stateRow(idx(ir.states, b.name.slice(5)));
             break;
           default:
             throw new Error(`binding role ${b.role}`);
@@ -202,7 +250,20 @@ export class GpuSequenceRunner implements DirectionRunner {
       scratch.forEach((base, k2) => (offs[2 * (k.bindings.length + k2)] = base));
       return offs;
     };
-    return { memSize: mem, pmemSize: pmem, fwdOffs: table(fk, fscratch), bwdOffs: table(bk, bscratch), x, states, outputs, up, dS, gx, params, grads };
+    return {
+      memSize: mem,
+      pmemSize: pmem,
+      fwdOffs: table(fk, fscratch),
+      bwdOffs: table(bk, bscratch),
+      x,
+      states,
+      outputs,
+      up,
+      dS,
+      gx,
+      params,
+      grads,
+    };
   }
 
   /** Writes data at an element offset (4-byte elements); float64 data is narrowed to float32. */
@@ -220,7 +281,14 @@ export class GpuSequenceRunner implements DirectionRunner {
     return this.device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 16) * 16), usage });
   }
 
-  async forward(inputs: readonly FloatArray[], T: number, inits: readonly FloatArray[], params: readonly FloatArray[], lens: Int32Array | undefined, keep: boolean): Promise<SequenceResult> {
+  async forward(
+    inputs: readonly FloatArray[],
+    T: number,
+    inits: readonly FloatArray[],
+    params: readonly FloatArray[],
+    lens: Int32Array | undefined,
+    keep: boolean,
+  ): Promise<SequenceResult> {
     const dev = this.device;
     const fp = await this.pipelines("forward");
     const bp = keep ? await this.pipelines("backward") : undefined;
@@ -228,18 +296,31 @@ export class GpuSequenceRunner implements DirectionRunner {
     const S = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
     const mem = this.buffer(L.memSize * 4, S);
     const pmem = this.buffer(L.pmemSize * 4, S);
-    const meta = dev.createBuffer({ size: Math.max(1, T) * META_STRIDE, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    const meta = dev.createBuffer({
+      size: Math.max(1, T) * META_STRIDE,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
     const metaData = new Uint32Array((Math.max(1, T) * META_STRIDE) / 4);
     for (let t = 0; t < T; t++) metaData[(t * META_STRIDE) / 4] = t;
     this.write(meta, 0, metaData);
-    const lensBuf = dev.createBuffer({ size: Math.max(16, this.B * 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+    const lensBuf = dev.createBuffer({
+      size: Math.max(16, this.B * 4),
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    });
     if (lens) this.write(lensBuf, 0, lens);
     inputs.forEach((a, i) => this.write(mem, L.x[i]!, a));
     inits.forEach((a, s) => this.write(mem, L.states[s]!, a));
     params.forEach((a, p) => this.write(pmem, L.params[p]!, a));
     const tape: GpuTape = { T, mem, pmem, meta, lens: lensBuf, hasLens: !!lens, layout: L };
     const enc = dev.createCommandEncoder();
-    this.encode(enc, fp, tape, L.fwdOffs, [...Array(T).keys()], (e) => e.phase === "step" || (e.phase === "mask" && !!lens));
+    this.encode(
+      enc,
+      fp,
+      tape,
+      L.fwdOffs,
+      [...Array(T).keys()],
+      (e) => e.phase === "step" || (e.phase === "mask" && !!lens),
+    );
     const ir = this.ir;
     const B = this.B;
     const reads = [
@@ -253,7 +334,12 @@ export class GpuSequenceRunner implements DirectionRunner {
     return { outputs, finals, tape: keep ? (tape as never) : undefined };
   }
 
-  async backward(tapeIn: unknown, _params: readonly FloatArray[], dOutputs: readonly (FloatArray | undefined)[], dFinals: readonly (FloatArray | undefined)[]): Promise<SequenceGrads> {
+  async backward(
+    tapeIn: unknown,
+    _params: readonly FloatArray[],
+    dOutputs: readonly (FloatArray | undefined)[],
+    dFinals: readonly (FloatArray | undefined)[],
+  ): Promise<SequenceGrads> {
     const tape = tapeIn as GpuTape;
     const dev = this.device;
     const bp = await this.pipelines("backward");
@@ -277,7 +363,15 @@ export class GpuSequenceRunner implements DirectionRunner {
     const gradsStart = L.grads[0] ?? L.pmemSize;
     if (L.pmemSize > gradsStart) enc.clearBuffer(pmem, gradsStart * 4, (L.pmemSize - gradsStart) * 4);
     const steps = [...Array(T).keys()].reverse();
-    this.encode(enc, bp, tape, L.bwdOffs, steps, (e) => e.phase === "step" || (tape.hasLens && (e.phase === "premask" || e.phase === "postmask")), true);
+    this.encode(
+      enc,
+      bp,
+      tape,
+      L.bwdOffs,
+      steps,
+      (e) => e.phase === "step" || (tape.hasLens && (e.phase === "premask" || e.phase === "postmask")),
+      true,
+    );
     const reads = [
       ...ir.inputs.map((_, i) => [L.gx[i]!, T * B * this.inputRow(i)] as const),
       ...ir.states.map((_, s) => [L.dS[s]!, B * this.stateRow(s)] as const),
@@ -301,9 +395,20 @@ export class GpuSequenceRunner implements DirectionRunner {
     return out;
   }
 
-  private encode(enc: GPUCommandEncoder, p: Pipelines, tape: GpuTape, offs: Uint32Array, steps: number[], include: (e: WgslKernel["entries"][number]) => boolean, prePost = false) {
+  private encode(
+    enc: GPUCommandEncoder,
+    p: Pipelines,
+    tape: GpuTape,
+    offs: Uint32Array,
+    steps: number[],
+    include: (e: WgslKernel["entries"][number]) => boolean,
+    prePost = false,
+  ) {
     const dev = this.device;
-    const offsBuf = dev.createBuffer({ size: Math.max(16, offs.byteLength), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+    const offsBuf = dev.createBuffer({
+      size: Math.max(16, offs.byteLength),
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    });
     this.write(offsBuf, 0, offs);
     const bg = dev.createBindGroup({
       layout: this.bindGroupLayout,
@@ -330,10 +435,19 @@ export class GpuSequenceRunner implements DirectionRunner {
     pass.end();
   }
 
-  private async readBack(enc: GPUCommandEncoder, mem: GPUBuffer, reads: readonly (readonly [number, number])[], pmem?: GPUBuffer, preads: readonly (readonly [number, number])[] = []): Promise<Float32Array[]> {
+  private async readBack(
+    enc: GPUCommandEncoder,
+    mem: GPUBuffer,
+    reads: readonly (readonly [number, number])[],
+    pmem?: GPUBuffer,
+    preads: readonly (readonly [number, number])[] = [],
+  ): Promise<Float32Array[]> {
     const all = [...reads.map((r) => [mem, ...r] as const), ...preads.map((r) => [pmem!, ...r] as const)];
     const total = all.reduce((a, [, , n]) => a + n, 0);
-    const staging = this.device.createBuffer({ size: Math.max(16, total * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const staging = this.device.createBuffer({
+      size: Math.max(16, total * 4),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
     let at = 0;
     for (const [buf, off, n] of all) {
       if (n > 0) enc.copyBufferToBuffer(buf, off * 4, staging, at * 4, n * 4);

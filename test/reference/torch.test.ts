@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { compileCell, Model, readSafetensors, type Tensor } from "../../runtime/index.js";
+import { compileCell, Model, readSafetensors, type Backend, type Tensor } from "../../runtime/index.js";
+import { hasWebGpu, webgpu } from "../webgpu/setup.js";
 import { nodeHost } from "../helpers.js";
 
 /**
@@ -49,7 +50,7 @@ function compare(
   return problems;
 }
 
-function runApi(c: Case, dtype: "f32" | "f64"): Map<string, Tensor> {
+async function runApi(c: Case, dtype: "f32" | "f64", backend?: Backend): Promise<Map<string, Tensor>> {
   const file = `examples/cells/${c.cell}.cell`;
   const cell = compileCell(readFileSync(file, "utf8"), { file, host: nodeHost });
   const model = new Model(cell, {
@@ -68,8 +69,11 @@ function runApi(c: Case, dtype: "f32" | "f64"): Map<string, Tensor> {
     else if (n.startsWith("upstream.")) upOut.set(n.slice(9), t);
   }
   const seqLens = inputs.get("seq_lens")?.data as Int32Array | undefined;
-  const fwd = model.forward({ x: inputs.get("x")! }, { initialStates: inits, seqLens });
-  const g = model.backward(fwd, upOut.size || upFin.size ? { outputs: upOut, finalStates: upFin } : {});
+  const fwd = await model.forwardAsync({ x: inputs.get("x")! }, { initialStates: inits, seqLens });
+  const g = await model.backwardAsync(
+    fwd,
+    upOut.size || upFin.size ? { outputs: upOut, finalStates: upFin } : {},
+  );
   const out = new Map<string, Tensor>();
   for (const [n, t] of fwd.outputs) out.set(n, t);
   for (const [n, t] of fwd.finalStates) out.set(`${n}.final`, t);
@@ -82,15 +86,23 @@ function runApi(c: Case, dtype: "f32" | "f64"): Map<string, Tensor> {
 describe("PyTorch reference values", () => {
   it("has the cases the generator writes", () => expect(cases.length).toBe(15));
   for (const c of cases) {
-    it(`${c.name}: float64`, () => {
-      expect(compare(runApi(c, "f64"), load(c, "expected"), 1e-10, 1e-9)).toEqual([]);
+    it(`${c.name}: float64`, async () => {
+      expect(compare(await runApi(c, "f64"), load(c, "expected"), 1e-10, 1e-9)).toEqual([]);
     });
-    it(`${c.name}: float32`, () => {
-      const out = runApi(c, "f32");
+    it(`${c.name}: float32`, async () => {
+      const out = await runApi(c, "f32");
       expect([...out.values()].every((t) => t.dtype === "f32")).toBe(true);
       expect(compare(out, load(c, "expected"), 2e-5, 2e-4)).toEqual([]);
     });
   }
+});
+
+describe.skipIf(!hasWebGpu)("PyTorch reference values on WebGPU", () => {
+  for (const c of cases)
+    it(c.name, async () => {
+      const out = await runApi(c, "f32", await webgpu());
+      expect(compare(out, load(c, "expected"), 2e-5, 2e-4)).toEqual([]);
+    });
 });
 
 describe("cellc run end to end", () => {

@@ -1,0 +1,46 @@
+import { CellcError } from "../tensor.js";
+import type { Backend } from "../model.js";
+import { GpuSequenceRunner } from "./runner.js";
+
+export { GpuSequenceRunner, WgslCompileError, wgslKernels } from "./runner.js";
+
+export interface WebGpuBackend extends Backend {
+  readonly device: GPUDevice;
+  /** The adapter's vendor, architecture and description, for reports. */
+  readonly adapterName: string;
+}
+
+/**
+ * A WebGPU backend on the given `GPU` (navigator.gpu in a browser; in Node, see ./node.ts). The device is
+ * asked for the adapter's largest storage buffers, since a whole sequence lives in one buffer.
+ */
+export async function createWebGpuBackend(
+  gpu: GPU | undefined = globalThis.navigator?.gpu,
+): Promise<WebGpuBackend> {
+  if (!gpu) throw new CellcError("WebGPU is not available here (no navigator.gpu)");
+  const adapter = await gpu.requestAdapter();
+  if (!adapter) throw new CellcError("WebGPU found no adapter: no GPU, or no driver for one");
+  const lim = adapter.limits;
+  const device = await adapter.requestDevice({
+    requiredLimits: {
+      maxStorageBufferBindingSize: lim.maxStorageBufferBindingSize,
+      maxBufferSize: lim.maxBufferSize,
+    },
+  });
+  device.addEventListener("uncapturederror", (e) => {
+    // Validation errors are bugs in cellc; keep them out of the user's stdout and make them visible.
+    e.preventDefault();
+    console.error(`cellc: WebGPU error: ${(e as GPUUncapturedErrorEvent).error.message}`);
+  });
+  const info = adapter.info;
+  const adapterName =
+    [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(" / ") ||
+    "unknown adapter";
+  return {
+    name: "webgpu",
+    async: true,
+    device,
+    adapterName,
+    runner: (cell, sizes, B, dtype) => new GpuSequenceRunner(device, cell, sizes, B, dtype),
+  };
+}
