@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { buildStepKernels } from "./autodiff/grad.js";
 import { printGradIR } from "./autodiff/print.js";
 import { describeBinding, emitModuleJs } from "./codegen/js.js";
+import { emitKernelWgsl, wgslManifest } from "./codegen/wgsl.js";
 import type { CellIR } from "./ir/cell.js";
 import { printDim } from "./ir/shape.js";
 import type { Parsed } from "./cli-args.js";
@@ -47,7 +48,21 @@ export async function emitCompiled(ir: CellIR, args: Parsed, io: Io, sources: So
     io.out(`wrote ${dir}/${ir.name}.js and ${dir}/${ir.name}.manifest.json\n`);
     return;
   }
-  throw new CliError(
-    `--emit ${emit ?? args.options.target} is not available yet (the WGSL backend is planned)`,
+  const wgsl = {
+    forward: emitKernelWgsl(kernels.forward, ir.dims),
+    backward: emitKernelWgsl(kernels.backward, ir.dims),
+  };
+  if (emit === "wgsl") return io.out(wgsl.forward.code + "\n" + wgsl.backward.code);
+  const dir = args.options.out!;
+  try {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(`${dir}/${ir.name}.forward.wgsl`, wgsl.forward.code);
+    writeFileSync(`${dir}/${ir.name}.backward.wgsl`, wgsl.backward.code);
+    writeFileSync(`${dir}/${ir.name}.wgsl.json`, JSON.stringify(wgslManifest(ir, wgsl), null, 2) + "\n");
+  } catch (e) {
+    throw new CliError(`cannot write to '${dir}': ${(e as Error).message}`);
+  }
+  io.out(
+    `wrote ${dir}/${ir.name}.forward.wgsl, ${dir}/${ir.name}.backward.wgsl and ${dir}/${ir.name}.wgsl.json\n`,
   );
 }

@@ -25,8 +25,9 @@ function readTensors(path: string, what: string): Map<string, Tensor> {
 export async function runCommand(args: Parsed, io: Io): Promise<number> {
   for (const need of ["params", "inputs", "out"])
     if (!args.options[need]) throw new UsageError(`run needs --${need} FILE`);
-  if (args.options.backend === "webgpu")
-    throw new CliError("--backend webgpu is not available yet; use --backend js");
+  const webgpu = args.options.backend === "webgpu";
+  if (webgpu && args.flags.has("f64"))
+    throw new CliError("--f64 needs --backend js: WebGPU computes in float32");
   const layersText = args.options.layers;
   const layers = layersText === undefined ? 1 : Number(layersText);
   if (!Number.isInteger(layers) || layers < 1)
@@ -57,7 +58,11 @@ export async function runCommand(args: Parsed, io: Io): Promise<number> {
   const params = readTensors(args.options.params!, "parameters");
   const inputsFile = readTensors(args.options.inputs!, "inputs");
   const dtype = args.flags.has("f64") ? "f64" : "f32";
+  const backend = webgpu
+    ? await (await import("../runtime/webgpu/node.js")).createNodeWebGpuBackend()
+    : undefined;
   const model = new Model(cell, {
+    backend,
     params,
     dtype,
     layers,
@@ -87,13 +92,13 @@ export async function runCommand(args: Parsed, io: Io): Promise<number> {
       );
   }
   const grad = args.flags.has("grad");
-  const fwd = model.forward(inputs, { initialStates: inits, seqLens, train: grad });
+  const fwd = await model.forwardAsync(inputs, { initialStates: inits, seqLens, train: grad });
   const out = new Map<string, Tensor>();
   for (const [n, t] of fwd.outputs) out.set(n, t);
   for (const [n, t] of fwd.finalStates) out.set(`${n}.final`, t);
   if (grad) {
     const up = upOutputs.size || upFinals.size ? { outputs: upOutputs, finalStates: upFinals } : {};
-    const g = model.backward(fwd, up);
+    const g = await model.backwardAsync(fwd, up);
     for (const [n, t] of g.params) out.set(`grad.${n}`, t);
     for (const [n, t] of g.inputs) out.set(`grad.${n}`, t);
     for (const [n, t] of g.initialStates) out.set(`grad.${n}.init`, t);

@@ -459,3 +459,82 @@ export function emitKernelWgsl(k: KernelIR, dims: readonly string[]): WgslKernel
   kw.emit(true);
   return kw.result();
 }
+
+function extentText(e: Extent, printDim: (d: Dim) => string): string {
+  const d = e.dim ? printDim(e.dim) : "1";
+  return e.batch ? (e.dim ? `B * (${d})` : "B") : d;
+}
+
+/** The manifest that lets a WebGPU program drive the kernels without cellc (see the README). */
+export function wgslManifest(
+  ir: { name: string; dims: readonly string[] },
+  kernels: { forward: WgslKernel; backward: WgslKernel },
+) {
+  const pd = (d: Dim) => printDimText(d);
+  const describe = (k: WgslKernel) => ({
+    file: `${ir.name}.${k.name}.wgsl`,
+    overrides: [...ir.dims.map((d, i) => ({ name: `d${i}`, dim: d })), { name: "B", dim: "batch size" }],
+    bindings: {
+      "0": "mem: storage, read_write, f32: every buffer but parameters",
+      "1": "pmem: storage, read_write, f32: parameters and their gradients",
+      "2": "ctl: uniform { t: u32, 3 x u32 padding }, bound with a dynamic offset of 256 * t",
+      "3": "offs: storage, read, u32: for buffer i, offs[2i] is its offset (in f32 elements) at t = 0 and offs[2i+1] how far it moves per time step",
+      "4": "lens: storage, read, i32 [B]: sequence lengths (read by the mask entry points only)",
+    },
+    buffers: [
+      ...k.bindings.map((b, i) => ({
+        index: i,
+        arena: k.arenas[i],
+        role: b.role,
+        name: b.name,
+        shape: [...(b.type.batched ? ["B"] : []), ...b.type.dims.map(pd)],
+      })),
+      ...k.scratch.map((t, i) => ({
+        index: k.bindings.length + i,
+        arena: "mem",
+        role: "scratch",
+        name: `scratch${i}`,
+        shape: [...(t.batched ? ["B"] : []), ...t.dims.map(pd)],
+      })),
+    ],
+    entryPoints: k.entries.map((e) => ({
+      name: e.name,
+      when:
+        e.phase === "step"
+          ? "every time step"
+          : e.phase === "mask"
+            ? "after the step, with sequence lengths"
+            : e.phase === "premask"
+              ? "before the step, with sequence lengths"
+              : "after the step, with sequence lengths",
+      workgroupSize: e.dispatch.kind === "tiles" ? [TILE, TILE, 1] : [WORKGROUP, 1, 1],
+      dispatch:
+        e.dispatch.kind === "tiles"
+          ? {
+              x: `ceil(${extentText(e.dispatch.x, pd)} / ${TILE})`,
+              y: `ceil(${extentText(e.dispatch.y, pd)} / ${TILE})`,
+            }
+          : e.dispatch.kind === "rows"
+            ? { x: extentText(e.dispatch.rows, pd), y: "1" }
+            : {
+                x: `min(ceil(${extentText(e.dispatch.extent, pd)} / ${WORKGROUP}), 65535)`,
+                y: `ceil(ceil(${extentText(e.dispatch.extent, pd)} / ${WORKGROUP}) / 65535)`,
+              },
+    })),
+  });
+  return {
+    cell: ir.name,
+    dims: ir.dims,
+    order:
+      "for t = 0 .. T-1 (forward) or T-1 .. 0 (backward): dispatch the entry points in the order listed, skipping the mask ones without sequence lengths",
+    forward: describe(kernels.forward),
+    backward: describe(kernels.backward),
+  };
+}
+
+function printDimText(d: Dim): string {
+  const parts: string[] = [];
+  for (const [k, v] of Object.entries(d.terms)) parts.push(v === 1 ? k : `${v}*${k}`);
+  if (d.c !== 0 || parts.length === 0) parts.push(String(d.c));
+  return parts.join(" + ");
+}

@@ -1,0 +1,77 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { buildStepKernels } from "../../compiler/autodiff/grad.js";
+import { emitKernelWgsl } from "../../compiler/codegen/wgsl.js";
+import { buildCellIR, checkProgram } from "../../compiler/driver.js";
+import { compileCell, Model, readSafetensors, tensor } from "../../runtime/index.js";
+import { builtinCellFiles, expectGolden, nodeHost } from "../helpers.js";
+import { hasWebGpu, webgpu } from "./setup.js";
+
+describe("golden WGSL of every built-in cell", () => {
+  for (const file of builtinCellFiles()) {
+    const r = checkProgram(file, nodeHost);
+    for (const name of r.cellNames)
+      it(name, () => {
+        const ir = buildCellIR(r.checked.get(name)!);
+        const k = buildStepKernels(ir);
+        const text =
+          emitKernelWgsl(k.forward, ir.dims).code + "\n" + emitKernelWgsl(k.backward, ir.dims).code;
+        expectGolden(`test/golden/${name}.wgsl.txt`, text);
+      });
+  }
+});
+
+describe.skipIf(!hasWebGpu)("WebGPU from the command line and at the device's limits", () => {
+  const tmp = mkdtempSync(join(tmpdir(), "cellc-gpu-"));
+  it("cellc run --backend webgpu matches PyTorch", () => {
+    const c = "test/fixtures/torch/gru_init_lens_upstream";
+    const out = join(tmp, "gru.safetensors");
+    execFileSync(
+      process.execPath,
+      [
+        "bin/cellc.js",
+        "run",
+        "examples/cells/gru.cell",
+        "--params",
+        `${c}/params.safetensors`,
+        "--inputs",
+        `${c}/inputs.safetensors`,
+        "--out",
+        out,
+        "--grad",
+        "--backend",
+        "webgpu",
+      ],
+      { stdio: "pipe" },
+    );
+    const got = readSafetensors(readFileSync(out));
+    const want = readSafetensors(readFileSync(`${c}/expected.safetensors`));
+    for (const [n, t] of want) {
+      const g = got.get(n)!;
+      let worst = 0;
+      for (let i = 0; i < t.data.length; i++)
+        worst = Math.max(worst, Math.abs(g.data[i]! - t.data[i]!) - 2e-4 * Math.abs(t.data[i]!));
+      expect(worst, n).toBeLessThan(2e-5);
+    }
+  });
+  it("a sequence too large for one storage buffer is refused, naming the limit", async () => {
+    const backend = (await webgpu())!;
+    const limit = backend.device.limits.maxStorageBufferBindingSize;
+    const H = Math.ceil(Math.sqrt(limit / 4 / 2)) + 1; // W and U of the rnn, with their gradients, exceed it
+    const cell = compileCell(readFileSync("examples/cells/rnn.cell", "utf8"));
+    const params = { W: tensor("f32", [H, 1]), U: tensor("f32", [H, H]), b: tensor("f32", [H]) };
+    const model = new Model(cell, { params, backend });
+    await expect(model.forwardAsync({ x: tensor("f32", [1, 1, 1]) })).rejects.toThrow(
+      /maxStorageBufferBindingSize \(\d+ bytes\)/,
+    );
+  });
+  it("the sync API says to use the async one on WebGPU", async () => {
+    const backend = (await webgpu())!;
+    const cell = compileCell(readFileSync("examples/cells/rnn.cell", "utf8"));
+    const model = new Model(cell, { dims: { D: 2, H: 2 }, backend });
+    expect(() => model.forward({ x: tensor("f32", [1, 1, 2]) })).toThrow(/use forwardAsync\(\)/);
+  });
+});
