@@ -70,6 +70,8 @@ interface ArenaLayout {
  */
 export class GpuSequenceRunner implements DirectionRunner {
   private readonly bindGroupLayout: GPUBindGroupLayout;
+  /** Device memory of the last sequence run (arenas), in bytes: for benchmarks. */
+  deviceBytes = 0;
   private readonly pipelineLayout: GPUPipelineLayout;
 
   constructor(
@@ -295,6 +297,7 @@ export class GpuSequenceRunner implements DirectionRunner {
     const L = this.layout(T, fp.kernel, bp?.kernel ?? fp.kernel);
     const S = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
     const mem = this.buffer(L.memSize * 4, S);
+    this.deviceBytes = (L.memSize + L.pmemSize) * 4;
     const pmem = this.buffer(L.pmemSize * 4, S);
     const meta = dev.createBuffer({
       size: Math.max(1, T) * META_STRIDE,
