@@ -27,7 +27,11 @@ const backend = await createNodeWebGpuBackend();
 const cell = compileCell(readFileSync(new URL("../examples/cells/lstm.cell", import.meta.url), "utf8"));
 const cpu = new Model(cell, { dims: { D, H }, seed: 1 });
 const gpu = new Model(cell, { params: cpu.params, backend });
-const x = tensor("f32", [T, B, D], Float32Array.from({ length: T * B * D }, (_, i) => Math.sin(i * 0.37)));
+const x = tensor(
+  "f32",
+  [T, B, D],
+  Float32Array.from({ length: T * B * D }, (_, i) => Math.sin(i * 0.37)),
+);
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 async function time(fn, reps) {
@@ -49,9 +53,15 @@ const cpuTrain = await time(() => cpu.backward(cpu.forward({ x })), 1);
 
 const fmt = (ms) => `${ms.toFixed(1)} ms`;
 console.log(`\nadapter: ${backend.adapterName}`);
-console.log(`LSTM T=${T} B=${B} D=${D} H=${H}, float32, median of ${REPS} (JS: 1) after a warm-up, including upload and read-back`);
-console.log(`  forward            webgpu ${fmt(gpuFwd)}   js ${fmt(cpuFwd)}   js/webgpu ${(cpuFwd / gpuFwd).toFixed(2)}x`);
-console.log(`  forward+backward   webgpu ${fmt(gpuTrain)}   js ${fmt(cpuTrain)}   js/webgpu ${(cpuTrain / gpuTrain).toFixed(2)}x`);
+console.log(
+  `LSTM T=${T} B=${B} D=${D} H=${H}, float32, median of ${REPS} (JS: 1) after a warm-up, including upload and read-back`,
+);
+console.log(
+  `  forward            webgpu ${fmt(gpuFwd)}   js ${fmt(cpuFwd)}   js/webgpu ${(cpuFwd / gpuFwd).toFixed(2)}x`,
+);
+console.log(
+  `  forward+backward   webgpu ${fmt(gpuTrain)}   js ${fmt(cpuTrain)}   js/webgpu ${(cpuTrain / gpuTrain).toFixed(2)}x`,
+);
 console.log(`  device memory of one training sequence: ${(deviceBytes / 2 ** 20).toFixed(1)} MiB`);
 console.log(`  process peak RSS: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
 process.exit(0);

@@ -9,6 +9,7 @@ import { buildCellIR, checkProgram } from "../../compiler/driver.js";
 import { compileCell, Model, readSafetensors, tensor } from "../../runtime/index.js";
 import { builtinCellFiles, expectGolden, nodeHost } from "../helpers.js";
 import { hasWebGpu, webgpu } from "./setup.js";
+import { WgslCompileError, wgslKernels } from "../../runtime/webgpu/index.js";
 
 describe("golden WGSL of every built-in cell", () => {
   for (const file of builtinCellFiles()) {
@@ -67,6 +68,41 @@ describe.skipIf(!hasWebGpu)("WebGPU from the command line and at the device's li
     await expect(model.forwardAsync({ x: tensor("f32", [1, 1, 1]) })).rejects.toThrow(
       /maxStorageBufferBindingSize \(\d+ bytes\)/,
     );
+  });
+  it("a WGSL compilation error is reported as a cellc bug with the line and the kernel's source", async () => {
+    const backend = (await webgpu())!;
+    const cell = compileCell(readFileSync("examples/cells/rnn.cell", "utf8"));
+    const k = wgslKernels(cell);
+    Object.assign(k.forward, {
+      code: k.forward.code.replace("override B: u32;", "override B: u32;\nfn broken( {"),
+    });
+    const model = new Model(cell, { dims: { D: 2, H: 2 }, backend });
+    const run = model.forwardAsync({ x: tensor("f32", [1, 1, 2]) });
+    await expect(run).rejects.toThrow(WgslCompileError);
+    await expect(run).rejects.toThrow(
+      /cellc bug: the generated WGSL of the forward kernel of 'rnn' does not compile:\nline \d+:\d+: [^]*fn broken\( \{[^]*--- kernel source ---/,
+    );
+  });
+  it("cellc compile --target wgsl writes the kernels and a manifest", () => {
+    const dir = join(tmp, "wgsl");
+    execFileSync(process.execPath, [
+      "bin/cellc.js",
+      "compile",
+      "examples/cells/lstm.cell",
+      "--target",
+      "wgsl",
+      "--out",
+      dir,
+    ]);
+    const m = JSON.parse(readFileSync(join(dir, "lstm.wgsl.json"), "utf8"));
+    expect(m.dims).toEqual(["D", "H"]);
+    expect(m.forward.entryPoints.length).toBeGreaterThan(1);
+    expect(
+      m.forward.buffers.find((b: { role: string; name: string }) => b.role === "param" && b.name === "Wi")
+        .shape,
+    ).toEqual(["H", "D"]);
+    const code = readFileSync(join(dir, "lstm.forward.wgsl"), "utf8");
+    for (const e of m.forward.entryPoints) expect(code).toContain(`fn ${e.name}(`);
   });
   it("the sync API says to use the async one on WebGPU", async () => {
     const backend = (await webgpu())!;
