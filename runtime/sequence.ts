@@ -53,23 +53,59 @@ export interface DirectionRunner {
   ): SequenceGrads | Promise<SequenceGrads>;
 }
 
+/** Per-row sizes of a cell's outputs, states and inputs at given dimension sizes: shared by the runners. */
+export abstract class RowSizes {
+  constructor(
+    protected readonly cell: CompiledCell,
+    readonly sizes: Readonly<Record<string, number>>,
+  ) {}
+  outputRow(i: number): number {
+    return rowSize(this.cell.ir.graph.node(this.cell.ir.outputs[i]!.node).type, this.sizes);
+  }
+  stateRow(i: number): number {
+    return rowSize(this.cell.ir.states[i]!.type, this.sizes);
+  }
+  inputRow(i: number): number {
+    return rowSize(this.cell.ir.inputs[i]!.type, this.sizes);
+  }
+}
+
+/**
+ * Rows past their length at step t: each carried buffer gets the row of its source, each zeroed sequence
+ * buffer `[T, B, row]` gets zeros at t. Both the forward masking and its gradient have this shape.
+ */
+export function maskRows(
+  t: number,
+  B: number,
+  lens: Int32Array,
+  carry: readonly { to: FloatArray; from: FloatArray; row: number }[],
+  zero: readonly { seq: FloatArray; row: number }[],
+): void {
+  for (let b = 0; b < B; b++) {
+    if (t < lens[b]!) continue;
+    for (const { to, from, row } of carry) to.set(from.subarray(b * row, (b + 1) * row), b * row);
+    for (const { seq, row } of zero) seq.fill(0, (t * B + b) * row, (t * B + b + 1) * row);
+  }
+}
+
 /**
  * Runs one direction of one layer over a whole sequence with the cell's fused step kernels. Rows past
  * their `lens` entry carry their state unchanged and output zeros (PyTorch's packed-sequence semantics),
  * and nothing past a row's length contributes to a gradient.
  */
-export class SequenceRunner implements DirectionRunner {
+export class SequenceRunner extends RowSizes implements DirectionRunner {
   private readonly fstep: StepFn;
   private readonly bstep: StepFn;
   private readonly fwdRows: number[];
   private readonly bwdRows: number[];
 
   constructor(
-    private readonly cell: CompiledCell,
-    readonly sizes: Readonly<Record<string, number>>,
+    cell: CompiledCell,
+    sizes: Readonly<Record<string, number>>,
     readonly B: number,
     readonly dtype: "f32" | "f64",
   ) {
+    super(cell, sizes);
     const dims = cell.ir.dims.map((d) => sizes[d]!);
     this.fstep = cell.forward(B, dims);
     this.bstep = cell.backward(B, dims);
@@ -82,18 +118,6 @@ export class SequenceRunner implements DirectionRunner {
   }
   private alloc(b: Binding, rows: number): FloatArray {
     return floatArray(this.dtype, (b.type.batched ? this.B : 1) * rows);
-  }
-  outputRow(i: number): number {
-    const k = this.cell.kernels.forward;
-    return this.fwdRows[
-      k.bindings.findIndex((b) => b.role === "output" && b.name === this.ir.outputs[i]!.name)
-    ]!;
-  }
-  stateRow(i: number): number {
-    return rowSize(this.ir.states[i]!.type, this.sizes);
-  }
-  inputRow(i: number): number {
-    return rowSize(this.ir.inputs[i]!.type, this.sizes);
   }
 
   forward(
@@ -145,7 +169,14 @@ export class SequenceRunner implements DirectionRunner {
         }
       });
       this.fstep(bufs);
-      if (lens) this.maskForward(t, lens, prev, next, outputs);
+      if (lens)
+        maskRows(
+          t,
+          B,
+          lens,
+          next.map((n, si) => ({ to: n, from: prev[si]!, row: this.stateRow(si) })),
+          outputs.map((o, i) => ({ seq: o, row: this.outputRow(i) })),
+        );
       if (keep) {
         states.push(next);
         saved.push(stepSaved);
@@ -156,27 +187,6 @@ export class SequenceRunner implements DirectionRunner {
     }
     const finals = states[states.length - 1]!;
     return { outputs, finals, tape: keep ? { T, inputs, states, saved, lens } : undefined };
-  }
-
-  private maskForward(
-    t: number,
-    lens: Int32Array,
-    prev: FloatArray[],
-    next: FloatArray[],
-    outputs: FloatArray[],
-  ) {
-    const B = this.B;
-    for (let b = 0; b < B; b++) {
-      if (t < lens[b]!) continue;
-      next.forEach((n, s) => {
-        const r = this.stateRow(s);
-        n.set(prev[s]!.subarray(b * r, (b + 1) * r), b * r);
-      });
-      outputs.forEach((o, i) => {
-        const r = this.outputRow(i);
-        o.fill(0, (t * B + b) * r, (t * B + b + 1) * r);
-      });
-    }
   }
 
   backward(
@@ -248,17 +258,13 @@ export class SequenceRunner implements DirectionRunner {
       });
       this.bstep(bufs);
       if (lens)
-        for (let b = 0; b < B; b++) {
-          if (t < lens[b]!) continue;
-          dPrev.forEach((d, s) => {
-            const r = this.stateRow(s);
-            d.set(dState[s]!.subarray(b * r, (b + 1) * r), b * r);
-          });
-          dInputs.forEach((d, i) => {
-            const r = this.inputRow(i);
-            d.fill(0, (t * B + b) * r, (t * B + b + 1) * r);
-          });
-        }
+        maskRows(
+          t,
+          B,
+          lens,
+          dPrev.map((d, si) => ({ to: d, from: dState[si]!, row: this.stateRow(si) })),
+          dInputs.map((d, i) => ({ seq: d, row: this.inputRow(i) })),
+        );
       [dState, dPrev] = [dPrev, dState];
     }
     return { inputs: dInputs, inits: dState, params: dParams };

@@ -272,28 +272,21 @@ class WgslKernelWriter {
         const M = wt.dims[0]!;
         const v = n.args[1]!;
         const wAt = (i: string, k: string) => `${W.arena}[${W.off} + ${i} * ${ld} + ${c0} + ${k}]`;
-        if (!n.attrs.transpose)
-          this.gemm(
-            name,
-            { batch: false, dim: M },
-            { batch: n.type.batched },
-            this.dim(K),
-            (y, r) => this.read(v, y, r),
-            (r, x) => wAt(x, r),
-            outAt,
-            false,
-          );
-        else
-          this.gemm(
-            name,
-            { batch: false, dim: K },
-            { batch: n.type.batched },
-            this.dim(M),
-            (y, r) => this.read(v, y, r),
-            (r, x) => wAt(r, x),
-            outAt,
-            false,
-          );
+        // W[:, c0:c1] @ v reduces over the columns; its transpose over the rows.
+        const [cols, inner] = n.attrs.transpose ? [K, M] : [M, K];
+        const weight = n.attrs.transpose
+          ? (r: string, x: string) => wAt(r, x)
+          : (r: string, x: string) => wAt(x, r);
+        this.gemm(
+          name,
+          { batch: false, dim: cols },
+          { batch: n.type.batched },
+          this.dim(inner),
+          (y, r) => this.read(v, y, r),
+          weight,
+          outAt,
+          false,
+        );
         return;
       }
       case "sum": {

@@ -9,7 +9,13 @@ import {
 } from "../../compiler/codegen/wgsl.js";
 import { evalDim } from "../../compiler/ir/shape.js";
 import type { CompiledCell } from "../cell.js";
-import { rowSize, type DirectionRunner, type SequenceGrads, type SequenceResult } from "../sequence.js";
+import {
+  rowSize,
+  RowSizes,
+  type DirectionRunner,
+  type SequenceGrads,
+  type SequenceResult,
+} from "../sequence.js";
 import { CellcError, floatArray, type FloatArray } from "../tensor.js";
 
 /** The WGSL kernels of a cell, generated once per compiled cell. */
@@ -68,7 +74,7 @@ interface ArenaLayout {
  * activations stay on the device for the whole sequence: one command submission per forward or backward
  * sequence, pipelines created once per runner, and read-back only of the results.
  */
-export class GpuSequenceRunner implements DirectionRunner {
+export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
   private readonly bindGroupLayout: GPUBindGroupLayout;
   /** Device memory of the last sequence run (arenas), in bytes: for benchmarks. */
   deviceBytes = 0;
@@ -76,11 +82,12 @@ export class GpuSequenceRunner implements DirectionRunner {
 
   constructor(
     private readonly device: GPUDevice,
-    private readonly cell: CompiledCell,
-    readonly sizes: Readonly<Record<string, number>>,
+    cell: CompiledCell,
+    sizes: Readonly<Record<string, number>>,
     readonly B: number,
     private readonly dtype: "f32" | "f64",
   ) {
+    super(cell, sizes);
     const storage = (type: GPUBufferBindingType) => ({
       visibility: GPUShaderStage.COMPUTE,
       buffer: { type },
@@ -103,20 +110,6 @@ export class GpuSequenceRunner implements DirectionRunner {
 
   private get ir() {
     return this.cell.ir;
-  }
-  outputRow(i: number): number {
-    return rowSize(
-      this.cell.kernels.forward.bindings.find(
-        (b) => b.role === "output" && b.name === this.ir.outputs[i]!.name,
-      )!.type,
-      this.sizes,
-    );
-  }
-  stateRow(i: number): number {
-    return rowSize(this.ir.states[i]!.type, this.sizes);
-  }
-  inputRow(i: number): number {
-    return rowSize(this.ir.inputs[i]!.type, this.sizes);
   }
 
   private pipelines(which: "forward" | "backward"): Promise<Pipelines> {
