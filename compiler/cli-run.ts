@@ -109,5 +109,7 @@ export async function runCommand(args: Parsed, io: Io): Promise<number> {
   } catch (e) {
     throw new CliError(`cannot write '${args.options.out}': ${(e as Error).message}`);
   }
+  const listed = [...out].map(([n, t]) => `${n} [${t.shape.join(", ")}]`);
+  io.out(`wrote ${args.options.out} (${model.backend.name}, ${dtype}): ${listed.join(", ")}\n`);
   return 0;
 }
