@@ -24,14 +24,31 @@ export function checkProgram(entry: string, host: SourceHost, text?: string): Co
   for (const d of program.diagnostics) bag.add(d);
   const checked = new Map<string, CheckedCell>();
   const cellNames = entryCells(program).map((c) => c.name);
-  // Parse errors first; a cell is only checked when its file parsed, to avoid errors that follow from them.
-  const parsedOk = !program.diagnostics.some((d) => d.severity === "error");
-  if (parsedOk)
-    for (const name of cellNames) {
+  // All errors at once: cells untouched by syntax errors are checked too. A cell is skipped when a syntax
+  // error lies in it or in a cell it extends, and every cell when one lies outside all cells (in a
+  // function or an import, which any cell may use), so that no error is reported that follows from another.
+  for (const name of cellNames)
+    if (cleanCell(program, name, new Set())) {
       const c = checkCell(program, name, bag);
       if (c) checked.set(name, c);
     }
   return { program, diagnostics: bag.items, checked, cellNames };
+}
+
+function cleanCell(program: Program, name: string, seen: Set<string>): boolean {
+  const errors = program.diagnostics.filter((d) => d.severity === "error");
+  if (errors.length === 0) return true;
+  const cells = program.files.flatMap((f) => f.cells);
+  const inside = (d: Diagnostic, c: { span: { file: string; start: number; end: number } }) =>
+    d.span !== undefined &&
+    d.span.file === c.span.file &&
+    d.span.start >= c.span.start &&
+    d.span.start <= c.span.end;
+  if (errors.some((d) => !d.span || !cells.some((c) => inside(d, c)))) return false;
+  const cell = program.cells.get(name);
+  if (!cell || seen.has(name) || errors.some((d) => inside(d, cell))) return false;
+  seen.add(name);
+  return !cell.parent || (program.cells.has(cell.parent.name) && cleanCell(program, cell.parent.name, seen));
 }
 
 /** Picks one cell: the one named, or the only one in the file. */
