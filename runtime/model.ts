@@ -1,7 +1,14 @@
 import { printDim, type Dim, type Type } from "../compiler/ir/shape.js";
 import type { CompiledCell } from "./cell.js";
 import { initialise, Rng } from "./init.js";
-import { SequenceRunner, type DirectionRunner, type SequenceGrads, type SequenceResult } from "./sequence.js";
+import {
+  SequenceRunner,
+  type DirectionRunner,
+  type Seq,
+  type SeqOps,
+  type SequenceGrads,
+  type SequenceResult,
+} from "./sequence.js";
 import {
   asFloat,
   CellcError,
@@ -23,12 +30,31 @@ export interface Backend {
     B: number,
     dtype: "f32" | "f64",
   ): DirectionRunner;
+  /** Moving sequences between layers and directions, where the backend keeps them. */
+  readonly ops: SeqOps;
 }
+
+const host = (x: Seq) => x as FloatArray;
+
+/** The host's sequence operations: plain typed arrays. */
+export const hostOps: SeqOps = {
+  reverseValid: (x, T, B, F, lens) => reverseValid(host(x), T, B, F, lens),
+  concatFeatures: (parts, rows, F, dtype) => concatFeatures(parts.map(host), rows, F, dtype),
+  sliceFeatures: (x, rows, F, d, n, dtype) => sliceFeatures(host(x), rows, F, d, n, dtype),
+  add: (a, b) => {
+    const x = host(a);
+    const y = host(b);
+    for (let k = 0; k < x.length; k++) x[k]! += y[k]!;
+    return x;
+  },
+  readAll: (xs) => xs.map(host),
+};
 
 export const jsBackend: Backend = {
   name: "js",
   async: false,
   runner: (cell, sizes, B, dtype) => new SequenceRunner(cell, sizes, B, dtype),
+  ops: hostOps,
 };
 
 export interface ModelOptions {
@@ -253,7 +279,7 @@ export class Model {
             bindDim(this.sizes[0]!, d, t.shape[2 + i]!, `input '${inp.name}'`);
         });
     }
-    let layerInputs = ir.inputs.map((inp) => {
+    let layerInputs: Seq[] = ir.inputs.map((inp) => {
       const t = given.get(inp.name);
       const feat = resolveShape(inp.type, this.sizes[0]!, `input '${inp.name}'`);
       if (!t) throw new CellcError(`missing input '${inp.name}' of shape ${showShape(["T", "B", ...feat])}`);
@@ -265,10 +291,11 @@ export class Model {
     const knownInits = new Set<string>();
     const train = opts.train ?? true;
     const runs: ModelTape["runs"] = [];
-    const finalStates = new Map<string, Tensor>();
-    let outputs: FloatArray[] = [];
+    const finals: { name: string; shape: number[]; seq: Seq }[] = [];
+    const ops = this.backend.ops;
+    let outputs: Seq[] = [];
     for (let l = 0; l < this.layers; l++) {
-      const dirOut: FloatArray[][] = [];
+      const dirOut: Seq[][] = [];
       runs.push([]);
       for (let d = 0; d < this.directions; d++) {
         const runner = this.runner(l, d, B);
@@ -285,7 +312,7 @@ export class Model {
           return s.init ? z.fill(s.init) : z;
         });
         const xs = d
-          ? layerInputs.map((x, i) => reverseValid(x, T, B, runner.inputRow(i), lens))
+          ? layerInputs.map((x, i) => ops.reverseValid(x, T, B, runner.inputRow(i), lens))
           : layerInputs;
         const r = (yield runner.forward(
           xs,
@@ -297,21 +324,18 @@ export class Model {
         )) as SequenceResult;
         runs[l]!.push({ runner, tape: r.tape });
         ir.states.forEach((s, si) => {
-          finalStates.set(this.name(l, d, s.name), {
-            dtype: this.dtype,
-            shape: [B, ...resolveShape(s.type, this.sizes[l]!, "")],
-            data: r.finals[si]!,
-          });
+          const shape = [B, ...resolveShape(s.type, this.sizes[l]!, "")];
+          finals.push({ name: this.name(l, d, s.name), shape, seq: r.finals[si]! });
         });
         dirOut.push(
-          d ? r.outputs.map((o, i) => reverseValid(o, T, B, runner.outputRow(i), lens)) : r.outputs,
+          d ? r.outputs.map((o, i) => ops.reverseValid(o, T, B, runner.outputRow(i), lens)) : r.outputs,
         );
       }
       const runner0 = runs[l]![0]!.runner;
       outputs = ir.outputs.map((_, i) =>
         this.directions === 1
           ? dirOut[0]![i]!
-          : concatFeatures(
+          : ops.concatFeatures(
               dirOut.map((o) => o[i]!),
               T * B,
               runner0.outputRow(i),
@@ -325,13 +349,19 @@ export class Model {
         throw new CellcError(
           `unexpected initial state '${n}': expected ${[...knownInits].map((k) => `'${k}'`).join(", ")}`,
         );
+    // One read-back of everything the caller gets (for a device backend, one submission of all layers).
+    const values = (yield ops.readAll([...outputs, ...finals.map((f) => f.seq)], this.dtype)) as FloatArray[];
+    const finalStates = new Map<string, Tensor>();
+    finals.forEach((f, k) =>
+      finalStates.set(f.name, { dtype: this.dtype, shape: f.shape, data: values[outputs.length + k]! }),
+    );
     const last = runs[this.layers - 1]![0]!.runner;
     const outMap = new Map<string, Tensor>();
     ir.outputs.forEach((o, i) => {
       const row = last.outputRow(i);
       const node = ir.graph.node(o.node);
       const feat = node.type.dims.length ? [row * this.directions] : [];
-      outMap.set(o.name, { dtype: this.dtype, shape: [T, B, ...feat], data: outputs[i]! });
+      outMap.set(o.name, { dtype: this.dtype, shape: [T, B, ...feat], data: values[i]! });
     });
     return { outputs: outMap, finalStates, tape: train ? { T, B, lens, runs } : undefined };
   }
@@ -362,7 +392,7 @@ export class Model {
     for (const n of upFin.keys())
       if (!fwd.finalStates.has(n)) throw new CellcError(`upstream gradient for unknown final state '${n}'`);
     // Gradients into the last layer's outputs, [T, B, F * directions].
-    let dOut: (FloatArray | undefined)[] = ir.outputs.map((o) => {
+    let dOut: (Seq | undefined)[] = ir.outputs.map((o) => {
       const out = fwd.outputs.get(o.name)!;
       const u = upOut.get(o.name);
       if (u) {
@@ -371,20 +401,19 @@ export class Model {
       }
       return defaultLoss ? floatArray(this.dtype, out.data.length).fill(1) : undefined;
     });
-    const params = new Map<string, Tensor>();
-    const initialStates = new Map<string, Tensor>();
-    let dInputs: FloatArray[] = [];
+    const ops = this.backend.ops;
+    const grads: { kind: "param" | "init"; name: string; shape: readonly number[]; seq: Seq }[] = [];
+    let dInputs: Seq[] = [];
     for (let l = this.layers - 1; l >= 0; l--) {
-      const perDir: FloatArray[][] = [];
+      const perDir: Seq[][] = [];
       for (let d = 0; d < this.directions; d++) {
         const { runner, tape: t } = tape.runs[l]![d]!;
         const dOutDir = dOut.map((g, i) => {
           if (!g) return undefined;
+          const F = runner.outputRow(i);
           const part =
-            this.directions === 1
-              ? g
-              : sliceFeatures(g, T * B, runner.outputRow(i), d, this.directions, this.dtype);
-          return d ? reverseValid(part, T, B, runner.outputRow(i), lens) : part;
+            this.directions === 1 ? g : ops.sliceFeatures(g, T * B, F, d, this.directions, this.dtype);
+          return d ? ops.reverseValid(part, T, B, F, lens) : part;
         });
         const dFin = ir.states.map((s) => {
           const name = this.name(l, d, s.name);
@@ -396,34 +425,36 @@ export class Model {
         const g = (yield runner.backward(t, this.layerParams(l, d), dOutDir, dFin)) as SequenceGrads;
         ir.params.forEach((p, i) => {
           const name = this.name(l, d, p.name);
-          params.set(name, { dtype: this.dtype, shape: this.params.get(name)!.shape, data: g.params[i]! });
+          grads.push({ kind: "param", name, shape: this.params.get(name)!.shape, seq: g.params[i]! });
         });
         ir.states.forEach((s, i) => {
           const name = this.name(l, d, s.name);
-          initialStates.set(name, {
-            dtype: this.dtype,
-            shape: fwd.finalStates.get(name)!.shape,
-            data: g.inits[i]!,
-          });
+          grads.push({ kind: "init", name, shape: fwd.finalStates.get(name)!.shape, seq: g.inits[i]! });
         });
-        perDir.push(d ? g.inputs.map((x, i) => reverseValid(x, T, B, runner.inputRow(i), lens)) : g.inputs);
+        perDir.push(
+          d ? g.inputs.map((x, i) => ops.reverseValid(x, T, B, runner.inputRow(i), lens)) : g.inputs,
+        );
       }
-      dInputs = perDir[0]!.map((x, i) => {
-        for (let d = 1; d < perDir.length; d++) {
-          const y = perDir[d]![i]!;
-          for (let k = 0; k < x.length; k++) x[k]! += y[k]!;
-        }
-        return x;
-      });
+      dInputs = perDir[0]!.map((x, i) => perDir.slice(1).reduce((acc, p) => ops.add(acc, p[i]!), x));
       dOut = dInputs;
     }
+    const values = (yield ops.readAll([...dInputs, ...grads.map((g) => g.seq)], this.dtype)) as FloatArray[];
+    const params = new Map<string, Tensor>();
+    const initialStates = new Map<string, Tensor>();
+    grads.forEach((g, k) =>
+      (g.kind === "param" ? params : initialStates).set(g.name, {
+        dtype: this.dtype,
+        shape: g.shape,
+        data: values[dInputs.length + k]!,
+      }),
+    );
     const inputs = new Map<string, Tensor>();
     const r0 = tape.runs[0]![0]!.runner;
     ir.inputs.forEach((inp, i) =>
       inputs.set(inp.name, {
         dtype: this.dtype,
         shape: [T, B, ...(inp.type.dims.length ? [r0.inputRow(i)] : [])],
-        data: dInputs[i]!,
+        data: values[i]!,
       }),
     );
     return { params, inputs, initialStates };
@@ -447,7 +478,7 @@ export class Model {
   ): { outputs: FloatArray[]; states: FloatArray[] } {
     const r = this.runner(l, 0, B).forward(inputs, 1, states, this.layerParams(l, 0), undefined, false);
     if (r instanceof Promise) throw new CellcError("stream() runs on the js backend only");
-    return { outputs: r.outputs, states: r.finals };
+    return { outputs: r.outputs.map(host), states: r.finals.map(host) };
   }
 
   private lens(seqLens: ForwardOptions["seqLens"], T: number, B: number): Int32Array | undefined {

@@ -17,16 +17,37 @@ export interface Tape {
   readonly lens?: Int32Array;
 }
 
+/** A value that lives on a device, opaque to the host code (see runtime/webgpu/context.ts). */
+export interface DeviceSeq {
+  readonly kind: "device";
+  readonly length: number;
+}
+
+/** A sequence or array of floats, on the host or on a device. */
+export type Seq = FloatArray | DeviceSeq;
+
+/**
+ * The operations between layers and directions, done where the backend keeps its data; readAll brings
+ * values to the host (for a device: one submission of all pending work, then one read-back).
+ */
+export interface SeqOps {
+  reverseValid(x: Seq, T: number, B: number, F: number, lens: Int32Array | undefined): Seq;
+  concatFeatures(parts: readonly Seq[], rows: number, F: number, dtype: "f32" | "f64"): Seq;
+  sliceFeatures(x: Seq, rows: number, F: number, d: number, n: number, dtype: "f32" | "f64"): Seq;
+  add(a: Seq, b: Seq): Seq;
+  readAll(xs: readonly Seq[], dtype: "f32" | "f64"): FloatArray[] | Promise<FloatArray[]>;
+}
+
 export interface SequenceResult {
-  readonly outputs: FloatArray[]; // [T, B, F] per cell output
-  readonly finals: FloatArray[]; // [B, ...] per state
+  readonly outputs: Seq[]; // [T, B, F] per cell output
+  readonly finals: Seq[]; // [B, ...] per state
   readonly tape?: unknown;
 }
 
 export interface SequenceGrads {
-  readonly inputs: FloatArray[]; // [T, B, ...] per cell input
-  readonly inits: FloatArray[]; // [B, ...] per state
-  readonly params: FloatArray[]; // per cell param
+  readonly inputs: Seq[]; // [T, B, ...] per cell input
+  readonly inits: Seq[]; // [B, ...] per state
+  readonly params: Seq[]; // per cell param
 }
 
 /**
@@ -38,7 +59,7 @@ export interface DirectionRunner {
   stateRow(i: number): number;
   inputRow(i: number): number;
   forward(
-    inputs: readonly FloatArray[],
+    inputs: readonly Seq[],
     T: number,
     inits: readonly FloatArray[],
     params: readonly FloatArray[],
@@ -48,7 +69,7 @@ export interface DirectionRunner {
   backward(
     tape: unknown,
     params: readonly FloatArray[],
-    dOutputs: readonly (FloatArray | undefined)[],
+    dOutputs: readonly (Seq | undefined)[],
     dFinals: readonly (FloatArray | undefined)[],
   ): SequenceGrads | Promise<SequenceGrads>;
 }

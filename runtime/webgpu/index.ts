@@ -1,6 +1,7 @@
 import { CellcError } from "../tensor.js";
 import type { Backend } from "../model.js";
 import { GpuSequenceRunner } from "./runner.js";
+import { GpuContext } from "./context.js";
 
 export { GpuSequenceRunner, WgslCompileError, wgslKernels } from "./runner.js";
 
@@ -32,6 +33,7 @@ export async function createWebGpuBackend(
     e.preventDefault();
     console.error(`cellc: WebGPU error: ${(e as GPUUncapturedErrorEvent).error.message}`);
   });
+  const ctx = new GpuContext(device);
   const info = adapter.info;
   const adapterName =
     [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(" / ") ||
@@ -41,6 +43,7 @@ export async function createWebGpuBackend(
     async: true,
     device,
     adapterName,
-    runner: (cell, sizes, B, dtype) => new GpuSequenceRunner(device, cell, sizes, B, dtype),
+    runner: (cell, sizes, B, dtype) => new GpuSequenceRunner(ctx, cell, sizes, B, dtype),
+    ops: ctx.ops,
   };
 }

@@ -13,10 +13,12 @@ import {
   rowSize,
   RowSizes,
   type DirectionRunner,
+  type Seq,
   type SequenceGrads,
   type SequenceResult,
 } from "../sequence.js";
-import { CellcError, floatArray, type FloatArray } from "../tensor.js";
+import { CellcError, type FloatArray } from "../tensor.js";
+import type { DeviceSeq, GpuContext } from "./context.js";
 
 /** The WGSL kernels of a cell, generated once per compiled cell. */
 const wgslCache = new WeakMap<CompiledCell, { forward: WgslKernel; backward: WgslKernel }>();
@@ -70,9 +72,9 @@ interface ArenaLayout {
 }
 
 /**
- * Runs one direction of one layer over a whole sequence on WebGPU. Inputs, states, parameters and
- * activations stay on the device for the whole sequence: one command submission per forward or backward
- * sequence, pipelines created once per runner, and read-back only of the results.
+ * Runs one direction of one layer over a whole sequence on WebGPU. It only encodes: inputs, states,
+ * parameters and activations stay on the device, results are returned as device references, and the
+ * context submits the work of every layer and direction at once when the model reads its results.
  */
 export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
   private readonly bindGroupLayout: GPUBindGroupLayout;
@@ -80,14 +82,17 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
   deviceBytes = 0;
   private readonly pipelineLayout: GPUPipelineLayout;
 
+  private readonly device: GPUDevice;
+
   constructor(
-    private readonly device: GPUDevice,
+    private readonly ctx: GpuContext,
     cell: CompiledCell,
     sizes: Readonly<Record<string, number>>,
     readonly B: number,
     private readonly dtype: "f32" | "f64",
   ) {
     super(cell, sizes);
+    const device = (this.device = ctx.device);
     const storage = (type: GPUBufferBindingType) => ({
       visibility: GPUShaderStage.COMPUTE,
       buffer: { type },
@@ -261,56 +266,39 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
     };
   }
 
-  /** Writes data at an element offset (4-byte elements); float64 data is narrowed to float32. */
-  private write(buf: GPUBuffer, at: number, data: FloatArray | Int32Array | Uint32Array): void {
-    const a = data instanceof Float64Array ? Float32Array.from(data) : data;
-    this.device.queue.writeBuffer(buf, at * 4, a.buffer as ArrayBuffer, a.byteOffset, a.byteLength);
-  }
-
-  private buffer(bytes: number, usage: number): GPUBuffer {
-    const limit = this.device.limits.maxStorageBufferBindingSize;
-    if (bytes > limit)
-      throw new CellcError(
-        `the sequence needs ${bytes} bytes of device memory in one buffer, above this device's maxStorageBufferBindingSize (${limit} bytes): use fewer time steps per call or a smaller batch`,
-      );
-    return this.device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 16) * 16), usage });
-  }
-
   async forward(
-    inputs: readonly FloatArray[],
+    inputs: readonly Seq[],
     T: number,
     inits: readonly FloatArray[],
     params: readonly FloatArray[],
     lens: Int32Array | undefined,
     keep: boolean,
   ): Promise<SequenceResult> {
-    const dev = this.device;
+    const ctx = this.ctx;
     const fp = await this.pipelines("forward");
     const bp = keep ? await this.pipelines("backward") : undefined;
     const L = this.layout(T, fp.kernel, bp?.kernel ?? fp.kernel);
     const S = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
-    const mem = this.buffer(L.memSize * 4, S);
+    const mem = ctx.buffer(L.memSize * 4, S);
+    const pmem = ctx.buffer(L.pmemSize * 4, S);
     this.deviceBytes = (L.memSize + L.pmemSize) * 4;
-    const pmem = this.buffer(L.pmemSize * 4, S);
-    const meta = dev.createBuffer({
+    const meta = this.device.createBuffer({
       size: Math.max(1, T) * META_STRIDE,
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
     });
     const metaData = new Uint32Array((Math.max(1, T) * META_STRIDE) / 4);
     for (let t = 0; t < T; t++) metaData[(t * META_STRIDE) / 4] = t;
-    this.write(meta, 0, metaData);
-    const lensBuf = dev.createBuffer({
+    ctx.write(meta, 0, metaData);
+    const lensBuf = this.device.createBuffer({
       size: Math.max(16, this.B * 4),
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
     });
-    if (lens) this.write(lensBuf, 0, lens);
-    inputs.forEach((a, i) => this.write(mem, L.x[i]!, a));
-    inits.forEach((a, s) => this.write(mem, L.states[s]!, a));
-    params.forEach((a, p) => this.write(pmem, L.params[p]!, a));
+    if (lens) ctx.write(lensBuf, 0, lens);
+    inputs.forEach((a, i) => ctx.place(a, mem, L.x[i]!));
+    inits.forEach((a, s) => ctx.write(mem, L.states[s]!, a));
+    params.forEach((a, p) => ctx.write(pmem, L.params[p]!, a));
     const tape: GpuTape = { T, mem, pmem, meta, lens: lensBuf, hasLens: !!lens, layout: L };
-    const enc = dev.createCommandEncoder();
     this.encode(
-      enc,
       fp,
       tape,
       L.fwdOffs,
@@ -319,48 +307,49 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
     );
     const ir = this.ir;
     const B = this.B;
-    const reads = [
-      ...ir.outputs.map((_, o) => [L.outputs[o]!, T * B * this.outputRow(o)] as const),
-      ...ir.states.map((_, s) => [L.states[s]! + T * B * this.stateRow(s), B * this.stateRow(s)] as const),
-    ];
-    const data = await this.readBack(enc, mem, reads);
-    const outputs = ir.outputs.map((_, o) => this.cast(data[o]!));
-    const finals = ir.states.map((_, s) => this.cast(data[ir.outputs.length + s]!));
+    const ref = (offset: number, length: number): DeviceSeq => ({
+      kind: "device",
+      buffer: mem,
+      offset,
+      length,
+    });
+    const outputs = ir.outputs.map((_, o) => ref(L.outputs[o]!, T * B * this.outputRow(o)));
+    const finals = ir.states.map((_, s) =>
+      ref(L.states[s]! + T * B * this.stateRow(s), B * this.stateRow(s)),
+    );
     if (!keep) this.release(tape);
-    return { outputs, finals, tape: keep ? (tape as never) : undefined };
+    return { outputs, finals, tape: keep ? tape : undefined };
   }
 
   async backward(
     tapeIn: unknown,
     _params: readonly FloatArray[],
-    dOutputs: readonly (FloatArray | undefined)[],
+    dOutputs: readonly (Seq | undefined)[],
     dFinals: readonly (FloatArray | undefined)[],
   ): Promise<SequenceGrads> {
     const tape = tapeIn as GpuTape;
-    const dev = this.device;
+    const ctx = this.ctx;
     const bp = await this.pipelines("backward");
     const { T, layout: L, mem, pmem } = tape;
     const ir = this.ir;
     const B = this.B;
-    const enc = dev.createCommandEncoder();
+    const enc = ctx.encoder();
     ir.outputs.forEach((_, o) => {
       const d = dOutputs[o];
-      const n = T * B * this.outputRow(o);
-      if (d) this.write(mem, L.up[o]!, d);
-      else enc.clearBuffer(mem, L.up[o]! * 4, n * 4);
+      if (d) ctx.place(d, mem, L.up[o]!);
+      else enc.clearBuffer(mem, L.up[o]! * 4, T * B * this.outputRow(o) * 4);
     });
     ir.states.forEach((_, s) => {
       const n = B * this.stateRow(s);
       const d = dFinals[s];
       const at = L.dS[s]! + T * n;
-      if (d) this.write(mem, at, d);
+      if (d) ctx.write(mem, at, d);
       else enc.clearBuffer(mem, at * 4, n * 4);
     });
     const gradsStart = L.grads[0] ?? L.pmemSize;
     if (L.pmemSize > gradsStart) enc.clearBuffer(pmem, gradsStart * 4, (L.pmemSize - gradsStart) * 4);
     const steps = [...Array(T).keys()].reverse();
     this.encode(
-      enc,
       bp,
       tape,
       L.bwdOffs,
@@ -368,31 +357,21 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
       (e) => e.phase === "step" || (tape.hasLens && (e.phase === "premask" || e.phase === "postmask")),
       true,
     );
-    const reads = [
-      ...ir.inputs.map((_, i) => [L.gx[i]!, T * B * this.inputRow(i)] as const),
-      ...ir.states.map((_, s) => [L.dS[s]!, B * this.stateRow(s)] as const),
-    ];
-    const preads = ir.params.map((p, i) => [L.grads[i]!, rowSize(p.type, this.sizes)] as const);
-    const data = await this.readBack(enc, mem, reads, pmem, preads);
     this.release(tape);
-    const n = ir.inputs.length;
+    const ref = (buffer: GPUBuffer, offset: number, length: number): DeviceSeq => ({
+      kind: "device",
+      buffer,
+      offset,
+      length,
+    });
     return {
-      inputs: ir.inputs.map((_, i) => this.cast(data[i]!)),
-      inits: ir.states.map((_, s) => this.cast(data[n + s]!)),
-      params: ir.params.map((_, p) => this.cast(data[n + ir.states.length + p]!)),
+      inputs: ir.inputs.map((_, i) => ref(mem, L.gx[i]!, T * B * this.inputRow(i))),
+      inits: ir.states.map((_, s) => ref(mem, L.dS[s]!, B * this.stateRow(s))),
+      params: ir.params.map((p, i) => ref(pmem, L.grads[i]!, rowSize(p.type, this.sizes))),
     };
   }
 
-  /** The device computes in float32; results are widened when the model's dtype is f64. */
-  private cast(a: Float32Array): FloatArray {
-    if (this.dtype === "f32") return a;
-    const out = floatArray("f64", a.length);
-    out.set(a);
-    return out;
-  }
-
   private encode(
-    enc: GPUCommandEncoder,
     p: Pipelines,
     tape: GpuTape,
     offs: Uint32Array,
@@ -405,7 +384,8 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
       size: Math.max(16, offs.byteLength),
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
     });
-    this.write(offsBuf, 0, offs);
+    this.ctx.write(offsBuf, 0, offs);
+    this.ctx.releaseAfterFlush(offsBuf);
     const bg = dev.createBindGroup({
       layout: this.bindGroupLayout,
       entries: [
@@ -418,7 +398,7 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
     });
     const order = p.kernel.entries.map((e, i) => ({ e, i })).filter(({ e }) => include(e));
     if (prePost) order.sort((a, b) => rank(a.e.phase) - rank(b.e.phase));
-    const pass = enc.beginComputePass();
+    const pass = this.ctx.encoder().beginComputePass();
     for (const t of steps) {
       for (const { e, i } of order) {
         const [x, y] = this.groups(e.dispatch);
@@ -431,42 +411,9 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
     pass.end();
   }
 
-  private async readBack(
-    enc: GPUCommandEncoder,
-    mem: GPUBuffer,
-    reads: readonly (readonly [number, number])[],
-    pmem?: GPUBuffer,
-    preads: readonly (readonly [number, number])[] = [],
-  ): Promise<Float32Array[]> {
-    const all = [...reads.map((r) => [mem, ...r] as const), ...preads.map((r) => [pmem!, ...r] as const)];
-    const total = all.reduce((a, [, , n]) => a + n, 0);
-    const staging = this.device.createBuffer({
-      size: Math.max(16, total * 4),
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
-    let at = 0;
-    for (const [buf, off, n] of all) {
-      if (n > 0) enc.copyBufferToBuffer(buf, off * 4, staging, at * 4, n * 4);
-      at += n;
-    }
-    this.device.queue.submit([enc.finish()]);
-    await staging.mapAsync(GPUMapMode.READ);
-    const data = new Float32Array(staging.getMappedRange().slice(0));
-    staging.unmap();
-    staging.destroy();
-    at = 0;
-    return all.map(([, , n]) => {
-      const out = data.slice(at, at + n);
-      at += n;
-      return out;
-    });
-  }
-
+  /** The tape's buffers go once the work encoded so far has run (their results are read before that). */
   private release(t: GpuTape) {
-    t.mem.destroy();
-    t.pmem.destroy();
-    t.meta.destroy();
-    t.lens.destroy();
+    this.ctx.releaseAfterFlush(t.mem, t.pmem, t.meta, t.lens);
   }
 }
 
