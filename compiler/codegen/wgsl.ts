@@ -2,7 +2,7 @@ import type { Binding, KernelIR, OuterAccumulate } from "../autodiff/kernel.js";
 import type { NodeId } from "../ir/graph.js";
 import { dimSub, type Dim, type Type } from "../ir/shape.js";
 import { OPS, type ElementwiseDef } from "../ops/ops.js";
-import { planKernel, type Domain, type KernelPlan, type LoopItem } from "./plan.js";
+import { domainOf, planKernel, type Domain, type KernelPlan, type LoopItem } from "./plan.js";
 import { Writer } from "./writer.js";
 
 /**
@@ -203,6 +203,13 @@ class WgslKernelWriter {
     if (d.batched) w.line(d.dim ? `let b = idx / ${n};` : "let b = idx;");
     if (d.dim) w.line(d.batched ? `let j = idx % ${n};` : "let j = idx;");
   }
+  /** An entry point with one thread per element of a domain (`b` and `j` bound as it has them). */
+  private linearEntry(name: string, d: Domain, phase: WgslEntry["phase"], body: (w: Writer) => void) {
+    this.entry(name, { kind: "linear", extent: { batch: d.batched, dim: d.dim } }, phase, (w) => {
+      this.linearHeader(w, d);
+      body(w);
+    });
+  }
 
   private loop(name: string, d: Domain, items: readonly LoopItem[]) {
     this.entry(name, { kind: "linear", extent: { batch: d.batched, dim: d.dim } }, "step", (w) => {
@@ -316,33 +323,21 @@ class WgslKernelWriter {
         });
         return;
       case "concat":
-        this.entry(
-          name,
-          { kind: "linear", extent: { batch: n.type.batched, dim: n.type.dims[0] } },
-          "step",
-          (w) => {
-            this.linearHeader(w, { batched: n.type.batched, dim: n.type.dims[0] });
-            let offset = "0u";
-            n.args.forEach((item, i) => {
-              const len = this.len(this.k.graph.node(item).type);
-              const cond = `j < ${offset} + ${len}`;
-              w.line(
-                `${i === 0 ? "if" : "else if"} (${cond}) { ${outAt("b", "j")} = ${this.read(item, "b", `(j - ${offset})`)}; }`,
-              );
-              offset = `${offset} + ${len}`;
-            });
-          },
-        );
+        this.linearEntry(name, domainOf(n.type), "step", (w) => {
+          let offset = "0u";
+          n.args.forEach((item, i) => {
+            const len = this.len(this.k.graph.node(item).type);
+            const read = this.read(item, "b", `(j - (${offset}))`);
+            w.line(
+              `${i === 0 ? "if" : "else if"} (j < ${offset} + ${len}) { ${outAt("b", "j")} = ${read}; }`,
+            );
+            offset = `${offset} + ${len}`;
+          });
+        });
         return;
       case "slice":
-        this.entry(
-          name,
-          { kind: "linear", extent: { batch: n.type.batched, dim: n.type.dims[0] } },
-          "step",
-          (w) => {
-            this.linearHeader(w, { batched: n.type.batched, dim: n.type.dims[0] });
-            w.line(`${outAt("b", "j")} = ${this.read(a0!, "b", `${this.dim(n.attrs.start!)} + j`)};`);
-          },
+        this.linearEntry(name, domainOf(n.type), "step", (w) =>
+          w.line(`${outAt("b", "j")} = ${this.read(a0!, "b", `${this.dim(n.attrs.start!)} + j`)};`),
         );
         return;
       default:

@@ -5,6 +5,7 @@ import { compileCell, Model, tensor, type Tensor } from "../../runtime/index.js"
 import { Rng } from "../../runtime/init.js";
 import { builtinCellFiles, nodeHost } from "../helpers.js";
 import { hasWebGpu, webgpu } from "./setup.js";
+import { CASES, caseCell } from "../gradcheck/cases.js";
 
 /** WebGPU against the JS backend: forward outputs, final states and every gradient, float32 tolerance. */
 function close(a: Tensor, b: Tensor, what: string, problems: string[]) {
@@ -18,9 +19,14 @@ function close(a: Tensor, b: Tensor, what: string, problems: string[]) {
   return 0;
 }
 
-export async function parity(file: string, name: string, opts: { layers?: number; bidirectional?: boolean }) {
+export async function parity(
+  file: string,
+  name: string,
+  opts: { layers?: number; bidirectional?: boolean },
+  source?: string,
+) {
   const backend = (await webgpu())!;
-  const cell = compileCell(readFileSync(file, "utf8"), { file, cell: name, host: nodeHost });
+  const cell = compileCell(source ?? readFileSync(file, "utf8"), { file, cell: name, host: nodeHost });
   const D = name === "sru" ? 5 : 3;
   const cpu = new Model(cell, { dims: { D, H: 5 }, seed: 3, ...opts });
   const gpu = new Model(cell, { params: cpu.params, backend, ...opts });
@@ -77,4 +83,9 @@ describe.skipIf(!hasWebGpu)("WebGPU matches the JS backend", () => {
       it(`${name}: bidirectional`, async () =>
         expect(await parity(file, name, { bidirectional: true })).toEqual([]));
     }
+});
+
+describe.skipIf(!hasWebGpu)("WebGPU matches the JS backend on every primitive", () => {
+  for (const [op, c] of Object.entries(CASES))
+    it(op, async () => expect(await parity("case.cell", "t", {}, caseCell(c.eq))).toEqual([]));
 });

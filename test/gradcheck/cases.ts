@@ -1,0 +1,51 @@
+import type { OpKind } from "../../compiler/ops/ops.js";
+
+/**
+ * Each primitive (and each function of the language) inside a small cell, checked against finite
+ * differences. `a` is a pre-activation that reads the input, the state and parameters, so gradients reach
+ * every kind of leaf through the op under test.
+ */
+export const CASES: Record<string, { eq: string; ops: OpKind[] }> = {
+  add: { eq: "h' = a + h", ops: ["add", "matvec", "sumbatch"] },
+  sub: { eq: "h' = a - h", ops: ["sub"] },
+  mul: { eq: "h' = a * h", ops: ["mul"] },
+  div: { eq: "h' = a / (2 + h * h)", ops: ["div"] },
+  neg: { eq: "h' = -a", ops: ["neg"] },
+  sigmoid: { eq: "h' = sigmoid(a)", ops: ["sigmoid"] },
+  tanh: { eq: "h' = tanh(a)", ops: ["tanh"] },
+  relu: { eq: "h' = relu(a)", ops: ["relu", "gt"] },
+  exp: { eq: "h' = exp(0.5 * a)", ops: ["exp"] },
+  log: { eq: "h' = log(1.5 + tanh(a))", ops: ["log"] },
+  sqrt: { eq: "h' = sqrt(1 + a * a)", ops: ["sqrt"] },
+  softplus: { eq: "h' = softplus(a)", ops: ["softplus"] },
+  softsign: { eq: "h' = softsign(a)", ops: ["softsign"] },
+  abs: { eq: "h' = abs(a)", ops: ["abs"] },
+  min: { eq: "h' = min(a, h)", ops: ["min"] },
+  max: { eq: "h' = max(a, h)", ops: ["max"] },
+  clip: { eq: "h' = clip(a, -0.3, 0.4)", ops: [] },
+  sum: { eq: "h' = tanh(a * sum(h))", ops: ["sum", "dim"] },
+  mean: { eq: "h' = a - mean(a)", ops: [] },
+  hard_sigmoid: { eq: "h' = hard_sigmoid(a, 0.3, 0.4)", ops: [] },
+  leaky_relu: { eq: "h' = leaky_relu(a, 0.2)", ops: [] },
+  elu: { eq: "h' = elu(a, 0.7)", ops: [] },
+  thresholded_relu: { eq: "h' = thresholded_relu(a, 0.1)", ops: [] },
+  scaled_tanh: { eq: "h' = scaled_tanh(a, 1.3, 0.8)", ops: [] },
+  affine: { eq: "h' = affine(a, 0.5, 0.1)", ops: [] },
+  concat: { eq: "h' = tanh(V @ [h, x] + b)", ops: ["concat", "slice", "const", "leaf"] },
+  concat_elementwise: { eq: "y = [h, x] * [h, x]\n h' = tanh(V @ y)", ops: [] },
+};
+
+/** The small cell around one case: `a` reads the input, the state and parameters. */
+export function caseCell(eq: string): string {
+  return `cell t {
+        input x[D]
+        state h[H]
+        param W : [H, D]
+        param U : [H, H]
+        param V : [H, H + D]
+        param b : [H]
+        a = W @ x + U @ h + b
+        ${eq}
+        output h'
+      }`;
+}
