@@ -27,7 +27,8 @@ export function jsDim(d: Dim, dimNames: readonly string[]): string {
     parts.push(coeff === 1 ? `d${i}` : `${coeff} * d${i}`);
   }
   if (d.c !== 0 || parts.length === 0) parts.push(String(d.c));
-  return parts.length === 1 ? parts[0]! : `(${parts.join(" + ")})`;
+  // Parenthesised unless a single name or number, so that it can stand anywhere.
+  return parts.length === 1 && !parts[0]!.includes(" ") ? parts[0]! : `(${parts.join(" + ")})`;
 }
 
 export const JS_PRELUDE = `function matvec(out, W, ld, c0, M, K, v, B, vs) {

@@ -64,7 +64,8 @@ export function wgslDim(d: Dim, dims: readonly string[]): string {
     parts.push(coeff === 1 ? `d${i}` : `${coeff}u * d${i}`);
   }
   if (d.c !== 0 || parts.length === 0) parts.push(`${d.c}u`);
-  return parts.length === 1 ? parts[0]! : `(${parts.join(" + ")})`;
+  // Parenthesised unless a single name or number, so that it can stand anywhere (idx / (2u * d0)).
+  return parts.length === 1 && !parts[0]!.includes(" ") ? parts[0]! : `(${parts.join(" + ")})`;
 }
 
 const isParamRole = (r: Binding["role"]) => r === "param" || r === "grad_param";

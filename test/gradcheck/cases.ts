@@ -49,3 +49,15 @@ export function caseCell(eq: string): string {
         output h'
       }`;
 }
+
+/** Cases whose dimensions are sums and multiples, so that generated index arithmetic is exercised. */
+export const DIM_CASES: Record<string, string> = {
+  scaled_dims: `cell t {
+    input x[D]
+    state h[2*H]
+    param W : [2*H, D]
+    param U : [2*H, 2*H + D]
+    h' = tanh(W @ x + U @ [h, x]) - mean(h)
+    output h'
+  }`,
+};

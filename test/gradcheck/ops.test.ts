@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { compileCell, Model } from "../../runtime/index.js";
 import { OPS, type OpKind } from "../../compiler/ops/ops.js";
 import { gradcheckModel } from "./check.js";
-import { CASES, caseCell } from "./cases.js";
+import { CASES, DIM_CASES, caseCell } from "./cases.js";
 
 describe("gradient of every primitive against central finite differences (float64)", () => {
   it("covers every op kind", () => {
@@ -14,6 +14,11 @@ describe("gradient of every primitive against central finite differences (float6
     it(name, () => {
       const cell = compileCell(caseCell(c.eq));
       const model = new Model(cell, { dtype: "f64", dims: { D: 3, H: 4 }, seed: 2 });
+      expect(gradcheckModel(model, "x", 3, [4, 1, 3], 9)).toEqual([]);
+    });
+  for (const [name, src] of Object.entries(DIM_CASES))
+    it(name, () => {
+      const model = new Model(compileCell(src), { dtype: "f64", dims: { D: 3, H: 2 }, seed: 2 });
       expect(gradcheckModel(model, "x", 3, [4, 1, 3], 9)).toEqual([]);
     });
 });

@@ -5,7 +5,7 @@ import { compileCell, Model, tensor, type Tensor } from "../../runtime/index.js"
 import { Rng } from "../../runtime/init.js";
 import { builtinCellFiles, nodeHost } from "../helpers.js";
 import { hasWebGpu, webgpu } from "./setup.js";
-import { CASES, caseCell } from "../gradcheck/cases.js";
+import { CASES, DIM_CASES, caseCell } from "../gradcheck/cases.js";
 
 /** WebGPU against the JS backend: forward outputs, final states and every gradient, float32 tolerance. */
 function close(a: Tensor, b: Tensor, what: string, problems: string[]) {
@@ -88,4 +88,6 @@ describe.skipIf(!hasWebGpu)("WebGPU matches the JS backend", () => {
 describe.skipIf(!hasWebGpu)("WebGPU matches the JS backend on every primitive", () => {
   for (const [op, c] of Object.entries(CASES))
     it(op, async () => expect(await parity("case.cell", "t", {}, caseCell(c.eq))).toEqual([]));
+  for (const [name, src] of Object.entries(DIM_CASES))
+    it(name, async () => expect(await parity("case.cell", "t", {}, src)).toEqual([]));
 });
