@@ -466,6 +466,8 @@ export class Model {
       throw new CellcError(
         "a bidirectional model cannot stream: its reverse direction needs the whole sequence",
       );
+    if (this.backend.async)
+      throw new CellcError(`stream() runs on the js backend only, not on ${this.backend.name}`);
     return new Stream(this, B, toMap(initialStates));
   }
 

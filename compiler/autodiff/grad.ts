@@ -148,7 +148,7 @@ export function buildStepKernels(cell: CellIR): StepKernels {
     map.set(id, out);
     return out;
   };
-  gradRoots.forEach((r, i) => stores.push({ ...gradTargets[i]!, node: copy(opt.roots[i]!) }));
+  gradTargets.forEach((target, i) => stores.push({ ...target, node: copy(opt.roots[i]!) }));
   const bwdOuters: OuterAccumulate[] = outers.map((o, i) => ({
     binding: paramBinding.get(o.param)!,
     dy: copy(opt.roots[gradRoots.length + 2 * i]!),

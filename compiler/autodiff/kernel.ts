@@ -35,7 +35,3 @@ export interface KernelIR {
   readonly stores: readonly Store[];
   readonly outers: readonly OuterAccumulate[];
 }
-
-export function leafKey(role: string, name: string): string {
-  return `${role}:${name}`;
-}

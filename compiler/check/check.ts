@@ -138,7 +138,7 @@ class CellChecker {
     for (const [n, { decl }] of this.m.states) this.stateTypes.set(n, this.declType(decl.shape, 1, n, true));
     for (const [n, { decl }] of this.m.params) this.paramTypes.set(n, this.declType(decl.shape, 2, n, false));
 
-    for (const [k, { decl }] of this.m.eqs)
+    for (const { decl } of this.m.eqs.values())
       if (decl.prime && !this.m.states.has(decl.target))
         this.bag.report("E016", decl.targetSpan, { name: decl.target }, this.declaredAs(decl.target));
     for (const [n, { decl }] of this.m.states)

@@ -1,7 +1,7 @@
 import type { CellAst, FileAst, FnAst } from "../ast/ast.js";
 import { parseFile } from "../ast/build.js";
 import { diag, type Diagnostic } from "../diag/diagnostic.js";
-import { SourceMap, type Span } from "../diag/span.js";
+import { SourceMap } from "../diag/span.js";
 
 /** Where source files come from: the file system in Node, a map of texts in a browser. */
 export interface SourceHost {
@@ -107,5 +107,3 @@ function reason(e: unknown): string {
 export function entryCells(p: Program): CellAst[] {
   return p.files.find((f) => f.file === p.entry)?.cells.slice() ?? [];
 }
-
-export const noSpan = (file: string): Span => ({ file, start: 0, end: 0 });

@@ -5,10 +5,6 @@ export interface Span {
   readonly end: number;
 }
 
-export function spanCover(a: Span, b: Span): Span {
-  return { file: a.file, start: Math.min(a.start, b.start), end: Math.max(a.end, b.end) };
-}
-
 /** The registry of source texts, so that diagnostics can print the line a span points into. */
 export class SourceMap {
   private readonly texts = new Map<string, string>();

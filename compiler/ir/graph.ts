@@ -1,5 +1,5 @@
 import type { Span } from "../diag/span.js";
-import { dimAdd, dimEq, dimSub, type Dim, type Type } from "./shape.js";
+import { dimAdd, dimSub, type Dim, type Type } from "./shape.js";
 import type { OpKind } from "../ops/ops.js";
 
 export type NodeId = number;
@@ -132,8 +132,4 @@ export class Builder {
   zero() {
     return this.const(0);
   }
-}
-
-export function sameDim(a: Dim, b: Dim): boolean {
-  return dimEq(a, b);
 }

@@ -37,9 +37,6 @@ export function dimEq(a: Dim, b: Dim): boolean {
 export function dimKey(d: Dim): string {
   return printDim(d);
 }
-export function dimIsZero(d: Dim): boolean {
-  return Object.keys(d.terms).length === 0 && d.c === 0;
-}
 
 export function printDim(d: Dim): string {
   const parts: string[] = [];
@@ -57,8 +54,6 @@ export function evalDim(d: Dim, sizes: Readonly<Record<string, number>>): number
   }
   return v;
 }
-
-export const scalarType: Type = { dims: [], batched: false };
 
 export function printType(t: Type): string {
   return `[${t.dims.map(printDim).join(", ")}]`;

@@ -43,7 +43,8 @@ export async function createWebGpuBackend(
     async: true,
     device,
     adapterName,
-    runner: (cell, sizes, B, dtype) => new GpuSequenceRunner(ctx, cell, sizes, B, dtype),
+    // The device computes in float32 whatever the model's dtype; read-back widens to it.
+    runner: (cell, sizes, B) => new GpuSequenceRunner(ctx, cell, sizes, B),
     ops: ctx.ops,
   };
 }

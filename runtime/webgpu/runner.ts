@@ -89,7 +89,6 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
     cell: CompiledCell,
     sizes: Readonly<Record<string, number>>,
     readonly B: number,
-    private readonly dtype: "f32" | "f64",
   ) {
     super(cell, sizes);
     const device = (this.device = ctx.device);

@@ -58,7 +58,9 @@ async function runApi(c: Case, dtype: "f32" | "f64", backend?: Backend): Promise
     dtype,
     layers: c.layers,
     bidirectional: c.bidirectional,
+    backend,
   });
+  expect(model.backend.name).toBe(backend?.name ?? "js");
   const inputs = load(c, "inputs");
   const inits = new Map<string, Tensor>();
   const upOut = new Map<string, Tensor>();

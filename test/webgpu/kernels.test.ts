@@ -109,5 +109,6 @@ describe.skipIf(!hasWebGpu)("WebGPU from the command line and at the device's li
     const cell = compileCell(readFileSync("examples/cells/rnn.cell", "utf8"));
     const model = new Model(cell, { dims: { D: 2, H: 2 }, backend });
     expect(() => model.forward({ x: tensor("f32", [1, 1, 2]) })).toThrow(/use forwardAsync\(\)/);
+    expect(() => model.stream(1)).toThrow(/stream\(\) runs on the js backend only, not on webgpu/);
   });
 });
