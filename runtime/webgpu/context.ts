@@ -47,12 +47,17 @@ export class GpuContext {
     this.afterFlush.push(...bufs);
   }
 
+  /** A buffer, refused with an error naming the limit when the device cannot have or bind one that large. */
   buffer(bytes: number, usage: number): GPUBuffer {
-    const limit = this.device.limits.maxStorageBufferBindingSize;
-    if (bytes > limit)
-      throw new CellcError(
-        `the sequence needs ${bytes} bytes of device memory in one buffer, above this device's maxStorageBufferBindingSize (${limit} bytes): use fewer time steps per call or a smaller batch`,
-      );
+    const lim = this.device.limits;
+    const check = (limit: number, name: string) => {
+      if (bytes > limit)
+        throw new CellcError(
+          `the sequence needs ${bytes} bytes of device memory in one buffer, above this device's ${name} (${limit} bytes): use fewer time steps per call or a smaller batch`,
+        );
+    };
+    if (usage & GPUBufferUsage.STORAGE) check(lim.maxStorageBufferBindingSize, "maxStorageBufferBindingSize");
+    check(lim.maxBufferSize, "maxBufferSize");
     return this.device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 16) * 16), usage });
   }
 

@@ -168,6 +168,16 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
     return (e.batch ? this.B : 1) * (e.dim ? evalDim(e.dim, this.sizes) : 1);
   }
   private groups(d: Dispatch): [number, number] {
+    const [x, y] = this.groupCounts(d);
+    const max = this.device.limits.maxComputeWorkgroupsPerDimension;
+    if (x > max || y > max)
+      throw new CellcError(
+        `a kernel of '${this.ir.name}' needs ${x} x ${y} workgroups, above this device's maxComputeWorkgroupsPerDimension (${max})`,
+      );
+    return [x, y];
+  }
+
+  private groupCounts(d: Dispatch): [number, number] {
     if (d.kind === "tiles") return [Math.ceil(this.extent(d.x) / TILE), Math.ceil(this.extent(d.y) / TILE)];
     const n = d.kind === "rows" ? this.extent(d.rows) : Math.ceil(this.extent(d.extent) / WORKGROUP);
     const span = d.kind === "rows" ? 65535 : LINEAR_SPAN / WORKGROUP;
@@ -281,10 +291,7 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
     const mem = ctx.buffer(L.memSize * 4, S);
     const pmem = ctx.buffer(L.pmemSize * 4, S);
     this.deviceBytes = (L.memSize + L.pmemSize) * 4;
-    const meta = this.device.createBuffer({
-      size: Math.max(1, T) * META_STRIDE,
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-    });
+    const meta = ctx.buffer(Math.max(1, T) * META_STRIDE, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
     const metaData = new Uint32Array((Math.max(1, T) * META_STRIDE) / 4);
     for (let t = 0; t < T; t++) metaData[(t * META_STRIDE) / 4] = t;
     ctx.write(meta, 0, metaData);
@@ -397,12 +404,17 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
     });
     const order = p.kernel.entries.map((e, i) => ({ e, i })).filter(({ e }) => include(e));
     if (prePost) order.sort((a, b) => rank(a.e.phase) - rank(b.e.phase));
+    // Sizes first: a kernel too large for the device is refused before anything is encoded.
+    const dispatches = order.map(({ e, i }) => ({
+      pipeline: p.pipelines[i]!,
+      groups: this.groups(e.dispatch),
+    }));
     const pass = this.ctx.encoder().beginComputePass();
     for (const t of steps) {
-      for (const { e, i } of order) {
-        const [x, y] = this.groups(e.dispatch);
+      for (const { pipeline, groups } of dispatches) {
+        const [x, y] = groups;
         if (x === 0 || y === 0) continue;
-        pass.setPipeline(p.pipelines[i]!);
+        pass.setPipeline(pipeline);
         pass.setBindGroup(0, bg, [t * META_STRIDE]);
         pass.dispatchWorkgroups(x, y);
       }
