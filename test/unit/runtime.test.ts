@@ -231,6 +231,11 @@ describe("cellc run: bad input is a clear error, exit 1, no stack trace", () => 
     expect(run(["check", "test/errors/E040.cell"]).status).toBe(1);
     expect(run(["check", "examples/cells/lstm.cell"]).status).toBe(0);
     expect(run(["check", "no/such.cell"]).stderr).toMatch(/E003.*no such file/);
+    const wrongCell = run(["compile", "examples/cells/greff.cell", "--cell", "lstm_nfgg"]);
+    expect(wrongCell.status).toBe(1);
+    expect(wrongCell.stderr).toMatch(
+      /error\[E051\]: file defines no cell named 'lstm_nfgg'; did you mean 'lstm_nfg'\?/,
+    );
   });
 });
 
