@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { checkProgram, selectCell, buildCellIR } from "./driver.js";
 import { renderAll, hasErrors, type Diagnostic } from "./diag/diagnostic.js";
 import { printCell } from "./ir/print.js";
-import type { SourceMap } from "./diag/span.js";
+import { lineCol, type SourceMap } from "./diag/span.js";
 import { COMMANDS, UsageError, parseArgs, type Parsed } from "./cli-args.js";
 import { CellcError } from "../runtime/tensor.js";
 
@@ -107,17 +107,9 @@ async function compile(args: Parsed, io: Io): Promise<number> {
 }
 
 function spanText(v: unknown, sources: SourceMap): unknown {
-  const s = v as { file?: string; start?: number; end?: number } | undefined;
+  const s = v as { file?: string; start?: number } | undefined;
   if (!s || typeof s.start !== "number") return v;
-  const text = sources.get(s.file ?? "") ?? "";
-  let line = 1;
-  let col = 1;
-  for (let i = 0; i < s.start && i < text.length; i++) {
-    if (text[i] === "\n") {
-      line++;
-      col = 1;
-    } else col++;
-  }
+  const { line, col } = lineCol(sources.get(s.file ?? "") ?? "", s.start);
   return `${line}:${col}`;
 }
 

@@ -50,8 +50,16 @@ export function caseCell(eq: string): string {
       }`;
 }
 
-/** Cases whose dimensions are sums and multiples, so that generated index arithmetic is exercised. */
+/**
+ * Edge cases of cells (constant next states, inputs as outputs, no parameters, per-row scalar states and
+ * outputs) and dimensions that are sums and multiples, so that generated index arithmetic is exercised.
+ */
 export const DIM_CASES: Record<string, string> = {
+  constant_next_state: `cell t { input x[D] state h[D], c[D] h' = tanh(x + c) c' = 1 output h' }`,
+  input_as_output: `cell t { input x[D] state h[D] h' = tanh(x + h) output h', x }`,
+  no_parameters: `cell t { input x[D] state h[D] h' = tanh(h + x) output h' }`,
+  scalar_state: `cell t { input x[D] state h[D], s[] param W : [D, D] s' = mean(h) * 0.5 + s * 0.5 h' = tanh(W @ x + s * h) output h' }`,
+  scalar_output: `cell t { input x[D] state h[D] param W : [D, D] h' = tanh(W @ x + h) y = sum(h') output h', y }`,
   scaled_dims: `cell t {
     input x[D]
     state h[2*H]
