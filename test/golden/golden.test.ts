@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { buildCellIR, checkProgram } from "../../compiler/driver.js";
 import { hasErrors } from "../../compiler/diag/diagnostic.js";
@@ -35,4 +36,16 @@ describe("emitted backward IR and JS kernels of the reference cells", () => {
       expectGolden(`test/golden/${name}.js.txt`, emitModuleJs([kernels.forward, kernels.backward], ir.dims));
     });
   }
+});
+
+describe("cellc compile --emit ast", () => {
+  it("prints the AST of rnn.cell with line:col spans", () => {
+    const out = execFileSync(
+      process.execPath,
+      ["bin/cellc.js", "compile", "examples/cells/rnn.cell", "--emit", "ast"],
+      { encoding: "utf8" },
+    );
+    expect(JSON.parse(out).cells[0].name).toBe("rnn");
+    expectGolden("test/golden/rnn.ast.txt", out);
+  });
 });
