@@ -230,9 +230,14 @@ export class Model {
   }
 
   private async async<T>(g: Generator<unknown, T, unknown>): Promise<T> {
-    let r = g.next();
-    while (!r.done) r = g.next(await r.value);
-    return r.value;
+    try {
+      let r = g.next();
+      while (!r.done) r = g.next(await r.value);
+      return r.value;
+    } catch (e) {
+      this.backend.ops.discard?.();
+      throw e;
+    }
   }
 
   private layerParams(l: number, d: number): FloatArray[] {

@@ -36,6 +36,8 @@ export interface SeqOps {
   sliceFeatures(x: Seq, rows: number, F: number, d: number, n: number, dtype: "f32" | "f64"): Seq;
   add(a: Seq, b: Seq): Seq;
   readAll(xs: readonly Seq[], dtype: "f32" | "f64"): FloatArray[] | Promise<FloatArray[]>;
+  /** Drops work encoded but not yet submitted (after an error part-way through a pass). */
+  discard?(): void;
 }
 
 export interface SequenceResult {

@@ -152,6 +152,12 @@ export class GpuContext {
     pass.end();
   }
 
+  /** Drops the pending (unsubmitted) work and the buffers that were to go after it. */
+  discard(): void {
+    this.pending = undefined;
+    for (const b of this.afterFlush.splice(0)) b.destroy();
+  }
+
   /** Submits the pending work, reads the values back (device ones; host ones as they are), releases. */
   async readAll(xs: readonly Seq[], dtype: "f32" | "f64"): Promise<FloatArray[]> {
     const dev = this.device;
@@ -238,6 +244,7 @@ export class GpuContext {
       return out;
     },
     readAll: (xs, dtype) => this.readAll(xs, dtype),
+    discard: () => this.discard(),
   };
 }
 

@@ -68,6 +68,10 @@ describe.skipIf(!hasWebGpu)("WebGPU from the command line and at the device's li
     await expect(model.forwardAsync({ x: tensor("f32", [1, 1, 1]) })).rejects.toThrow(
       /maxStorageBufferBindingSize \(\d+ bytes\)/,
     );
+    // The failed call left nothing behind: a model that fits still runs on the same backend.
+    const ok = new Model(cell, { dims: { D: 1, H: 2 }, backend });
+    const r = await ok.forwardAsync({ x: tensor("f32", [2, 1, 1], [0.5, -0.5]) });
+    expect(r.outputs.get("h")!.shape).toEqual([2, 1, 2]);
   });
   it("a WGSL compilation error is reported as a cellc bug with the line and the kernel's source", async () => {
     const backend = (await webgpu())!;
