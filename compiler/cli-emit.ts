@@ -1,10 +1,10 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { buildStepKernels } from "./autodiff/grad.js";
 import { printGradIR } from "./autodiff/print.js";
-import { describeBinding, emitModuleJs } from "./codegen/js.js";
+import { emitModuleJs } from "./codegen/js.js";
+import { describeBinding } from "./autodiff/kernel.js";
 import { emitKernelWgsl, wgslManifest } from "./codegen/wgsl.js";
 import type { CellIR } from "./ir/cell.js";
-import { printDim } from "./ir/shape.js";
 import type { Parsed } from "./cli-args.js";
 import type { Io } from "./cli.js";
 import { CliError } from "./cli.js";
@@ -21,7 +21,7 @@ export function jsManifest(ir: CellIR, kernels: ReturnType<typeof buildStepKerne
         {
           factory: k.name,
           call: `${k.name}(B, [${ir.dims.join(", ")}]) returns step(bufs); bufs[i] is binding i`,
-          bindings: k.bindings.map((b) => describeBinding(b, printDim)),
+          bindings: k.bindings.map((b) => describeBinding(b)),
         },
       ]),
     ),

@@ -1,4 +1,4 @@
-import { printDim, type Dim, type Type } from "../compiler/ir/shape.js";
+import { evalDim, printDim, type Dim, type Type } from "../compiler/ir/shape.js";
 import type { CompiledCell } from "./cell.js";
 import { initialise, Rng } from "./init.js";
 import {
@@ -165,7 +165,7 @@ export class Model {
         bindDim(
           sizes,
           ir.inputs[0]!.type.dims[0]!,
-          evalWith(outDim, prev) * this.directions,
+          evalDim(outDim, prev) * this.directions,
           `the input of layer ${l}`,
         );
       }
@@ -581,12 +581,6 @@ export class Stream {
   }
 }
 
-function evalWith(d: Dim, sizes: Record<string, number>): number {
-  let v = d.c;
-  for (const [k, c] of Object.entries(d.terms)) v += c * sizes[k]!;
-  return v;
-}
-
 /** Binds a dimension made of a single name from a known size; checks it against an earlier binding. */
 function bindDim(sizes: Record<string, number>, d: Dim, size: number, what: string): void {
   const names = Object.keys(d.terms);
@@ -615,7 +609,7 @@ function bindShape(sizes: Record<string, number>, t: Type, shape: readonly numbe
   t.dims.forEach((d, i) => {
     const names = Object.keys(d.terms);
     const n = names[0]!;
-    if (names.length === 1 && sizes[n] !== undefined && evalWith(d, sizes) !== shape[i])
+    if (names.length === 1 && sizes[n] !== undefined && evalDim(d, sizes) !== shape[i])
       throw new CellcError(
         `${what} has shape ${showShape(shape)}; expected ${showShape(t.dims.map(printDim))} with ${n} = ${sizes[n]}`,
       );
@@ -630,7 +624,7 @@ function resolveShape(t: Type, sizes: Record<string, number>, what: string): num
         throw new CellcError(
           `dimension ${n} of ${what} ${showShape(t.dims.map(printDim))} is not known: give a tensor that has it, or its size`,
         );
-    return evalWith(d, sizes);
+    return evalDim(d, sizes);
   });
 }
 

@@ -1,4 +1,4 @@
-import type { Binding, KernelIR } from "../compiler/autodiff/kernel.js";
+import type { Binding } from "../compiler/autodiff/kernel.js";
 import { evalDim, type Type } from "../compiler/ir/shape.js";
 import type { CompiledCell, StepFn } from "./cell.js";
 import { floatArray, type FloatArray } from "./tensor.js";
@@ -160,38 +160,36 @@ export class SequenceRunner extends RowSizes implements DirectionRunner {
     const sharedSaved = keep
       ? undefined
       : k.bindings.map((b, i) => (b.role === "saved" ? this.alloc(b, this.fwdRows[i]!) : undefined));
+    let prev: FloatArray[] = states[0]!;
+    let next: FloatArray[] = [];
+    let stepSaved: FloatArray[] = [];
+    // Where each binding's buffer comes from, resolved once; only the time step varies in the loop.
+    const source = k.bindings.map((b, i): ((t: number) => FloatArray) => {
+      const rows = this.fwdRows[i]!;
+      const at = (seq: FloatArray) => (t: number) => seq.subarray(t * B * rows, (t + 1) * B * rows);
+      switch (b.role) {
+        case "output":
+          return at(outputs[b.index]!);
+        case "next":
+          return () => next[b.index]!;
+        case "saved":
+          return () => (stepSaved[b.index] = sharedSaved ? sharedSaved[i]! : this.alloc(b, rows));
+        case "input":
+          return at(inputs[b.index]!);
+        case "state":
+          return () => prev[b.index]!;
+        case "param":
+          return () => params[b.index]!;
+        default:
+          throw new Error(`forward kernel binding ${b.role}`);
+      }
+    });
     for (let t = 0; t < T; t++) {
-      const prev = states[states.length - 1]!;
-      const next = spare ?? this.ir.states.map((_, s) => floatArray(this.dtype, B * this.stateRow(s)));
+      prev = states[states.length - 1]!;
+      next = spare ?? this.ir.states.map((_, s) => floatArray(this.dtype, B * this.stateRow(s)));
       spare = undefined;
-      const stepSaved: FloatArray[] = [];
-      const bufs = k.bindings.map((b, i) => {
-        const rows = this.fwdRows[i]!;
-        switch (b.role) {
-          case "output": {
-            const o = this.ir.outputs.findIndex((x) => x.name === b.name);
-            return outputs[o]!.subarray(t * B * rows, (t + 1) * B * rows);
-          }
-          case "next":
-            return next[this.ir.states.findIndex((s) => s.name === b.name)];
-          case "saved": {
-            const buf = sharedSaved ? sharedSaved[i]! : this.alloc(b, rows);
-            stepSaved.push(buf);
-            return buf;
-          }
-          case "input": {
-            const x = inputs[this.ir.inputs.findIndex((s) => s.name === b.name)]!;
-            return x.subarray(t * B * rows, (t + 1) * B * rows);
-          }
-          case "state":
-            return prev[this.ir.states.findIndex((s) => s.name === b.name)];
-          case "param":
-            return params[this.ir.params.findIndex((s) => s.name === b.name)];
-          default:
-            throw new Error(`forward kernel binding ${b.role}`);
-        }
-      });
-      this.fstep(bufs);
+      stepSaved = [];
+      this.fstep(source.map((f) => f(t)));
       if (lens)
         maskRows(
           t,
@@ -233,6 +231,30 @@ export class SequenceRunner extends RowSizes implements DirectionRunner {
     let dPrev = ir.states.map((_, s) => floatArray(this.dtype, B * this.stateRow(s)));
     const upOut = ir.outputs.map((_, i) => floatArray(this.dtype, B * this.outputRow(i)));
     const upNext = ir.states.map((_, s) => floatArray(this.dtype, B * this.stateRow(s)));
+    const source = k.bindings.map((b, i): ((t: number) => FloatArray) => {
+      const rows = this.bwdRows[i]!;
+      const at = (seq: FloatArray) => (t: number) => seq.subarray(t * B * rows, (t + 1) * B * rows);
+      switch (b.role) {
+        case "grad_input":
+          return at(dInputs[b.index]!);
+        case "grad_state":
+          return () => dPrev[b.index]!;
+        case "grad_param":
+          return () => dParams[b.index]!;
+        case "input":
+          return at(tape.inputs[b.index]!);
+        case "state":
+          return (t) => tape.states[t]![b.index]!;
+        case "param":
+          return () => params[b.index]!;
+        case "saved":
+          return (t) => tape.saved[t]![b.index]!;
+        case "upstream":
+          return b.name.startsWith("out:") ? () => upOut[b.index]! : () => upNext[b.index]!;
+        default:
+          throw new Error(`backward kernel binding ${b.role}`);
+      }
+    });
     for (let t = T - 1; t >= 0; t--) {
       ir.outputs.forEach((_, i) => {
         const r = this.outputRow(i);
@@ -247,39 +269,7 @@ export class SequenceRunner extends RowSizes implements DirectionRunner {
           upOut.forEach((u, i) => u.fill(0, b * this.outputRow(i), (b + 1) * this.outputRow(i)));
           upNext.forEach((u, s) => u.fill(0, b * this.stateRow(s), (b + 1) * this.stateRow(s)));
         }
-      const bufs = k.bindings.map((b, i) => {
-        const rows = this.bwdRows[i]!;
-        const si = () => ir.states.findIndex((s) => s.name === b.name);
-        switch (b.role) {
-          case "grad_input":
-            return dInputs[ir.inputs.findIndex((s) => s.name === b.name)]!.subarray(
-              t * B * rows,
-              (t + 1) * B * rows,
-            );
-          case "grad_state":
-            return dPrev[si()];
-          case "grad_param":
-            return dParams[ir.params.findIndex((s) => s.name === b.name)];
-          case "input":
-            return tape.inputs[ir.inputs.findIndex((s) => s.name === b.name)]!.subarray(
-              t * B * rows,
-              (t + 1) * B * rows,
-            );
-          case "state":
-            return tape.states[t]![si()];
-          case "param":
-            return params[ir.params.findIndex((s) => s.name === b.name)];
-          case "saved":
-            return tape.saved[t]![Number(b.name.slice(1))];
-          case "upstream":
-            return b.name.startsWith("out:")
-              ? upOut[ir.outputs.findIndex((o) => `out:${o.name}` === b.name)]
-              : upNext[ir.states.findIndex((s) => `next:${s.name}` === b.name)];
-          default:
-            throw new Error(`backward kernel binding ${b.role}`);
-        }
-      });
-      this.bstep(bufs);
+      this.bstep(source.map((f) => f(t)));
       if (lens)
         maskRows(
           t,
@@ -293,5 +283,3 @@ export class SequenceRunner extends RowSizes implements DirectionRunner {
     return { inputs: dInputs, inits: dState, params: dParams };
   }
 }
-
-export type { KernelIR };

@@ -95,23 +95,23 @@ export function buildStepKernels(cell: CellIR): StepKernels {
   const gradRoots: NodeId[] = [];
   const gradTargets: { binding: number; accumulate: boolean }[] = [];
   const zero = b.const(0);
-  for (const i of cell.inputs) {
+  for (const [index, i] of cell.inputs.entries()) {
     gradRoots.push(leafGrads.get(`input:${i.name}`) ?? zero);
     gradTargets.push({
-      binding: bind({ role: "grad_input", name: i.name, type: i.type }),
+      binding: bind({ role: "grad_input", name: i.name, type: i.type, index }),
       accumulate: false,
     });
   }
-  for (const s of cell.states) {
+  for (const [index, s] of cell.states.entries()) {
     gradRoots.push(leafGrads.get(`state:${s.name}`) ?? zero);
     gradTargets.push({
-      binding: bind({ role: "grad_state", name: s.name, type: s.type }),
+      binding: bind({ role: "grad_state", name: s.name, type: s.type, index }),
       accumulate: false,
     });
   }
   const paramBinding = new Map<string, number>();
-  for (const p of cell.params) {
-    const idx = bind({ role: "grad_param", name: p.name, type: p.type });
+  for (const [index, p] of cell.params.entries()) {
+    const idx = bind({ role: "grad_param", name: p.name, type: p.type, index });
     paramBinding.set(p.name, idx);
     const g = leafGrads.get(`param:${p.name}`);
     if (g !== undefined) {
@@ -160,33 +160,44 @@ export function buildStepKernels(cell: CellIR): StepKernels {
   // Forward kernel: outputs, next states and the saved barrier values.
   const fwdBindings: Binding[] = [];
   const fwdStores: Store[] = [];
-  for (const o of cell.outputs)
+  for (const [index, o] of cell.outputs.entries())
     fwdStores.push({
-      binding: fwdBindings.push({ role: "output", name: o.name, type: batchedOf(fg.node(o.node).type) }) - 1,
+      binding:
+        fwdBindings.push({ role: "output", name: o.name, type: batchedOf(fg.node(o.node).type), index }) - 1,
       node: o.node,
       accumulate: false,
     });
-  for (const s of cell.states) {
+  for (const [index, s] of cell.states.entries()) {
     const next = cell.next.find((n) => n.state === s.name)!;
     fwdStores.push({
-      binding: fwdBindings.push({ role: "next", name: s.name, type: s.type }) - 1,
+      binding: fwdBindings.push({ role: "next", name: s.name, type: s.type, index }) - 1,
       node: next.node,
       accumulate: false,
     });
   }
   savedNodes.forEach((id, k) => {
     fwdStores.push({
-      binding: fwdBindings.push({ role: "saved", name: `s${k}`, type: fg.node(id).type }) - 1,
+      binding: fwdBindings.push({ role: "saved", name: `s${k}`, type: fg.node(id).type, index: k }) - 1,
       node: id,
       accumulate: false,
     });
   });
   fwdBindings.push(...leafBindings(cell));
   bwdBindings.push(...leafBindings(cell));
-  savedNodes.forEach((id, k) => bwdBindings.push({ role: "saved", name: `s${k}`, type: fg.node(id).type }));
-  for (const o of cell.outputs)
-    bwdBindings.push({ role: "upstream", name: `out:${o.name}`, type: batchedOf(fg.node(o.node).type) });
-  for (const s of cell.states) bwdBindings.push({ role: "upstream", name: `next:${s.name}`, type: s.type });
+  savedNodes.forEach((id, k) =>
+    bwdBindings.push({ role: "saved", name: `s${k}`, type: fg.node(id).type, index: k }),
+  );
+  cell.outputs.forEach((o, index) =>
+    bwdBindings.push({
+      role: "upstream",
+      name: `out:${o.name}`,
+      type: batchedOf(fg.node(o.node).type),
+      index,
+    }),
+  );
+  cell.states.forEach((s, index) =>
+    bwdBindings.push({ role: "upstream", name: `next:${s.name}`, type: s.type, index }),
+  );
 
   return {
     forward: { name: "forward", graph: fg, bindings: fwdBindings, stores: fwdStores, outers: [] },
@@ -221,8 +232,8 @@ function forwardNodeIndex(fg: Graph, og: Graph): Map<NodeId, NodeId> {
  */
 function leafBindings(cell: CellIR): Binding[] {
   return [
-    ...cell.inputs.map((i) => ({ role: "input" as const, name: i.name, type: i.type })),
-    ...cell.states.map((s) => ({ role: "state" as const, name: s.name, type: s.type })),
-    ...cell.params.map((p) => ({ role: "param" as const, name: p.name, type: p.type })),
+    ...cell.inputs.map((i, index) => ({ role: "input" as const, name: i.name, type: i.type, index })),
+    ...cell.states.map((s, index) => ({ role: "state" as const, name: s.name, type: s.type, index })),
+    ...cell.params.map((p, index) => ({ role: "param" as const, name: p.name, type: p.type, index })),
   ];
 }

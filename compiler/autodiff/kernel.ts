@@ -1,5 +1,5 @@
 import type { Graph, LeafRole, NodeId } from "../ir/graph.js";
-import type { Dim, Type } from "../ir/shape.js";
+import { storedShape, type Dim, type Type } from "../ir/shape.js";
 
 /**
  * A step kernel as IR, ready for code generation: the graph, the buffers it reads (its leaves), the values
@@ -11,6 +11,12 @@ export interface Binding {
   readonly role: LeafRole | OutRole;
   readonly name: string;
   readonly type: Type;
+  /**
+   * Which one of its kind: the position in the cell's inputs, states, params or outputs, or the saved
+   * value's number. For `upstream`, the output (`out:` names) or the state (`next:` names) it flows into.
+   * Runtimes resolve their buffers by it once, not by name at every step.
+   */
+  readonly index: number;
 }
 
 export interface Store {
@@ -34,4 +40,9 @@ export interface KernelIR {
   readonly bindings: readonly Binding[];
   readonly stores: readonly Store[];
   readonly outers: readonly OuterAccumulate[];
+}
+
+/** A binding as a manifest describes it: role, name, and shape in the cell's dimensions (B first if batched). */
+export function describeBinding(b: Binding) {
+  return { role: b.role, name: b.name, shape: storedShape(b.type) };
 }

@@ -1,16 +1,12 @@
 import { printGraph } from "../ir/print.js";
-import { printDim } from "../ir/shape.js";
+import { printDim, storedShape } from "../ir/shape.js";
 import type { SourceMap } from "../diag/span.js";
 import type { KernelIR } from "./kernel.js";
 import type { StepKernels } from "./grad.js";
 
-function shapeText(b: KernelIR["bindings"][number]): string {
-  return `[${[...(b.type.batched ? ["B"] : []), ...b.type.dims.map(printDim)].join(", ")}]`;
-}
-
 export function printKernel(k: KernelIR, sources?: SourceMap): string {
   const out = [`kernel ${k.name}`];
-  k.bindings.forEach((b, i) => out.push(`  @${i} ${b.role} ${b.name} ${shapeText(b)}`));
+  k.bindings.forEach((b, i) => out.push(`  @${i} ${b.role} ${b.name} [${storedShape(b.type).join(", ")}]`));
   out.push("graph");
   out.push(...printGraph(k.graph, sources));
   for (const s of k.stores) out.push(`${s.accumulate ? "accumulate" : "store"} @${s.binding} = %${s.node}`);

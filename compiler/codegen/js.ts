@@ -1,4 +1,4 @@
-import type { Binding, KernelIR } from "../autodiff/kernel.js";
+import type { KernelIR } from "../autodiff/kernel.js";
 import type { NodeId } from "../ir/graph.js";
 import { dimSub, type Dim, type Type } from "../ir/shape.js";
 import { OPS, type ElementwiseDef } from "../ops/ops.js";
@@ -252,13 +252,4 @@ export function emitModuleJs(kernels: readonly KernelIR[], dims: readonly string
   ];
   for (const k of kernels) parts.push(emitKernelJs(k, dims, k.name));
   return parts.join("\n");
-}
-
-/** Describes a binding for a manifest: role, name and shape in terms of the cell's dimensions. */
-export function describeBinding(b: Binding, printDim: (d: Dim) => string) {
-  return {
-    role: b.role,
-    name: b.name,
-    shape: [...(b.type.batched ? ["B"] : []), ...b.type.dims.map(printDim)],
-  };
 }

@@ -1,6 +1,6 @@
-import type { Binding, KernelIR, OuterAccumulate } from "../autodiff/kernel.js";
+import { describeBinding, type Binding, type KernelIR, type OuterAccumulate } from "../autodiff/kernel.js";
 import type { NodeId } from "../ir/graph.js";
-import { dimSub, type Dim, type Type } from "../ir/shape.js";
+import { dimSub, printDim, storedShape, type Dim, type Type } from "../ir/shape.js";
 import { OPS, type ElementwiseDef } from "../ops/ops.js";
 import { domainOf, planKernel, type Domain, type KernelPlan, type LoopItem } from "./plan.js";
 import { Writer } from "./writer.js";
@@ -449,7 +449,7 @@ export function emitKernelWgsl(k: KernelIR, dims: readonly string[]): WgslKernel
   return kw.result();
 }
 
-function extentText(e: Extent, printDim: (d: Dim) => string): string {
+function extentText(e: Extent): string {
   const d = e.dim ? printDim(e.dim) : "1";
   return e.batch ? (e.dim ? `B * (${d})` : "B") : d;
 }
@@ -459,7 +459,6 @@ export function wgslManifest(
   ir: { name: string; dims: readonly string[] },
   kernels: { forward: WgslKernel; backward: WgslKernel },
 ) {
-  const pd = (d: Dim) => printDimText(d);
   const describe = (k: WgslKernel) => ({
     file: `${ir.name}.${k.name}.wgsl`,
     overrides: [...ir.dims.map((d, i) => ({ name: `d${i}`, dim: d })), { name: "B", dim: "batch size" }],
@@ -471,19 +470,13 @@ export function wgslManifest(
       "4": "lens: storage, read, i32 [B]: sequence lengths (read by the mask entry points only)",
     },
     buffers: [
-      ...k.bindings.map((b, i) => ({
-        index: i,
-        arena: k.arenas[i],
-        role: b.role,
-        name: b.name,
-        shape: [...(b.type.batched ? ["B"] : []), ...b.type.dims.map(pd)],
-      })),
+      ...k.bindings.map((b, i) => ({ index: i, arena: k.arenas[i], ...describeBinding(b) })),
       ...k.scratch.map((t, i) => ({
         index: k.bindings.length + i,
         arena: "mem",
         role: "scratch",
         name: `scratch${i}`,
-        shape: [...(t.batched ? ["B"] : []), ...t.dims.map(pd)],
+        shape: storedShape(t),
       })),
     ],
     entryPoints: k.entries.map((e) => ({
@@ -500,14 +493,14 @@ export function wgslManifest(
       dispatch:
         e.dispatch.kind === "tiles"
           ? {
-              x: `ceil(${extentText(e.dispatch.x, pd)} / ${TILE})`,
-              y: `ceil(${extentText(e.dispatch.y, pd)} / ${TILE})`,
+              x: `ceil(${extentText(e.dispatch.x)} / ${TILE})`,
+              y: `ceil(${extentText(e.dispatch.y)} / ${TILE})`,
             }
           : e.dispatch.kind === "rows"
-            ? { x: extentText(e.dispatch.rows, pd), y: "1" }
+            ? { x: extentText(e.dispatch.rows), y: "1" }
             : {
-                x: `min(ceil(${extentText(e.dispatch.extent, pd)} / ${WORKGROUP}), 65535)`,
-                y: `ceil(ceil(${extentText(e.dispatch.extent, pd)} / ${WORKGROUP}) / 65535)`,
+                x: `min(ceil(${extentText(e.dispatch.extent)} / ${WORKGROUP}), 65535)`,
+                y: `ceil(ceil(${extentText(e.dispatch.extent)} / ${WORKGROUP}) / 65535)`,
               },
     })),
   });
@@ -519,11 +512,4 @@ export function wgslManifest(
     forward: describe(kernels.forward),
     backward: describe(kernels.backward),
   };
-}
-
-function printDimText(d: Dim): string {
-  const parts: string[] = [];
-  for (const [k, v] of Object.entries(d.terms)) parts.push(v === 1 ? k : `${v}*${k}`);
-  if (d.c !== 0 || parts.length === 0) parts.push(String(d.c));
-  return parts.join(" + ");
 }

@@ -4,7 +4,7 @@ import { lineCol } from "../diag/span.js";
 import type { CellIR } from "./cell.js";
 import { classify } from "./classify.js";
 import type { Graph, Node } from "./graph.js";
-import { printDim, printType, type Type } from "./shape.js";
+import { printDim, printType, storedShape } from "./shape.js";
 
 export function printInit(i: InitSpec): string {
   switch (i.kind) {
@@ -19,11 +19,6 @@ export function printInit(i: InitSpec): string {
     case "orthogonal":
       return i.gain === 1 ? "~ orthogonal" : `~ orthogonal(${i.gain})`;
   }
-}
-
-function typeWithBatch(t: Type): string {
-  const inner = t.dims.map(printDim);
-  return `[${(t.batched ? ["B", ...inner] : inner).join(", ")}]`;
 }
 
 export function printNode(n: Node): string {
@@ -48,7 +43,7 @@ export function printNode(n: Node): string {
     default:
       body = `${n.op} ${args}`;
   }
-  return `%${n.id} = ${body} : ${typeWithBatch(n.type)}`;
+  return `%${n.id} = ${body} : [${storedShape(n.type).join(", ")}]`;
 }
 
 export function printGraph(g: Graph, sources?: SourceMap, tags?: ReadonlyMap<number, string>): string[] {

@@ -55,6 +55,11 @@ export function evalDim(d: Dim, sizes: Readonly<Record<string, number>>): number
   return v;
 }
 
+/** The dimensions of a value as it is stored: the batch axis `B` first when it has one. */
+export function storedShape(t: Type): string[] {
+  return [...(t.batched ? ["B"] : []), ...t.dims.map(printDim)];
+}
+
 export function printType(t: Type): string {
   return `[${t.dims.map(printDim).join(", ")}]`;
 }

@@ -19,6 +19,7 @@ import {
 } from "../sequence.js";
 import { CellcError, type FloatArray } from "../tensor.js";
 import type { DeviceSeq, GpuContext } from "./context.js";
+import type { Type } from "../../compiler/ir/shape.js";
 
 /** The WGSL kernels of a cell, generated once per compiled cell. */
 const wgslCache = new WeakMap<CompiledCell, { forward: WgslKernel; backward: WgslKernel }>();
@@ -194,9 +195,8 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
     const x = ir.inputs.map((_, i) => take(T * B * this.inputRow(i)));
     const states = ir.states.map((_, s) => take((T + 1) * B * this.stateRow(s)));
     const outputs = ir.outputs.map((_, o) => take(T * B * this.outputRow(o)));
-    const size = (t: { batched: boolean; dims: readonly import("../../compiler/ir/shape.js").Dim[] }) =>
-      (t.batched ? B : 1) * rowSize(t, this.sizes);
-    const saved = fk.bindings.map((b) => (b.role === "saved" ? take(T * size(b.type)) : -1));
+    const size = (t: Type) => (t.batched ? B : 1) * rowSize(t, this.sizes);
+    const saved = fk.bindings.filter((b) => b.role === "saved").map((b) => take(T * size(b.type)));
     const fscratch = fk.scratch.map((t) => take(Math.max(1, size(t))));
     const up = ir.outputs.map((_, o) => take(T * B * this.outputRow(o)));
     const dS = ir.states.map((_, s) => take((T + 1) * B * this.stateRow(s)));
@@ -204,51 +204,45 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
     const bscratch = bk.scratch.map((t) => take(Math.max(1, size(t))));
     const params = ir.params.map((p) => takeP(rowSize(p.type, this.sizes)));
     const grads = ir.params.map((p) => takeP(rowSize(p.type, this.sizes)));
-    const idx = (list: readonly { name: string }[], name: string) => list.findIndex((v) => v.name === name);
-    const savedBase = new Map(
-      fk.bindings.flatMap((b, i) => (b.role === "saved" ? [[b.name, saved[i]!] as const] : [])),
-    );
     const table = (k: WgslKernel, scratch: number[]) => {
       const offs = new Uint32Array(2 * (k.bindings.length + k.scratch.length));
       k.bindings.forEach((b, i) => {
         const rows = b.type.batched ? B * rowSize(b.type, this.sizes) : 0;
-        const s = idx(ir.states, b.name);
+        const n = b.index;
         let base: number;
         let stride = rows;
         switch (b.role) {
           case "output":
-            base = outputs[idx(ir.outputs, b.name)]!;
+            base = outputs[n]!;
             break;
           case "next":
-            base = states[s]! + B * this.stateRow(s);
+            base = states[n]! + B * this.stateRow(n);
             break;
           case "saved":
-            base = savedBase.get(b.name)!;
+            base = saved[n]!;
             stride = size(b.type);
             break;
           case "input":
-            base = x[idx(ir.inputs, b.name)]!;
+            base = x[n]!;
             break;
           case "state":
-            base = states[s]!;
+            base = states[n]!;
             break;
           case "param":
-            base = params[idx(ir.params, b.name)]!;
+            base = params[n]!;
             break;
           case "grad_param":
-            base = grads[idx(ir.params, b.name)]!;
+            base = grads[n]!;
             break;
           case "grad_input":
-            base = gx[idx(ir.inputs, b.name)]!;
+            base = gx[n]!;
             break;
           case "grad_state":
-            base = dS[s]!;
+            base = dS[n]!;
             break;
           case "upstream":
-            if (b.name.startsWith("out:")) base = up[idx(ir.outputs, b.name.slice(4))]!;
-            else
-              base =
-                dS[idx(ir.states, b.name.slice(5))]! + B * this.stateRow(idx(ir.states, b.name.slice(5)));
+            // Into output n, or into state n: the next state's gradient is the dS slot one step later.
+            base = b.name.startsWith("out:") ? up[n]! : dS[n]! + B * this.stateRow(n);
             break;
           default:
             throw new Error(`binding role ${b.role}`);
