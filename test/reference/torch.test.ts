@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { compileCell, Model, readSafetensors, type Backend, type Tensor } from "../../runtime/index.js";
 import { hasWebGpu, webgpu } from "../webgpu/setup.js";
+import { mismatches } from "../compare.js";
 import { nodeHost } from "../helpers.js";
 
 /**
@@ -21,34 +22,6 @@ interface Case {
 const DIR = "test/fixtures/torch";
 const cases: Case[] = JSON.parse(readFileSync(`${DIR}/cases.json`, "utf8"));
 const load = (c: Case, f: string) => readSafetensors(readFileSync(`${DIR}/${c.name}/${f}.safetensors`));
-
-function compare(
-  actual: Map<string, Tensor>,
-  expected: Map<string, Tensor>,
-  atol: number,
-  rtol: number,
-): string[] {
-  const problems: string[] = [];
-  for (const [name, e] of expected) {
-    const a = actual.get(name);
-    if (!a) {
-      problems.push(`${name}: missing`);
-      continue;
-    }
-    if (a.shape.join() !== e.shape.join()) {
-      problems.push(`${name}: shape [${a.shape}] vs [${e.shape}]`);
-      continue;
-    }
-    let worst = 0;
-    for (let i = 0; i < e.data.length; i++) {
-      const excess = Math.abs(a.data[i]! - e.data[i]!) - (atol + rtol * Math.abs(e.data[i]!));
-      if (excess > worst || Number.isNaN(a.data[i]!)) worst = Number.isNaN(a.data[i]!) ? Infinity : excess;
-    }
-    if (worst > 0) problems.push(`${name}: off by ${worst} beyond tolerance`);
-  }
-  for (const name of actual.keys()) if (!expected.has(name)) problems.push(`${name}: not in the reference`);
-  return problems;
-}
 
 async function runApi(c: Case, dtype: "f32" | "f64", backend?: Backend): Promise<Map<string, Tensor>> {
   const file = `examples/cells/${c.cell}.cell`;
@@ -89,12 +62,12 @@ describe("PyTorch reference values", () => {
   it("has the cases the generator writes", () => expect(cases.length).toBe(15));
   for (const c of cases) {
     it(`${c.name}: float64`, async () => {
-      expect(compare(await runApi(c, "f64"), load(c, "expected"), 1e-10, 1e-9)).toEqual([]);
+      expect(mismatches(await runApi(c, "f64"), load(c, "expected"), 1e-10, 1e-9)).toEqual([]);
     });
     it(`${c.name}: float32`, async () => {
       const out = await runApi(c, "f32");
       expect([...out.values()].every((t) => t.dtype === "f32")).toBe(true);
-      expect(compare(out, load(c, "expected"), 2e-5, 2e-4)).toEqual([]);
+      expect(mismatches(out, load(c, "expected"), 2e-5, 2e-4)).toEqual([]);
     });
   }
 });
@@ -103,7 +76,7 @@ describe.skipIf(!hasWebGpu)("PyTorch reference values on WebGPU", () => {
   for (const c of cases)
     it(c.name, async () => {
       const out = await runApi(c, "f32", await webgpu());
-      expect(compare(out, load(c, "expected"), 2e-5, 2e-4)).toEqual([]);
+      expect(mismatches(out, load(c, "expected"), 2e-5, 2e-4)).toEqual([]);
     });
 });
 
@@ -125,7 +98,7 @@ describe("cellc run end to end", () => {
       execFileSync(process.execPath, args, { stdio: "pipe" });
       const result = readSafetensors(readFileSync(out));
       expect([...result.values()].every((t) => t.dtype === "f32")).toBe(true);
-      expect(compare(result, load(c, "expected"), 2e-5, 2e-4)).toEqual([]);
+      expect(mismatches(result, load(c, "expected"), 2e-5, 2e-4)).toEqual([]);
     });
   it("--f64 writes float64 and matches tightly", () => {
     const c = cases.find((x) => x.name === "lstm_init_lens_upstream")!;
@@ -145,6 +118,6 @@ describe("cellc run end to end", () => {
     ]);
     const result = readSafetensors(readFileSync(out));
     expect(result.get("h")!.dtype).toBe("f64");
-    expect(compare(result, load(c, "expected"), 1e-10, 1e-9)).toEqual([]);
+    expect(mismatches(result, load(c, "expected"), 1e-10, 1e-9)).toEqual([]);
   });
 });

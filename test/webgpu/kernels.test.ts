@@ -9,6 +9,7 @@ import { buildCellIR, checkProgram } from "../../compiler/driver.js";
 import { compileCell, Model, readSafetensors, tensor } from "../../runtime/index.js";
 import { builtinCellFiles, expectGolden, nodeHost } from "../helpers.js";
 import { hasWebGpu, webgpu } from "./setup.js";
+import { mismatches } from "../compare.js";
 import { WgslCompileError, wgslKernels } from "../../runtime/webgpu/index.js";
 
 describe("golden WGSL of every built-in cell", () => {
@@ -50,13 +51,7 @@ describe.skipIf(!hasWebGpu)("WebGPU from the command line and at the device's li
     );
     const got = readSafetensors(readFileSync(out));
     const want = readSafetensors(readFileSync(`${c}/expected.safetensors`));
-    for (const [n, t] of want) {
-      const g = got.get(n)!;
-      let worst = 0;
-      for (let i = 0; i < t.data.length; i++)
-        worst = Math.max(worst, Math.abs(g.data[i]! - t.data[i]!) - 2e-4 * Math.abs(t.data[i]!));
-      expect(worst, n).toBeLessThan(2e-5);
-    }
+    expect(mismatches(got, want, 2e-5, 2e-4)).toEqual([]);
   });
   it("a sequence too large for one storage buffer is refused, naming the limit", async () => {
     const backend = (await webgpu())!;

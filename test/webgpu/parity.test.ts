@@ -5,20 +5,10 @@ import { compileCell, Model, tensor, type Tensor } from "../../runtime/index.js"
 import { Rng } from "../../runtime/init.js";
 import { builtinCellFiles, nodeHost } from "../helpers.js";
 import { hasWebGpu, webgpu } from "./setup.js";
+import { mismatches } from "../compare.js";
 import { CASES, DIM_CASES, caseCell } from "../gradcheck/cases.js";
 
 /** WebGPU against the JS backend: forward outputs, final states and every gradient, float32 tolerance. */
-function close(a: Tensor, b: Tensor, what: string, problems: string[]) {
-  if (a.shape.join() !== b.shape.join()) return problems.push(`${what}: shape [${a.shape}] vs [${b.shape}]`);
-  let worst = 0;
-  for (let i = 0; i < a.data.length; i++) {
-    const excess = Math.abs(a.data[i]! - b.data[i]!) - (2e-5 + 2e-4 * Math.abs(a.data[i]!));
-    worst = Math.max(worst, Number.isNaN(b.data[i]!) ? Infinity : excess);
-  }
-  if (worst > 0) problems.push(`${what}: off by ${worst}`);
-  return 0;
-}
-
 export async function parity(
   file: string,
   name: string,
@@ -64,13 +54,16 @@ export async function parity(
   const b = await gpu.forwardAsync({ x }, fopts);
   const ga = cpu.backward(a, { outputs: up });
   const gb = await gpu.backwardAsync(b, { outputs: up });
-  const problems: string[] = [];
-  for (const [n, t] of a.outputs) close(t, b.outputs.get(n)!, `output ${n}`, problems);
-  for (const [n, t] of a.finalStates) close(t, b.finalStates.get(n)!, `final ${n}`, problems);
-  for (const [n, t] of ga.params) close(t, gb.params.get(n)!, `grad ${n}`, problems);
-  for (const [n, t] of ga.inputs) close(t, gb.inputs.get(n)!, `grad ${n}`, problems);
-  for (const [n, t] of ga.initialStates) close(t, gb.initialStates.get(n)!, `grad ${n}.init`, problems);
-  return problems;
+  // The JS backend is the reference; every output, final state and gradient is compared.
+  const named = (f: { outputs: Map<string, Tensor>; finalStates: Map<string, Tensor> }, g: typeof ga) =>
+    new Map<string, Tensor>([
+      ...[...f.outputs].map(([n, t]) => [`output ${n}`, t] as const),
+      ...[...f.finalStates].map(([n, t]) => [`final ${n}`, t] as const),
+      ...[...g.params].map(([n, t]) => [`grad ${n}`, t] as const),
+      ...[...g.inputs].map(([n, t]) => [`grad ${n}`, t] as const),
+      ...[...g.initialStates].map(([n, t]) => [`grad ${n}.init`, t] as const),
+    ]);
+  return mismatches(named(b, gb), named(a, ga), 2e-5, 2e-4);
 }
 
 describe.skipIf(!hasWebGpu)("WebGPU matches the JS backend", () => {
