@@ -262,7 +262,7 @@ export class Model {
     const first = given.get(ir.inputs[0]!.name);
     if (!first)
       throw new CellcError(
-        `missing input '${ir.inputs[0]!.name}' of shape [T, B, ${this.featureText(0, ir.inputs[0]!.type)}]`,
+        `missing input '${ir.inputs[0]!.name}' of shape ${showShape(["T", "B", ...ir.inputs[0]!.type.dims.map(printDim)])}`,
       );
     if (first.shape.length < 2)
       throw new CellcError(
@@ -304,17 +304,9 @@ export class Model {
       runs.push([]);
       for (let d = 0; d < this.directions; d++) {
         const runner = this.runner(l, d, B);
-        const states = ir.states.map((s, si) => {
-          const name = this.name(l, d, s.name);
-          knownInits.add(name);
-          const shape = [B, ...resolveShape(s.type, this.sizes[l]!, `state '${name}'`)];
-          const t = inits.get(name);
-          if (t) {
-            checkShape(t.shape, shape, `initial state '${name}'`, s.type, ["B"]);
-            return asFloat(t, this.dtype, `initial state '${name}'`).slice();
-          }
-          const z = floatArray(this.dtype, B * runner.stateRow(si));
-          return s.init ? z.fill(s.init) : z;
+        const states = ir.states.map((_, si) => {
+          knownInits.add(this.name(l, d, ir.states[si]!.name));
+          return this.initialState(l, d, si, B, inits);
         });
         const xs = d
           ? layerInputs.map((x, i) => ops.reverseValid(x, T, B, runner.inputRow(i), lens))
@@ -360,14 +352,10 @@ export class Model {
     finals.forEach((f, k) =>
       finalStates.set(f.name, { dtype: this.dtype, shape: f.shape, data: values[outputs.length + k]! }),
     );
-    const last = runs[this.layers - 1]![0]!.runner;
     const outMap = new Map<string, Tensor>();
-    ir.outputs.forEach((o, i) => {
-      const row = last.outputRow(i);
-      const node = ir.graph.node(o.node);
-      const feat = node.type.dims.length ? [row * this.directions] : [];
-      outMap.set(o.name, { dtype: this.dtype, shape: [T, B, ...feat], data: values[i]! });
-    });
+    ir.outputs.forEach((o, i) =>
+      outMap.set(o.name, { dtype: this.dtype, shape: [T, ...this.outputShape(i, B)], data: values[i]! }),
+    );
     return { outputs: outMap, finalStates, tape: train ? { T, B, lens, runs } : undefined };
   }
 
@@ -488,6 +476,33 @@ export class Model {
     return { outputs: r.outputs.map(host), states: r.finals.map(host) };
   }
 
+  /** State si of layer l, direction d, at the start of a sequence: given (checked) or its declared value. */
+  initialState(l: number, d: number, si: number, B: number, given: ReadonlyMap<string, Tensor>): FloatArray {
+    const s = this.cell.ir.states[si]!;
+    const name = this.name(l, d, s.name);
+    const shape = [B, ...resolveShape(s.type, this.sizes[l]!, `state '${name}'`)];
+    const t = given.get(name);
+    if (t) {
+      checkShape(t.shape, shape, `initial state '${name}'`, s.type, ["B"]);
+      return asFloat(t, this.dtype, `initial state '${name}'`).slice();
+    }
+    return floatArray(
+      this.dtype,
+      shape.reduce((a, b) => a * b, 1),
+    ).fill(s.init);
+  }
+
+  /** The shape of output i of the last layer at one step, `[B, ...]` (directions concatenated). */
+  outputShape(i: number, B: number): number[] {
+    const node = this.cell.ir.graph.node(this.cell.ir.outputs[i]!.node);
+    const feat = resolveShape(
+      node.type,
+      this.sizes[this.layers - 1]!,
+      `output '${this.cell.ir.outputs[i]!.name}'`,
+    );
+    return [B, ...feat.map((f) => f * this.directions)];
+  }
+
   private lens(seqLens: ForwardOptions["seqLens"], T: number, B: number): Int32Array | undefined {
     if (seqLens === undefined) return undefined;
     const lens = Int32Array.from(seqLens);
@@ -499,15 +514,6 @@ export class Model {
     });
     return lens;
   }
-
-  private featureText(l: number, t: Type): string {
-    return t.dims
-      .map(
-        (d) =>
-          printDim(d) + (this.sizes[l]![printDim(d)] !== undefined ? `=${this.sizes[l]![printDim(d)]}` : ""),
-      )
-      .join(", ");
-  }
 }
 
 export class Stream {
@@ -517,21 +523,8 @@ export class Stream {
     readonly B: number,
     inits: Map<string, Tensor>,
   ) {
-    const ir = model.cell.ir;
     this.states = Array.from({ length: model.layers }, (_, l) =>
-      ir.states.map((s) => {
-        const name = model.name(l, 0, s.name);
-        const shape = [B, ...resolveShape(s.type, model.sizes[l]!, `state '${name}'`)];
-        const t = inits.get(name);
-        if (t) {
-          checkShape(t.shape, shape, `initial state '${name}'`, s.type, ["B"]);
-          return asFloat(t, model.dtype, `initial state '${name}'`).slice();
-        }
-        return floatArray(
-          model.dtype,
-          shape.reduce((a, b) => a * b, 1),
-        ).fill(s.init);
-      }),
+      model.cell.ir.states.map((_, si) => model.initialState(l, 0, si, B, inits)),
     );
   }
 
@@ -553,14 +546,7 @@ export class Stream {
     }
     const out = new Map<string, Tensor>();
     ir.outputs.forEach((o, i) =>
-      out.set(
-        o.name,
-        tensor(
-          this.model.dtype,
-          [this.B, ...(xs[i]!.length > this.B ? [xs[i]!.length / this.B] : [])],
-          xs[i]!,
-        ),
-      ),
+      out.set(o.name, tensor(this.model.dtype, this.model.outputShape(i, this.B), xs[i]!)),
     );
     return out;
   }
@@ -570,12 +556,10 @@ export class Stream {
     const ir = this.model.cell.ir;
     const out = new Map<string, Tensor>();
     this.states.forEach((layer, l) =>
-      ir.states.forEach((s, i) =>
-        out.set(
-          this.model.name(l, 0, s.name),
-          tensor(this.model.dtype, [this.B, layer[i]!.length / this.B], layer[i]!.slice()),
-        ),
-      ),
+      ir.states.forEach((s, i) => {
+        const shape = [this.B, ...resolveShape(s.type, this.model.sizes[l]!, `state '${s.name}'`)];
+        out.set(this.model.name(l, 0, s.name), tensor(this.model.dtype, shape, layer[i]!.slice()));
+      }),
     );
     return out;
   }

@@ -94,6 +94,18 @@ describe("the library API", () => {
     const states = s.currentStates();
     expect(Array.from(states.get("l1.c")!.data)).toEqual(Array.from(whole.finalStates.get("l1.c")!.data));
   });
+  it("shapes come from the cell's types: a width-1 vector is [B, 1], a per-row scalar state is [B]", () => {
+    const src =
+      "cell t { input x[D] state h[H], s[] param W : [H, D] s' = s + sum(h) h' = tanh(W @ x + s) output h' }";
+    const model = new Model(compileCell(src), { dims: { D: 2, H: 1 } });
+    expect(model.forward({ x: tensor("f32", [3, 2, 2]) }, { train: false }).outputs.get("h")!.shape).toEqual([
+      3, 2, 1,
+    ]);
+    const s = model.stream(2);
+    expect(s.step({ x: tensor("f32", [2, 2]) }).get("h")!.shape).toEqual([2, 1]);
+    expect(s.currentStates().get("s")!.shape).toEqual([2]);
+    expect(s.currentStates().get("h")!.shape).toEqual([2, 1]);
+  });
   it("rows past their length output zeros and keep their last valid state", () => {
     const model = new Model(lstm, { dims: { D: 2, H: 3 }, seed: 1 });
     const x = randn(new Rng(2), [4, 2, 2]);
