@@ -1,66 +1,37 @@
-import { buildStepKernels, type StepKernels } from "../compiler/autodiff/grad.js";
-import { emitModuleJs } from "../compiler/codegen/js.js";
-import type { SourceHost } from "../compiler/check/program.js";
-import { checkProgram, selectCell, buildCellIR } from "../compiler/driver.js";
-import { hasErrors, renderAll, type Diagnostic } from "../compiler/diag/diagnostic.js";
-import type { CellIR } from "../compiler/ir/cell.js";
-import { CellcError, type FloatArray, type TensorData } from "./tensor.js";
+import type { Artifact } from "../compiler/schedule/artifact.js";
+import { KERNEL_NAMES, type KernelName, type Signature } from "../compiler/schedule/types.js";
+import { CellcError, type FloatArray } from "./tensor.js";
 
-export type StepFn = (bufs: readonly (TensorData | undefined)[]) => void;
-export type KernelFactory = (B: number, dims: readonly number[]) => StepFn;
+/** One generated JS kernel, instantiated for a number of rows (see compiler/codegen/js.ts). */
+export interface KernelFns {
+  run(mem: FloatArray, pmem: FloatArray, offs: Float64Array, t: number): void;
+  premask(mem: FloatArray, pmem: FloatArray, offs: Float64Array, t: number, lens: Int32Array): void;
+  postmask(mem: FloatArray, pmem: FloatArray, offs: Float64Array, t: number, lens: Int32Array): void;
+}
+export type KernelFactory = (
+  rows: number,
+  dims: readonly number[],
+  F: Float32ArrayConstructor | Float64ArrayConstructor,
+) => KernelFns;
 
-/** A cell compiled for the CPU: its IR, its step kernels as IR and as JS, and the loaded JS factories. */
+/** A cell ready to run: its artifact, and the artifact's JS kernels loaded. */
 export interface CompiledCell {
-  readonly ir: CellIR;
-  readonly kernels: StepKernels;
-  readonly js: string;
-  readonly forward: KernelFactory;
-  readonly backward: KernelFactory;
-  readonly diagnostics: readonly Diagnostic[];
+  readonly artifact: Artifact;
+  readonly signature: Signature;
+  readonly kernels: Readonly<Record<KernelName, KernelFactory>>;
 }
 
-/** Thrown for a .cell file with errors; the message is the rendered diagnostics. */
-export class CellCompileError extends CellcError {
-  constructor(
-    message: string,
-    readonly diagnostics: readonly Diagnostic[],
-  ) {
-    super(message);
-  }
+/**
+ * Loads a compiled artifact (as `compile` makes it, or read back from `cellc compile --target js --out`).
+ * Needs nothing of the compiler's front end.
+ */
+export function loadArtifact(artifact: Artifact): CompiledCell {
+  if (artifact.format !== "cellc-artifact" || artifact.version !== 1)
+    throw new CellcError("not a cellc artifact (format cellc-artifact, version 1)");
+  if (artifact.js === undefined) throw new CellcError("the artifact has no JS kernels");
+  const body =
+    artifact.js.replace(/^export function /gm, "function ") + `\nreturn { ${KERNEL_NAMES.join(", ")} };`;
+  // The generated code holds no user text (see compiler/codegen/js.ts), so evaluating it is safe.
+  const kernels = new Function(body)() as Record<KernelName, KernelFactory>;
+  return { artifact, signature: artifact.signature, kernels };
 }
-
-export interface CompileOptions {
-  /** The file name used in diagnostics and to resolve imports. */
-  readonly file?: string;
-  /** Which cell, when the source defines several. */
-  readonly cell?: string;
-  /** Where imported files are read from; by default imports fail. */
-  readonly host?: SourceHost;
-}
-
-/** Compiles a cell from source text (in Node or a browser). Throws CellCompileError on errors. */
-export function compileCell(source: string, opts: CompileOptions = {}): CompiledCell {
-  const file = opts.file ?? "input.cell";
-  const host = opts.host ?? {
-    read: (p: string) => {
-      throw new Error(`no source host to read '${p}'`);
-    },
-  };
-  const r = checkProgram(file, host, source);
-  const sel = hasErrors(r.diagnostics) ? { diagnostics: [] } : selectCell(r, opts.cell);
-  const all = [...r.diagnostics, ...sel.diagnostics];
-  if (hasErrors(all) || !("cell" in sel) || !sel.cell)
-    throw new CellCompileError(renderAll(all, r.program.sources), all);
-  return compileIR(buildCellIR(sel.cell), all);
-}
-
-export function compileIR(ir: CellIR, diagnostics: readonly Diagnostic[] = []): CompiledCell {
-  const kernels = buildStepKernels(ir);
-  const js = emitModuleJs([kernels.forward, kernels.backward], ir.dims);
-  const body = js.replace(/^export function /gm, "function ") + "\nreturn { forward, backward };";
-  // The generated code holds no user text (see codegen/js.ts), so evaluating it is safe.
-  const mod = new Function(body)() as { forward: KernelFactory; backward: KernelFactory };
-  return { ir, kernels, js, forward: mod.forward, backward: mod.backward, diagnostics };
-}
-
-export type { FloatArray };

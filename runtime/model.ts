@@ -1,8 +1,8 @@
 import { evalDim, printDim, type Dim, type Type } from "../compiler/ir/shape.js";
 import type { CompiledCell } from "./cell.js";
+import { CpuSequenceRunner } from "./cpu/runner.js";
 import { initialise, Rng } from "./init.js";
 import {
-  SequenceRunner,
   type DirectionRunner,
   type Seq,
   type SeqOps,
@@ -53,7 +53,7 @@ export const hostOps: SeqOps = {
 export const jsBackend: Backend = {
   name: "js",
   async: false,
-  runner: (cell, sizes, B, dtype) => new SequenceRunner(cell, sizes, B, dtype),
+  runner: (cell, sizes, B, dtype) => new CpuSequenceRunner(cell, sizes, B, dtype),
   ops: hostOps,
 };
 
@@ -133,7 +133,7 @@ export class Model {
     readonly cell: CompiledCell,
     opts: ModelOptions = {},
   ) {
-    const ir = cell.ir;
+    const ir = cell.signature;
     this.backend = opts.backend ?? jsBackend;
     this.layers = opts.layers ?? 1;
     if (!Number.isInteger(this.layers) || this.layers < 1)
@@ -142,7 +142,7 @@ export class Model {
     this.dtype = opts.dtype ?? "f32";
     this.prefixed = opts.prefixed || this.layers > 1 || this.directions > 1;
     if (this.layers > 1 || this.directions > 1) {
-      if (ir.outputs.some((o) => o.node !== undefined && ir.graph.node(o.node).type.dims.length !== 1))
+      if (ir.outputs.some((o) => o.type.dims.length !== 1))
         throw new CellcError(`stacked or bidirectional '${ir.name}' needs vector outputs`);
     }
     if (this.layers > 1 && (ir.inputs.length !== 1 || ir.outputs.length !== 1))
@@ -161,7 +161,7 @@ export class Model {
         for (const d of ir.inputs[0]!.type.dims) for (const n of Object.keys(d.terms)) delete sizes[n];
         // The input of this layer is the output of the previous one.
         const prev = this.sizes[l - 1]!;
-        const outDim = ir.graph.node(ir.outputs[0]!.node).type.dims[0]!;
+        const outDim = ir.outputs[0]!.type.dims[0]!;
         bindDim(
           sizes,
           ir.inputs[0]!.type.dims[0]!,
@@ -241,7 +241,9 @@ export class Model {
   }
 
   private layerParams(l: number, d: number): FloatArray[] {
-    return this.cell.ir.params.map((p) => this.params.get(this.name(l, d, p.name))!.data as FloatArray);
+    return this.cell.signature.params.map(
+      (p) => this.params.get(this.name(l, d, p.name))!.data as FloatArray,
+    );
   }
 
   /** Runs the whole sequence through every layer and direction (synchronous backends). */
@@ -256,7 +258,7 @@ export class Model {
 
   /** The orchestration, written once: each runner call is yielded, so a driver can await it or not. */
   private *forwardSteps(inputs: Inputs, opts: ForwardOptions): Generator<unknown, ForwardResult, unknown> {
-    const ir = this.cell.ir;
+    const ir = this.cell.signature;
     const given = toMap(inputs);
     if (ir.inputs.length === 0) throw new CellcError(`'${ir.name}' has no inputs: use stream() to step it`);
     const first = given.get(ir.inputs[0]!.name);
@@ -375,7 +377,7 @@ export class Model {
   private *backwardSteps(fwd: ForwardResult, upstream: Upstream): Generator<unknown, Gradients, unknown> {
     const tape = fwd.tape;
     if (!tape) throw new CellcError("backward() needs a forward() run with train: true");
-    const ir = this.cell.ir;
+    const ir = this.cell.signature;
     const { T, B, lens } = tape;
     const upOut = toMap(upstream.outputs);
     const upFin = toMap(upstream.finalStates);
@@ -478,7 +480,7 @@ export class Model {
 
   /** State si of layer l, direction d, at the start of a sequence: given (checked) or its declared value. */
   initialState(l: number, d: number, si: number, B: number, given: ReadonlyMap<string, Tensor>): FloatArray {
-    const s = this.cell.ir.states[si]!;
+    const s = this.cell.signature.states[si]!;
     const name = this.name(l, d, s.name);
     const shape = [B, ...resolveShape(s.type, this.sizes[l]!, `state '${name}'`)];
     const t = given.get(name);
@@ -494,11 +496,10 @@ export class Model {
 
   /** The shape of output i of the last layer at one step, `[B, ...]` (directions concatenated). */
   outputShape(i: number, B: number): number[] {
-    const node = this.cell.ir.graph.node(this.cell.ir.outputs[i]!.node);
     const feat = resolveShape(
-      node.type,
+      this.cell.signature.outputs[i]!.type,
       this.sizes[this.layers - 1]!,
-      `output '${this.cell.ir.outputs[i]!.name}'`,
+      `output '${this.cell.signature.outputs[i]!.name}'`,
     );
     return [B, ...feat.map((f) => f * this.directions)];
   }
@@ -524,13 +525,13 @@ export class Stream {
     inits: Map<string, Tensor>,
   ) {
     this.states = Array.from({ length: model.layers }, (_, l) =>
-      model.cell.ir.states.map((_, si) => model.initialState(l, 0, si, B, inits)),
+      model.cell.signature.states.map((_, si) => model.initialState(l, 0, si, B, inits)),
     );
   }
 
   /** One time step: inputs `[B, ...]` by name; returns the outputs `[B, ...]` of the last layer. */
   step(inputs: ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>>): Map<string, Tensor> {
-    const ir = this.model.cell.ir;
+    const ir = this.model.cell.signature;
     const given = toMap(inputs);
     let xs = ir.inputs.map((inp) => {
       const t = given.get(inp.name);
@@ -553,7 +554,7 @@ export class Stream {
 
   /** The current states `[B, ...]` by (prefixed) name. */
   currentStates(): Map<string, Tensor> {
-    const ir = this.model.cell.ir;
+    const ir = this.model.cell.signature;
     const out = new Map<string, Tensor>();
     this.states.forEach((layer, l) =>
       ir.states.forEach((s, i) => {

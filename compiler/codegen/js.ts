@@ -1,15 +1,24 @@
-import type { KernelIR } from "../autodiff/kernel.js";
 import type { NodeId } from "../ir/graph.js";
-import { dimSub, type Dim, type Type } from "../ir/shape.js";
+import type { Dim, Type } from "../ir/shape.js";
 import { OPS, type ElementwiseDef } from "../ops/ops.js";
-import { planKernel, type Domain, type KernelPlan, type LoopItem } from "./plan.js";
+import {
+  KERNEL_NAMES,
+  kernelsOf,
+  type MaskOp,
+  type OuterAccumulate,
+  type Schedule,
+} from "../schedule/types.js";
+import { KernelAddressing, type Place } from "./address.js";
+import { planKernel, type Domain, type LoopItem } from "./plan.js";
 import { Writer } from "./writer.js";
 
 /**
- * JS code generation. A kernel becomes a factory `(B, dims) => step`, where `step(bufs)` runs one time step
- * over a batch of B rows; `bufs` are the kernel's bindings in order (typed arrays, row-major, batch first).
- * The factory allocates scratch once. No user text reaches the code: buffers are `a<i>`, values `v<id>`,
- * dimensions `d<i>`; the meaning of each binding is in the manifest.
+ * JS code generation. Each kernel of the schedule becomes a factory `(B, dims, F) => { run, premask,
+ * postmask }`: B is the number of rows the kernel iterates (the batch at a step, or T*B before and after
+ * the loop), F the float array type of the scratch it allocates once. `run(mem, pmem, offs, t)` runs it at
+ * step t: binding i is at `offs[2i] + t * offs[2i + 1]` in `mem` or `pmem`. The masks take `lens` too.
+ * Nothing is allocated per call. No user text reaches the code: buffers are offsets, values `v<id>`,
+ * dimensions `d<i>`.
  */
 export function jsNumber(v: number): string {
   if (Number.isNaN(v)) return "NaN";
@@ -31,104 +40,165 @@ export function jsDim(d: Dim, dimNames: readonly string[]): string {
   return parts.length === 1 && !parts[0]!.includes(" ") ? parts[0]! : `(${parts.join(" + ")})`;
 }
 
-export const JS_PRELUDE = `function matvec(out, W, ld, c0, M, K, v, B, vs) {
-  for (let b = 0; b < B; b++) {
-    const vo = b * vs;
-    for (let i = 0; i < M; i++) {
-      const wo = i * ld + c0;
-      let acc = 0;
-      for (let k = 0; k < K; k++) acc += W[wo + k] * v[vo + k];
-      out[b * M + i] = acc;
+/**
+ * The GEMMs, register-blocked 4 x 4 with the inner loop over contiguous memory. Matrices are row-major at
+ * an offset with a leading dimension: C[R, M] = A[R, K] P[M, K]^T (`gemmNT`), C[R, K] = G[R, M] P[M, K]
+ * (`gemmNN`), D[M, K] += G[R, M]^T X[R, K] (`gemmTN`).
+ */
+export const JS_PRELUDE = `function gemmNT(C, co, ldc, A, ao, lda, P, po, ldp, R, M, K) {
+  let r = 0;
+  for (; r + 4 <= R; r += 4) {
+    const a0 = ao + r * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda;
+    const c0 = co + r * ldc, c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc;
+    let m = 0;
+    for (; m + 4 <= M; m += 4) {
+      const p0 = po + m * ldp, p1 = p0 + ldp, p2 = p1 + ldp, p3 = p2 + ldp;
+      let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+      let s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;
+      for (let k = 0; k < K; k++) {
+        const x0 = A[a0 + k], x1 = A[a1 + k], x2 = A[a2 + k], x3 = A[a3 + k];
+        const w0 = P[p0 + k], w1 = P[p1 + k], w2 = P[p2 + k], w3 = P[p3 + k];
+        s00 += x0 * w0; s01 += x0 * w1; s02 += x0 * w2; s03 += x0 * w3;
+        s10 += x1 * w0; s11 += x1 * w1; s12 += x1 * w2; s13 += x1 * w3;
+        s20 += x2 * w0; s21 += x2 * w1; s22 += x2 * w2; s23 += x2 * w3;
+        s30 += x3 * w0; s31 += x3 * w1; s32 += x3 * w2; s33 += x3 * w3;
+      }
+      C[c0 + m] = s00; C[c0 + m + 1] = s01; C[c0 + m + 2] = s02; C[c0 + m + 3] = s03;
+      C[c1 + m] = s10; C[c1 + m + 1] = s11; C[c1 + m + 2] = s12; C[c1 + m + 3] = s13;
+      C[c2 + m] = s20; C[c2 + m + 1] = s21; C[c2 + m + 2] = s22; C[c2 + m + 3] = s23;
+      C[c3 + m] = s30; C[c3 + m + 1] = s31; C[c3 + m + 2] = s32; C[c3 + m + 3] = s33;
+    }
+    for (; m < M; m++) {
+      const p0 = po + m * ldp;
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (let k = 0; k < K; k++) {
+        const w = P[p0 + k];
+        s0 += A[a0 + k] * w; s1 += A[a1 + k] * w; s2 += A[a2 + k] * w; s3 += A[a3 + k] * w;
+      }
+      C[c0 + m] = s0; C[c1 + m] = s1; C[c2 + m] = s2; C[c3 + m] = s3;
+    }
+  }
+  for (; r < R; r++) {
+    const a0 = ao + r * lda, c0 = co + r * ldc;
+    for (let m = 0; m < M; m++) {
+      const p0 = po + m * ldp;
+      let s = 0;
+      for (let k = 0; k < K; k++) s += A[a0 + k] * P[p0 + k];
+      C[c0 + m] = s;
     }
   }
 }
-function matvecT(out, W, ld, c0, M, K, dy, B, ds) {
-  for (let b = 0; b < B; b++) {
-    const o = b * K;
-    for (let k = 0; k < K; k++) out[o + k] = 0;
-    for (let i = 0; i < M; i++) {
-      const g = dy[b * ds + i];
-      if (g === 0) continue;
-      const wo = i * ld + c0;
-      for (let k = 0; k < K; k++) out[o + k] += W[wo + k] * g;
+function gemmNN(C, co, ldc, G, go, ldg, P, po, ldp, R, M, K) {
+  let r = 0;
+  for (; r + 4 <= R; r += 4) {
+    const c0 = co + r * ldc, c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc;
+    const g0 = go + r * ldg, g1 = g0 + ldg, g2 = g1 + ldg, g3 = g2 + ldg;
+    for (let k = 0; k < K; k++) { C[c0 + k] = 0; C[c1 + k] = 0; C[c2 + k] = 0; C[c3 + k] = 0; }
+    for (let m = 0; m < M; m++) {
+      const x0 = G[g0 + m], x1 = G[g1 + m], x2 = G[g2 + m], x3 = G[g3 + m];
+      const p0 = po + m * ldp;
+      for (let k = 0; k < K; k++) {
+        const w = P[p0 + k];
+        C[c0 + k] += x0 * w; C[c1 + k] += x1 * w; C[c2 + k] += x2 * w; C[c3 + k] += x3 * w;
+      }
+    }
+  }
+  for (; r < R; r++) {
+    const c0 = co + r * ldc, g0 = go + r * ldg;
+    for (let k = 0; k < K; k++) C[c0 + k] = 0;
+    for (let m = 0; m < M; m++) {
+      const x = G[g0 + m], p0 = po + m * ldp;
+      for (let k = 0; k < K; k++) C[c0 + k] += x * P[p0 + k];
     }
   }
 }
-function outerAcc(G, ld, c0, M, K, dy, ds, x, xs, B) {
-  for (let b = 0; b < B; b++) {
-    for (let i = 0; i < M; i++) {
-      const g = dy[b * ds + i];
-      if (g === 0) continue;
-      const go = i * ld + c0;
-      const xo = b * xs;
-      for (let k = 0; k < K; k++) G[go + k] += g * x[xo + k];
+function gemmTN(D, dof, ldd, G, go, ldg, X, xo, ldx, R, M, K) {
+  let m = 0;
+  for (; m + 4 <= M; m += 4) {
+    const d0 = dof + m * ldd, d1 = d0 + ldd, d2 = d1 + ldd, d3 = d2 + ldd;
+    for (let r = 0; r < R; r++) {
+      const g = go + r * ldg + m, x0 = xo + r * ldx;
+      const y0 = G[g], y1 = G[g + 1], y2 = G[g + 2], y3 = G[g + 3];
+      for (let k = 0; k < K; k++) {
+        const x = X[x0 + k];
+        D[d0 + k] += y0 * x; D[d1 + k] += y1 * x; D[d2 + k] += y2 * x; D[d3 + k] += y3 * x;
+      }
+    }
+  }
+  for (; m < M; m++) {
+    const d0 = dof + m * ldd;
+    for (let r = 0; r < R; r++) {
+      const y = G[go + r * ldg + m], x0 = xo + r * ldx;
+      for (let k = 0; k < K; k++) D[d0 + k] += y * X[x0 + k];
     }
   }
 }
 `;
 
-class JsKernelWriter {
+class JsKernelWriter extends KernelAddressing {
   readonly w = new Writer();
-  constructor(
-    private readonly plan: KernelPlan,
-    private readonly dims: readonly string[],
-  ) {}
+  protected readonly one = "1";
 
-  private get k(): KernelIR {
-    return this.plan.kernel;
-  }
-  private dim(d: Dim) {
+  protected dim(d: Dim) {
     return jsDim(d, this.dims);
   }
-  private len(t: Type) {
-    return t.dims[0] ? this.dim(t.dims[0]) : "1";
+  protected scratchSlot(k: number) {
+    return { arena: `s${k}`, off: "0" };
   }
   private size(t: Type) {
     const f = t.dims.map((d) => this.dim(d)).join(" * ") || "1";
     return t.batched ? `B * ${f}` : f;
   }
-  private bufferOf(id: NodeId): string | undefined {
-    const st = this.plan.storage.get(id)!;
-    if (st.kind === "binding") return `a${st.index}`;
-    if (st.kind === "scratch") return `t${st.index}`;
-    if (st.kind === "free") {
-      const b = this.plan.leafBinding.get(id);
-      return b === undefined ? undefined : `a${b}`;
-    }
-    return undefined;
-  }
-  private index(t: Type, b: string, j: string): string {
-    if (t.dims.length === 0) return t.batched ? b : "0";
-    return t.batched ? `${b} * ${this.len(t)} + ${j}` : j;
-  }
-  /** The expression reading node `id` at batch row `b`, feature `j`. */
+  /** The expression reading node `id` at row `b`, column `j`. */
   read(id: NodeId, b = "b", j = "j"): string {
     const n = this.k.graph.node(id);
     if (n.op === "const") return jsNumber(n.attrs.value!);
     if (n.op === "dim") return this.dim(n.attrs.dim!);
-    const st = this.plan.storage.get(id)!;
-    if (st.kind === "local") return `v${id}`;
-    return `${this.bufferOf(id)}[${this.index(n.type, b, j)}]`;
-  }
-  private strideOf(id: NodeId): string {
-    const t = this.k.graph.node(id).type;
-    return t.batched ? this.len(t) : "0";
+    if (this.plan.storage.get(id)!.kind === "local") return `v${id}`;
+    return this.at(this.place(id), b, n.type.dims.length ? j : "0");
   }
 
   emit(fnName: string): void {
     const w = this.w;
-    w.open(`export function ${fnName}(B, dims) {`);
+    w.open(`export function ${fnName}(B, dims, F) {`);
     this.dims.forEach((_, i) => w.line(`const d${i} = dims[${i}];`));
-    this.plan.scratch.forEach((t, i) => w.line(`const t${i} = new Float64Array(${this.size(t)});`));
-    w.open("return function step(bufs) {");
-    this.k.bindings.forEach((_, i) => w.line(`const a${i} = bufs[${i}];`));
+    this.plan.scratch.forEach((t, i) => w.line(`const s${i} = new F(${this.size(t)});`));
+    const offsets = () =>
+      this.k.bindings.forEach((_, i) => w.line(`const o${i} = offs[${2 * i}] + t * offs[${2 * i + 1}];`));
+    w.open("function run(mem, pmem, offs, t) {");
+    offsets();
     for (const s of this.plan.steps) {
       if (s.kind === "loop") this.loop(s.domain, s.items);
       else if (s.kind === "barrier") this.barrier(s.node);
       else this.outer(s.outer);
     }
-    w.close("};");
     w.close();
+    for (const [name, ops] of [
+      ["premask", this.k.premask],
+      ["postmask", this.k.postmask],
+    ] as const) {
+      w.open(`function ${name}(mem, pmem, offs, t, lens) {`);
+      if (ops.length) {
+        offsets();
+        w.open("for (let b = 0; b < B; b++) {");
+        w.line("if (t < lens[b]) continue;");
+        for (const m of ops) this.mask(m);
+        w.close();
+      }
+      w.close();
+    }
+    w.line("return { run, premask, postmask };");
+    w.close();
+  }
+
+  private mask(m: MaskOp) {
+    const L = this.len(this.k.bindings[m.dst]!.type);
+    const row = (i: number) => ({ arena: this.arenaOf(i), off: `o${i}`, ld: L, batched: true });
+    const dst = this.at(row(m.dst), "b", "j");
+    this.w.open(`for (let j = 0; j < ${L}; j++) {`);
+    if (m.save !== undefined) this.w.line(`${this.at(row(m.save), "b", "j")} = ${dst};`);
+    this.w.line(`${dst} = ${m.src === undefined ? "0" : this.at(row(m.src), "b", "j")};`);
+    this.w.close();
   }
 
   private loop(d: Domain, items: readonly LoopItem[]) {
@@ -139,46 +209,43 @@ class JsKernelWriter {
     for (const it of items) {
       if (it.kind === "node") {
         const n = this.k.graph.node(it.node);
-        const def = OPS[n.op] as ElementwiseDef;
-        const value = def.js(n.args.map((a) => this.read(a)));
-        const st = this.plan.storage.get(n.id)!;
-        if (st.kind === "local") w.line(`const v${n.id} = ${value};`);
-        else w.line(`${this.bufferOf(n.id)}[${this.index(n.type, "b", "j")}] = ${value};`);
+        const value = (OPS[n.op] as ElementwiseDef).js(n.args.map((a) => this.read(a)));
+        if (this.plan.storage.get(n.id)!.kind === "local") w.line(`const v${n.id} = ${value};`);
+        else w.line(`${this.read(n.id)} = ${value};`);
       } else {
         const s = it.store;
         const t = this.k.bindings[s.binding]!.type;
-        w.line(
-          `a${s.binding}[${this.index(t, "b", "j")}] ${s.accumulate ? "+=" : "="} ${this.read(s.node)};`,
+        const target = this.at(
+          { arena: this.arenaOf(s.binding), off: `o${s.binding}`, ld: this.len(t), batched: t.batched },
+          "b",
+          t.dims.length ? "j" : "0",
         );
+        w.line(`${target} ${s.accumulate ? "+=" : "="} ${this.read(s.node)};`);
       }
     }
     if (d.dim) w.close();
     w.close();
   }
 
+  private rowsOf(p: Place) {
+    return p.batched ? "B" : "1";
+  }
+
   private barrier(id: NodeId) {
     const w = this.w;
     const n = this.k.graph.node(id);
-    const out = this.bufferOf(id)!;
-    const [a0] = n.args;
+    const out = this.place(id);
+    const [a0, a1] = n.args;
+    const mat = (p: Place) => `${p.arena}, ${p.off}, ${p.ld}`;
     switch (n.op) {
-      case "matvec": {
-        const wt = this.k.graph.node(a0!).type;
-        const W = this.bufferOf(a0!)!;
-        const v = this.bufferOf(n.args[1]!)!;
-        const ld = this.dim(wt.dims[1]!);
-        const c0 = this.dim(n.attrs.c0!);
-        const K = this.dim(dimSub(n.attrs.c1!, n.attrs.c0!));
-        const M = this.dim(wt.dims[0]!);
-        const Bn = n.type.batched ? "B" : "1";
-        if (n.attrs.transpose)
-          w.line(
-            `matvecT(${out}, ${W}, ${ld}, ${c0}, ${M}, ${K}, ${v}, ${Bn}, ${this.strideOf(n.args[1]!)});`,
-          );
-        else
-          w.line(
-            `matvec(${out}, ${W}, ${ld}, ${c0}, ${M}, ${K}, ${v}, ${Bn}, ${this.strideOf(n.args[1]!)});`,
-          );
+      case "gemm":
+      case "gemmT": {
+        const P = this.place(a0!);
+        const v = this.place(a1!);
+        const pt = this.k.graph.node(a0!).type;
+        const [M, K] = [this.dim(pt.dims[0]!), this.dim(pt.dims[1]!)];
+        const fn = n.op === "gemm" ? "gemmNT" : "gemmNN";
+        w.line(`${fn}(${mat(out)}, ${mat(v)}, ${mat(P)}, ${this.rowsOf(out)}, ${M}, ${K});`);
         return;
       }
       case "sum":
@@ -187,15 +254,15 @@ class JsKernelWriter {
         w.line(
           `for (let j = 0; j < ${this.len(this.k.graph.node(a0!).type)}; j++) acc += ${this.read(a0!)};`,
         );
-        w.line(`${out}[${n.type.batched ? "b" : "0"}] = acc;`);
+        w.line(`${this.at(out, "b", "0")} = acc;`);
         w.close();
         return;
       case "sumbatch": {
         const t = n.type;
         w.open(t.dims.length ? `for (let j = 0; j < ${this.len(t)}; j++) {` : "{");
         w.line("let acc = 0;");
-        w.line(`for (let b = 0; b < B; b++) acc += ${this.read(a0!)};`);
-        w.line(`${out}[${t.dims.length ? "j" : "0"}] = acc;`);
+        w.line(`for (let b = 0; b < B; b++) acc += ${this.read(a0!, "b", t.dims.length ? "j" : "0")};`);
+        w.line(`${this.at(out, "0", t.dims.length ? "j" : "0")} = acc;`);
         w.close();
         return;
       }
@@ -205,51 +272,48 @@ class JsKernelWriter {
         for (const item of n.args) {
           const len = this.len(this.k.graph.node(item).type);
           w.line(
-            `for (let j = 0; j < ${len}; j++) ${out}[${this.index(n.type, "b", `${offset} + j`)}] = ${this.read(item)};`,
+            `for (let j = 0; j < ${len}; j++) ${this.at(out, "b", `${offset} + j`)} = ${this.read(item)};`,
           );
           offset = `${offset} + ${len}`;
         }
         w.close();
         return;
       }
-      case "slice": {
+      case "slice":
         w.open(n.type.batched ? "for (let b = 0; b < B; b++) {" : "{");
         w.line(
-          `for (let j = 0; j < ${this.len(n.type)}; j++) ${out}[${this.index(n.type, "b", "j")}] = ${this.read(a0!, "b", `${this.dim(n.attrs.start!)} + j`)};`,
+          `for (let j = 0; j < ${this.len(n.type)}; j++) ${this.at(out, "b", "j")} = ${this.read(a0!, "b", `${this.dim(n.attrs.start!)} + j`)};`,
         );
         w.close();
         return;
-      }
       default:
         throw new Error(`no JS lowering for barrier ${n.op}`);
     }
   }
 
-  private outer(o: KernelPlan["kernel"]["outers"][number]) {
-    const wt = this.k.bindings[o.binding]!.type;
-    const ld = this.dim(wt.dims[1]!);
-    const M = this.dim(wt.dims[0]!);
-    const K = this.dim(dimSub(o.c1, o.c0));
-    const dy = this.bufferOf(o.dy)!;
-    const x = this.bufferOf(o.x)!;
+  private outer(o: OuterAccumulate) {
+    const t = this.k.bindings[o.binding]!.type;
+    const D = `${this.arenaOf(o.binding)}, o${o.binding}, ${this.dim(t.dims[1]!)}`;
+    const G = this.place(o.dy);
+    const X = this.place(o.x);
+    const rows = G.batched ? "B" : "1";
     this.w.line(
-      `outerAcc(a${o.binding}, ${ld}, ${this.dim(o.c0)}, ${M}, ${K}, ${dy}, ${this.strideOf(o.dy)}, ${x}, ${this.strideOf(o.x)}, B);`,
+      `gemmTN(${D}, ${G.arena}, ${G.off}, ${G.ld}, ${X.arena}, ${X.off}, ${X.ld}, ${rows}, ${this.dim(t.dims[0]!)}, ${this.dim(t.dims[1]!)});`,
     );
   }
 }
 
-export function emitKernelJs(k: KernelIR, dims: readonly string[], fnName: string): string {
-  const kw = new JsKernelWriter(planKernel(k), dims);
-  kw.emit(fnName);
-  return kw.w.toString();
-}
-
-/** The kernels of a cell as one ES module: the matvec routines, then one factory per kernel. */
-export function emitModuleJs(kernels: readonly KernelIR[], dims: readonly string[]): string {
+/** The kernels of a schedule as one ES module: the GEMM routines, then one factory per kernel. */
+export function emitScheduleJs(s: Schedule): string {
   const parts = [
-    "// Generated by cellc. Bindings, shapes and dimension order: see the manifest.",
+    "// Generated by cellc. Bindings, shapes and the order of calls: see the manifest.",
     JS_PRELUDE,
   ];
-  for (const k of kernels) parts.push(emitKernelJs(k, dims, k.name));
+  const ks = kernelsOf(s);
+  for (const name of KERNEL_NAMES) {
+    const kw = new JsKernelWriter(planKernel(ks[name]), s.signature.dims);
+    kw.emit(name);
+    parts.push(kw.w.toString());
+  }
   return parts.join("\n");
 }

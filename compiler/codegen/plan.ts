@@ -1,13 +1,15 @@
-import type { KernelIR, OuterAccumulate, Store } from "../autodiff/kernel.js";
 import type { Node, NodeId } from "../ir/graph.js";
-import { dimKey, type Dim, type Type } from "../ir/shape.js";
+import { dimAdd, dimConst, dimKey, type Dim, type Type } from "../ir/shape.js";
 import { OPS } from "../ops/ops.js";
+import type { KernelIR, OuterAccumulate, Store } from "../schedule/types.js";
 
 /**
- * The fused-kernel plan, shared by every backend. Nodes are put in stages: a barrier (matvec, reduction,
+ * The fused-kernel plan, shared by every backend. Nodes are put in stages: a barrier (gemm, reduction,
  * concatenation) runs once all of its operands are complete; all elementwise work of a stage that iterates
- * the same domain (batch x feature length) is fused into one loop, where values used only inside that
- * loop stay in registers and the rest go to scratch or straight into the output buffer they are stored to.
+ * the same domain (rows x feature length) is fused into one loop, where values used only inside that loop
+ * stay in registers and the rest go to scratch or straight into the buffer they are stored to. A view (a
+ * gate's block of a stacked gemm) reads its base's buffer; the parts of a concatenation computed in a loop
+ * are written straight into it.
  */
 export interface Domain {
   readonly batched: boolean;
@@ -18,7 +20,8 @@ export type Storage =
   | { readonly kind: "binding"; readonly index: number }
   | { readonly kind: "scratch"; readonly index: number }
   | { readonly kind: "local" }
-  | { readonly kind: "free" }; // consts, dims and leaves are read where they are
+  | { readonly kind: "free" } // consts, dims and leaves are read where they are
+  | { readonly kind: "view"; readonly of: NodeId; readonly start: Dim }; // columns of another node's buffer
 
 export type LoopItem =
   { readonly kind: "node"; readonly node: NodeId } | { readonly kind: "store"; readonly store: Store };
@@ -44,27 +47,26 @@ const domainRank = (d: Domain) => (d.batched ? 2 : 0) + (d.dim ? 1 : 0);
 
 export function planKernel(k: KernelIR): KernelPlan {
   const g = k.graph;
+  const keyOf = new Map(k.bindings.map((b, i) => [`${b.buffer}${b.shift ? "+1" : ""}`, i]));
   const leafBinding = new Map<NodeId, number>();
   for (const n of g.nodes)
     if (n.op === "leaf") {
-      const idx = k.bindings.findIndex((b) => b.role === n.attrs.role && b.name === n.attrs.name);
-      if (idx < 0) throw new Error(`kernel ${k.name}: no binding for ${n.attrs.role} ${n.attrs.name}`);
+      const idx = keyOf.get(n.attrs.name!);
+      if (idx === undefined) throw new Error(`kernel ${k.name}: no binding for buffer ${n.attrs.name}`);
       leafBinding.set(n.id, idx);
     }
 
-  // Which nodes are needed, and by whom.
+  // Which nodes are needed.
   const needed = new Set<NodeId>();
-  const mark = (id: NodeId) => {
-    if (needed.has(id)) return;
+  const roots = [...k.stores.map((s) => s.node), ...k.outers.flatMap((o) => [o.dy, o.x])];
+  while (roots.length) {
+    const id = roots.pop()!;
+    if (needed.has(id)) continue;
     needed.add(id);
-    for (const a of g.node(id).args) mark(a);
-  };
-  for (const s of k.stores) mark(s.node);
-  for (const o of k.outers) {
-    mark(o.dy);
-    mark(o.x);
+    roots.push(...g.node(id).args);
   }
-  const isFree = (n: Node) => OPS[n.op].class === "leaf";
+  const cls = (n: Node) => OPS[n.op].class;
+  const isFree = (n: Node) => cls(n) === "leaf";
 
   const stage = new Map<NodeId, number>();
   for (const n of g.nodes) {
@@ -72,9 +74,9 @@ export function planKernel(k: KernelIR): KernelPlan {
     if (isFree(n)) stage.set(n.id, 0);
     else {
       const argStage = Math.max(0, ...n.args.map((a) => stage.get(a)!));
-      const barrier = OPS[n.op].class === "barrier";
       const anyComputed = n.args.some((a) => !isFree(g.node(a)));
-      stage.set(n.id, barrier ? (anyComputed ? argStage + 1 : 1) : argStage);
+      const c = cls(n);
+      stage.set(n.id, c === "barrier" ? (anyComputed ? argStage + 1 : 1) : argStage);
     }
   }
   const outerStage = (o: OuterAccumulate) => 1 + Math.max(stage.get(o.dy)!, stage.get(o.x)!);
@@ -85,35 +87,55 @@ export function planKernel(k: KernelIR): KernelPlan {
   const readElsewhere = new Set<NodeId>();
   for (const n of g.nodes) {
     if (!needed.has(n.id) || isFree(n)) continue;
-    const barrier = OPS[n.op].class === "barrier";
-    for (const a of n.args) if (barrier || loopOf(a) !== loopOf(n.id)) readElsewhere.add(a);
+    const elementwise = cls(n) === "elementwise";
+    for (const a of n.args) if (!elementwise || loopOf(a) !== loopOf(n.id)) readElsewhere.add(a);
   }
   for (const o of k.outers) {
     readElsewhere.add(o.dy);
     readElsewhere.add(o.x);
   }
 
-  // Storage: a node stored once, whole, to an output buffer of its own domain lives in that buffer.
+  // Storage: a node stored once, whole, to a buffer of its own domain lives in that buffer.
   const storage = new Map<NodeId, Storage>();
   const scratch: Type[] = [];
   const droppedStores = new Set<Store>();
   const claimed = new Set<number>();
   for (const s of k.stores) {
     const n = g.node(s.node);
-    if (s.accumulate || isFree(n) || storage.has(n.id) || claimed.has(s.binding)) continue;
+    if (s.accumulate || isFree(n) || cls(n) === "view" || storage.has(n.id) || claimed.has(s.binding))
+      continue;
     if (domainKey(storeDomain(s)) !== domainKey(domainOf(n.type))) continue;
     storage.set(n.id, { kind: "binding", index: s.binding });
     claimed.add(s.binding);
     droppedStores.add(s);
   }
+  // The parts of a concatenation, all computed in loops, are written into it where they are computed.
+  const assembled = new Set<NodeId>();
+  for (const n of g.nodes) {
+    if (!needed.has(n.id) || n.op !== "concat") continue;
+    const ok = n.args.every(
+      (a, i) =>
+        cls(g.node(a)) === "elementwise" &&
+        !storage.has(a) &&
+        n.args.indexOf(a) === i &&
+        g.node(a).type.batched === n.type.batched,
+    );
+    if (!ok) continue;
+    assembled.add(n.id);
+    let start = dimConst(0);
+    for (const a of n.args) {
+      storage.set(a, { kind: "view", of: n.id, start });
+      start = dimAdd(start, g.node(a).type.dims[0]!);
+    }
+  }
   for (const n of g.nodes) {
     if (!needed.has(n.id) || storage.has(n.id)) continue;
     if (isFree(n)) storage.set(n.id, { kind: "free" });
-    else if (OPS[n.op].class === "barrier" || readElsewhere.has(n.id))
+    else if (cls(n) === "view") storage.set(n.id, { kind: "view", of: n.args[0]!, start: n.attrs.start! });
+    else if (cls(n) === "barrier" || readElsewhere.has(n.id))
       storage.set(n.id, { kind: "scratch", index: scratch.push(n.type) - 1 });
     else storage.set(n.id, { kind: "local" });
   }
-  // A node that lives in a binding but is also read in another loop is read from that binding: fine.
   // A local read by a store in another domain must be materialised.
   for (const s of k.stores) {
     if (droppedStores.has(s)) continue;
@@ -129,7 +151,7 @@ export function planKernel(k: KernelIR): KernelPlan {
   const steps: PlanStep[] = [];
   for (let st = 0; st <= maxStage; st++) {
     for (const n of g.nodes)
-      if (needed.has(n.id) && stage.get(n.id) === st && OPS[n.op].class === "barrier")
+      if (needed.has(n.id) && stage.get(n.id) === st && cls(n) === "barrier" && !assembled.has(n.id))
         steps.push({ kind: "barrier", node: n.id });
     for (const o of k.outers) if (outerStage(o) === st) steps.push({ kind: "outer", outer: o });
     const loops = new Map<string, { domain: Domain; items: LoopItem[] }>();
@@ -140,7 +162,7 @@ export function planKernel(k: KernelIR): KernelPlan {
       return l;
     };
     for (const n of g.nodes)
-      if (needed.has(n.id) && stage.get(n.id) === st && OPS[n.op].class === "elementwise")
+      if (needed.has(n.id) && stage.get(n.id) === st && cls(n) === "elementwise")
         loop(domainOf(n.type)).items.push({ kind: "node", node: n.id });
     for (const s of k.stores)
       if (!droppedStores.has(s) && stage.get(s.node) === st)
@@ -148,7 +170,5 @@ export function planKernel(k: KernelIR): KernelPlan {
     const ordered = [...loops.values()].sort((a, b) => domainRank(a.domain) - domainRank(b.domain));
     for (const l of ordered) steps.push({ kind: "loop", domain: l.domain, items: l.items });
   }
-  // Bindings that receive no store at all (a gradient that is identically zero) are cleared by the caller;
-  // `write` stores of free nodes (a constant next state) are loops like any other.
   return { kernel: k, storage, scratch, steps, leafBinding };
 }

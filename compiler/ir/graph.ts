@@ -3,7 +3,12 @@ import { dimAdd, dimSub, type Dim, type Type } from "./shape.js";
 import type { OpKind } from "../ops/ops.js";
 
 export type NodeId = number;
-export type LeafRole = "input" | "state" | "param" | "saved" | "upstream";
+/**
+ * Leaves of a cell's step graph are its inputs, states and parameters (and, after stacking, packed weights);
+ * the backward graph adds the upstream gradients and the forward values it reads (`tape`). A kernel's
+ * graph reads schedule buffers only (`buffer`, named by the buffer's key).
+ */
+export type LeafRole = "input" | "state" | "param" | "pack" | "tape" | "upstream" | "buffer";
 
 /** Attributes of a node; which are present depends on the op. */
 export interface Attrs {
@@ -15,7 +20,8 @@ export interface Attrs {
   readonly c1?: Dim; // matvec: one past the last column
   readonly transpose?: boolean; // matvec
   readonly start?: Dim; // slice
-  readonly len?: Dim; // slice
+  readonly len?: Dim; // slice, cols
+  readonly pack?: number; // pack leaf: which packed weight
 }
 
 export interface Node {

@@ -26,10 +26,16 @@ export type OpKind =
   | "sumbatch"
   | "matvec"
   | "concat"
-  | "slice";
+  | "slice"
+  | "gemm"
+  | "gemmT"
+  | "cols";
 
-/** How a primitive is scheduled: elementwise ops fuse into loops; barriers need their operands whole. */
-export type OpClass = "leaf" | "elementwise" | "barrier";
+/**
+ * How a primitive is scheduled: elementwise ops fuse into loops; barriers need their operands whole; a view
+ * reads part of another value's buffer and costs nothing.
+ */
+export type OpClass = "leaf" | "elementwise" | "barrier" | "view";
 
 /** Gradient rule: given the cotangent of the result, build the cotangents of the arguments (null: none). */
 export type Vjp = (
@@ -56,7 +62,10 @@ export interface ElementwiseDef extends BaseDef {
   readonly js: (a: readonly string[]) => string;
   readonly wgsl: (a: readonly string[]) => string;
 }
-export type OpDef = LeafDef | BarrierDef | ElementwiseDef;
+export interface ViewDef extends BaseDef {
+  readonly class: "view";
+}
+export type OpDef = LeafDef | BarrierDef | ElementwiseDef | ViewDef;
 
 const none: Vjp = () => [];
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
@@ -239,6 +248,34 @@ export const OPS: Readonly<Record<OpKind, OpDef>> = {
     arity: 1,
     vjp: () => {
       throw new Error("the gradient of a slice is not needed");
+    },
+  },
+  /**
+   * `P @ v` per batch row, P a packed weight `[M, K]`: the stacked matvecs that share the operand v (see
+   * compiler/schedule/stack.ts). The gradient of P is an outer product that the AD sweep defers.
+   */
+  gemm: {
+    class: "barrier",
+    arity: 2,
+    vjp: (b, ct, [p]) => [
+      null,
+      b.op("gemmT", [p!, ct], {}, { dims: [b.type(p!).dims[1]!], batched: b.type(ct).batched }),
+    ],
+  },
+  /** `P^T @ g` per batch row: the gradient flowing to a gemm's operand. */
+  gemmT: {
+    class: "barrier",
+    arity: 2,
+    vjp: () => {
+      throw new Error("the gradient of a transposed gemm is not needed");
+    },
+  },
+  /** Columns [start, start + len) of a value: one gate's block of a stacked gemm. The sweep gathers its gradient. */
+  cols: {
+    class: "view",
+    arity: 1,
+    vjp: () => {
+      throw new Error("the gradient of a column view is gathered by the AD sweep");
     },
   },
 };

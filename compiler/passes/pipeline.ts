@@ -20,17 +20,25 @@ export interface PipelineOptions {
   readonly after?: (pass: string, g: Graph) => void;
 }
 
+/** Runs the pipeline; `map` takes each node of `g` that survived to its id in the result. */
 export function runPasses(g: Graph, roots: readonly NodeId[], opts: PipelineOptions = {}) {
   let graph = g;
   let ids = roots.slice();
+  let map = new Map<NodeId, NodeId>(g.nodes.map((n) => [n.id, n.id]));
   for (const p of PASSES) {
     const r = p.run(graph, ids);
     graph = r.graph;
     ids = ids.map((i) => r.map.get(i)!);
+    const composed = new Map<NodeId, NodeId>();
+    for (const [from, to] of map) {
+      const next = r.map.get(to);
+      if (next !== undefined) composed.set(from, next);
+    }
+    map = composed;
     if (opts.verify) verifyGraph(graph, ids, p.name);
     opts.after?.(p.name, graph);
   }
-  return { graph, roots: ids };
+  return { graph, roots: ids, map };
 }
 
 export function optimiseCell(c: CellIR, opts: PipelineOptions = {}): CellIR {

@@ -36,3 +36,40 @@ export function rebuild(
   for (const r of roots) visit(r);
   return { graph: b.g, map };
 }
+
+/**
+ * Copies the subgraph of `src` that `roots` need into the builder's graph, in post-order (iteratively, so
+ * that long chains do not overflow the stack). `resolve` may give a node of the target for a source node
+ * (a leaf read from a buffer, say); then its arguments are not copied. Returns the roots' new ids.
+ */
+export function extract(
+  src: Graph,
+  roots: readonly NodeId[],
+  into: Builder,
+  resolve: (n: Node) => NodeId | undefined,
+  memo: Map<NodeId, NodeId> = new Map(),
+): NodeId[] {
+  const copy = (root: NodeId) => {
+    const stack: [NodeId, boolean][] = [[root, false]];
+    while (stack.length) {
+      const [id, expanded] = stack.pop()!;
+      if (memo.has(id)) continue;
+      const n = src.node(id);
+      into.span = n.span;
+      if (!expanded) {
+        const r = resolve(n);
+        if (r !== undefined) {
+          memo.set(id, r);
+          continue;
+        }
+        stack.push([id, true]);
+        for (const a of n.args) if (!memo.has(a)) stack.push([a, false]);
+        continue;
+      }
+      const args = n.args.map((a) => memo.get(a)!);
+      memo.set(id, into.g.add(n.op, args, n.attrs, n.type, n.span));
+    }
+    return memo.get(root)!;
+  };
+  return roots.map(copy);
+}

@@ -1,0 +1,83 @@
+import type { Dim, Type } from "../ir/shape.js";
+import {
+  KERNEL_NAMES,
+  kernelsOf,
+  type BufferDecl,
+  type KernelName,
+  type Pack,
+  type Schedule,
+  type Signature,
+} from "./types.js";
+
+/**
+ * The compiled artifact: everything a runtime needs to run a cell, as plain serialisable data. The runtime
+ * reads this and nothing of the compiler's front end: the cell's signature, the schedule's buffers and
+ * packs, each kernel's bindings, and the kernels as generated text for each target.
+ */
+export interface KernelInfo {
+  readonly rows: "B" | "TB";
+  readonly bindings: readonly { readonly buffer: number; readonly shift: 0 | 1 }[];
+  readonly masks: boolean;
+}
+
+export interface WgslEntryInfo {
+  readonly name: string;
+  readonly dispatch: WgslDispatch;
+  readonly phase: "run" | "premask" | "postmask";
+}
+/** A count of threads, rows or tiles: (rows or 1) x (a dimension's size or 1). */
+export interface WgslExtent {
+  readonly rows: boolean;
+  readonly dim?: Dim;
+}
+export type WgslDispatch =
+  | { readonly kind: "linear"; readonly extent: WgslExtent } // one thread per element
+  | { readonly kind: "tiles"; readonly x: WgslExtent; readonly y: WgslExtent } // output tiles
+  | { readonly kind: "rows"; readonly rows: WgslExtent }; // one workgroup per row
+
+export interface WgslKernelText {
+  readonly code: string;
+  readonly entries: readonly WgslEntryInfo[];
+  /** Scratch regions in `mem` (offsets table entries after the bindings), by type. */
+  readonly scratch: readonly Type[];
+}
+
+export interface Artifact {
+  readonly format: "cellc-artifact";
+  readonly version: 1;
+  readonly signature: Signature;
+  readonly buffers: readonly BufferDecl[];
+  readonly packs: readonly Pack[];
+  readonly kernels: Readonly<Record<KernelName, KernelInfo>>;
+  /** The ES module of the JS kernels (see codegen/js.ts). */
+  readonly js?: string;
+  /** One WGSL module per kernel (see codegen/wgsl.ts). */
+  readonly wgsl?: Readonly<Record<KernelName, WgslKernelText>>;
+}
+
+export function artifactOf(
+  s: Schedule,
+  targets: { js?: string; wgsl?: Record<KernelName, WgslKernelText> },
+): Artifact {
+  const ks = kernelsOf(s);
+  const kernels = Object.fromEntries(
+    KERNEL_NAMES.map((n) => [
+      n,
+      {
+        rows: ks[n].rows,
+        bindings: ks[n].bindings.map((b) => ({ buffer: b.buffer, shift: b.shift })),
+        masks: ks[n].premask.length + ks[n].postmask.length > 0,
+      },
+    ]),
+  ) as unknown as Record<KernelName, KernelInfo>;
+  return {
+    format: "cellc-artifact",
+    version: 1,
+    signature: s.signature,
+    buffers: s.buffers,
+    packs: s.packs,
+    kernels,
+    ...(targets.js !== undefined ? { js: targets.js } : {}),
+    ...(targets.wgsl !== undefined ? { wgsl: targets.wgsl } : {}),
+  };
+}

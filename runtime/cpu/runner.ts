@@ -1,0 +1,157 @@
+import { KERNEL_NAMES, type KernelName } from "../../compiler/schedule/types.js";
+import type { CompiledCell, KernelFns } from "../cell.js";
+import { bufferIndex, packRuns, planLayout, type Layout, type RowRun } from "../layout.js";
+import { RowSizes, type DirectionRunner, type SequenceGrads, type SequenceResult } from "../sequence.js";
+import { floatArray, type FloatArray } from "../tensor.js";
+import { walkBackward, walkForward, type KernelExecutor } from "../walk.js";
+
+interface CpuTape {
+  readonly T: number;
+  readonly mem: FloatArray;
+  readonly lens?: Int32Array;
+  readonly plan: CallPlan;
+}
+
+/** Everything planned once per sequence length: the layout, the kernels instantiated for it, the pack copies. */
+interface CallPlan {
+  readonly L: Layout;
+  readonly fns: Record<KernelName, KernelFns>;
+  readonly pack: readonly RowRun[];
+  readonly unpack: readonly RowRun[];
+}
+
+/**
+ * Runs one direction of one layer over a whole sequence on the CPU: an executor of the compiled schedule
+ * with the generated JS kernels. Buffers are planned once per (sizes, B, T); the time loop (runtime/walk.ts)
+ * calls kernels with numbers only, so nothing is allocated or looked up per step.
+ */
+export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
+  private readonly plans = new Map<number, CallPlan>();
+  private readonly pmem = new Map<number, FloatArray>();
+
+  constructor(
+    cell: CompiledCell,
+    sizes: Readonly<Record<string, number>>,
+    readonly B: number,
+    readonly dtype: "f32" | "f64",
+  ) {
+    super(cell, sizes);
+  }
+
+  private get a() {
+    return this.cell.artifact;
+  }
+
+  private plan(T: number): CallPlan {
+    let p = this.plans.get(T);
+    if (!p) {
+      const L = planLayout(this.a, this.sizes, this.B, T);
+      const dims = this.a.signature.dims.map((d) => this.sizes[d]!);
+      const F = this.dtype === "f32" ? Float32Array : Float64Array;
+      const fns = {} as Record<KernelName, KernelFns>;
+      for (const k of KERNEL_NAMES) fns[k] = this.cell.kernels[k](L.rows[k], dims, F);
+      p = {
+        L,
+        fns,
+        pack: packRuns(this.a, L, this.sizes, false),
+        unpack: packRuns(this.a, L, this.sizes, true),
+      };
+      this.plans.set(T, p);
+    }
+    return p;
+  }
+
+  private executor(p: CallPlan, mem: FloatArray, pmem: FloatArray, lens?: Int32Array): KernelExecutor {
+    return {
+      run: (k, t) => p.fns[k].run(mem, pmem, p.L.offs[k], t),
+      mask: (k, which, t) => p.fns[k][which](mem, pmem, p.L.offs[k], t, lens!),
+    };
+  }
+
+  private at(L: Layout, kind: Parameters<typeof bufferIndex>[1], i: number) {
+    const b = bufferIndex(this.a, kind, i);
+    return { base: L.base[b]!, size: L.size[b]! };
+  }
+
+  forward(
+    inputs: readonly FloatArray[],
+    T: number,
+    inits: readonly FloatArray[],
+    params: readonly FloatArray[],
+    lens: Int32Array | undefined,
+    keep: boolean,
+  ): SequenceResult {
+    const p = this.plan(T);
+    const L = p.L;
+    const mem = floatArray(this.dtype, L.memSize);
+    // The parameter arena is the runner's: parameters copied in and packed at every call (a pass over the
+    // weights, against T*B passes of compute).
+    let pmem = this.pmem.get(L.pmemSize);
+    if (!pmem) this.pmem.set(L.pmemSize, (pmem = floatArray(this.dtype, L.pmemSize)));
+    const sig = this.a.signature;
+    inputs.forEach((x, i) => mem.set(x, this.at(L, "input", i).base));
+    inits.forEach((s, i) => mem.set(s, this.at(L, "state", i).base));
+    params.forEach((w, i) => pmem.set(w, this.at(L, "param", i).base));
+    for (const r of p.pack) pmem.copyWithin(r.to, r.from, r.from + r.len);
+    walkForward(this.executor(p, mem, pmem, lens), T, !!lens);
+    const B = this.B;
+    const outputs = sig.outputs.map((_, i) => {
+      const o = this.at(L, "output", i);
+      return mem.slice(o.base, o.base + o.size);
+    });
+    const finals = sig.states.map((_, i) => {
+      const s = this.at(L, "state", i);
+      const n = B * this.stateRow(i);
+      return mem.slice(s.base + T * n, s.base + (T + 1) * n);
+    });
+    const tape: CpuTape | undefined = keep ? { T, mem, lens, plan: p } : undefined;
+    return { outputs, finals, tape };
+  }
+
+  backward(
+    tapeIn: unknown,
+    params: readonly FloatArray[],
+    dOutputs: readonly (FloatArray | undefined)[],
+    dFinals: readonly (FloatArray | undefined)[],
+  ): SequenceGrads {
+    const { T, mem, lens, plan: p } = tapeIn as CpuTape;
+    const L = p.L;
+    const pmem = this.pmem.get(L.pmemSize)!;
+    const sig = this.a.signature;
+    // The parameters again (another call may have used the arena since), gradients cleared.
+    params.forEach((w, i) => pmem.set(w, this.at(L, "param", i).base));
+    for (const r of p.pack) pmem.copyWithin(r.to, r.from, r.from + r.len);
+    this.a.buffers.forEach((b, i) => {
+      if (b.kind === "grad_param" || b.kind === "grad_pack") pmem.fill(0, L.base[i], L.base[i]! + L.size[i]!);
+    });
+    sig.outputs.forEach((_, i) => {
+      const o = this.at(L, "grad_output", i);
+      const d = dOutputs[i];
+      if (d) mem.set(d, o.base);
+      else mem.fill(0, o.base, o.base + o.size);
+    });
+    const B = this.B;
+    sig.states.forEach((_, i) => {
+      const s = this.at(L, "grad_state", i);
+      const n = B * this.stateRow(i);
+      const d = dFinals[i];
+      if (d) mem.set(d, s.base + T * n);
+      else mem.fill(0, s.base + T * n, s.base + (T + 1) * n);
+    });
+    walkBackward(this.executor(p, mem, pmem, lens), T, !!lens);
+    for (const r of p.unpack) for (let j = 0; j < r.len; j++) pmem[r.to + j]! += pmem[r.from + j]!;
+    const inputs = sig.inputs.map((_, i) => {
+      const g = this.at(L, "grad_input", i);
+      return T === 0 ? floatArray(this.dtype, 0) : mem.slice(g.base, g.base + g.size);
+    });
+    const inits = sig.states.map((_, i) => {
+      const g = this.at(L, "grad_state", i);
+      return mem.slice(g.base, g.base + B * this.stateRow(i));
+    });
+    const grads = sig.params.map((_, i) => {
+      const g = this.at(L, "grad_param", i);
+      return pmem.slice(g.base, g.base + g.size);
+    });
+    return { inputs, inits, params: grads };
+  }
+}

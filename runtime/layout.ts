@@ -1,0 +1,127 @@
+import type { Artifact, KernelInfo } from "../compiler/schedule/artifact.js";
+import { KERNEL_NAMES, type BufferDecl, type KernelName } from "../compiler/schedule/types.js";
+import { evalDim, type Type } from "../compiler/ir/shape.js";
+
+/**
+ * Where every buffer of a schedule lives for one (sizes, B, T): element offsets in the two arenas, and each
+ * kernel's offsets table (binding i at `offs[2i] + t * offs[2i + 1]`). Planned once per (cell, sizes, B,
+ * T) and shared by every executor, so that the JS and WebGPU runtimes place buffers the same way.
+ */
+export interface Layout {
+  readonly T: number;
+  readonly B: number;
+  readonly memSize: number;
+  readonly pmemSize: number;
+  /** Element offset of each buffer in its arena, and its size. */
+  readonly base: readonly number[];
+  readonly size: readonly number[];
+  /** Per kernel: [base, stride] per binding, then per extra region (a target's scratch). */
+  readonly offs: Readonly<Record<KernelName, Float64Array>>;
+  /** Rows a kernel iterates: B per step, or T*B before and after the loop. */
+  readonly rows: Readonly<Record<KernelName, number>>;
+}
+
+/** Elements in one row of a value of type t (per batch row and step when batched). */
+export function rowSize(t: Type, sizes: Readonly<Record<string, number>>): number {
+  return t.dims.reduce((a, d) => a * evalDim(d, sizes), 1);
+}
+
+export function rowsOf(b: BufferDecl, T: number, B: number): number {
+  switch (b.extent) {
+    case "seq":
+      return T * B;
+    case "seq1":
+      return (T + 1) * B;
+    case "batch":
+      return B;
+    case "one":
+      return 1;
+  }
+}
+
+/**
+ * The layout. `extra` gives, per kernel, sizes (in elements) of regions a target keeps in `mem` beside the
+ * buffers (WGSL's scratch); they get entries after the bindings in that kernel's table.
+ */
+export function planLayout(
+  a: Artifact,
+  sizes: Readonly<Record<string, number>>,
+  B: number,
+  T: number,
+  extra: Partial<Record<KernelName, readonly number[]>> = {},
+): Layout {
+  let mem = 0;
+  let pmem = 0;
+  const base: number[] = [];
+  const size: number[] = [];
+  for (const b of a.buffers) {
+    const n = rowsOf(b, T, B) * rowSize(b.type, sizes);
+    size.push(n);
+    if (b.arena === "pmem") base.push((pmem += n) - n);
+    else base.push((mem += n) - n);
+  }
+  const offs = {} as Record<KernelName, Float64Array>;
+  const rows = {} as Record<KernelName, number>;
+  for (const name of KERNEL_NAMES) {
+    const k: KernelInfo = a.kernels[name];
+    const regions = extra[name] ?? [];
+    const table = new Float64Array(2 * (k.bindings.length + regions.length));
+    k.bindings.forEach((bd, i) => {
+      const b = a.buffers[bd.buffer]!;
+      const perStep =
+        (b.extent === "seq" || b.extent === "seq1") && b.type.batched ? B * rowSize(b.type, sizes) : 0;
+      table[2 * i] = base[bd.buffer]! + bd.shift * perStep;
+      table[2 * i + 1] = k.rows === "B" ? perStep : 0;
+    });
+    regions.forEach((n, r) => {
+      table[2 * (k.bindings.length + r)] = mem;
+      mem += Math.max(1, n);
+    });
+    offs[name] = table;
+    rows[name] = k.rows === "B" ? B : T * B;
+  }
+  return { T, B, memSize: mem, pmemSize: pmem, base, size, offs, rows };
+}
+
+/** The buffer of a kind and index (an input, a state's gradient, ...), or -1. */
+export function bufferIndex(a: Artifact, kind: BufferDecl["kind"], index: number): number {
+  return a.buffers.findIndex((b) => b.kind === kind && b.index === index);
+}
+
+/**
+ * Copies between parameters and their packs, as (source offset, destination offset, length) row runs in
+ * the pmem arena: packing lays each parameter's columns into its pack's rows; unpacking adds a pack's
+ * gradient back to the parameters' gradients. Planned once per layout; both executors run it.
+ */
+export interface RowRun {
+  readonly from: number;
+  readonly to: number;
+  readonly len: number;
+}
+
+export function packRuns(
+  a: Artifact,
+  L: Layout,
+  sizes: Readonly<Record<string, number>>,
+  grad: boolean,
+): RowRun[] {
+  const runs: RowRun[] = [];
+  a.packs.forEach((p, k) => {
+    const pack = L.base[bufferIndex(a, grad ? "grad_pack" : "pack", k)]!;
+    const K = evalDim(p.cols, sizes);
+    for (const blk of p.blocks) {
+      const param = a.buffers[bufferIndex(a, grad ? "grad_param" : "param", blk.param)]!;
+      const pbase = L.base[bufferIndex(a, grad ? "grad_param" : "param", blk.param)]!;
+      const ld = evalDim(param.type.dims[1]!, sizes);
+      const c0 = evalDim(blk.c0, sizes);
+      const r0 = evalDim(blk.row0, sizes);
+      const rows = evalDim(blk.rows, sizes);
+      for (let r = 0; r < rows; r++) {
+        const inParam = pbase + r * ld + c0;
+        const inPack = pack + (r0 + r) * K;
+        runs.push(grad ? { from: inPack, to: inParam, len: K } : { from: inParam, to: inPack, len: K });
+      }
+    }
+  });
+  return runs;
+}

@@ -1,0 +1,31 @@
+import type { KernelName } from "../compiler/schedule/types.js";
+
+/** What an executor does with one kernel of the schedule at step t: run it, or run one of its masks. */
+export interface KernelExecutor {
+  run(kernel: KernelName, t: number): void;
+  mask(kernel: KernelName, which: "premask" | "postmask", t: number): void;
+}
+
+/**
+ * The time loop, written once for every backend: the executor only runs kernels. Forward: the hoisted
+ * kernel over all steps, then the step kernel at t = 0..T-1 (rows past their length carried by its mask).
+ * Backward: the loop kernel at t = T-1..0 between its masks, then the deferred kernel over all steps.
+ */
+export function walkForward(x: KernelExecutor, T: number, masked: boolean): void {
+  if (T === 0) return;
+  x.run("before", 0);
+  for (let t = 0; t < T; t++) {
+    x.run("step", t);
+    if (masked) x.mask("step", "postmask", t);
+  }
+}
+
+export function walkBackward(x: KernelExecutor, T: number, masked: boolean): void {
+  if (T === 0) return;
+  for (let t = T - 1; t >= 0; t--) {
+    if (masked) x.mask("loop", "premask", t);
+    x.run("loop", t);
+    if (masked) x.mask("loop", "postmask", t);
+  }
+  x.run("after", 0);
+}
