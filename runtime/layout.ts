@@ -89,39 +89,54 @@ export function bufferIndex(a: Artifact, kind: BufferDecl["kind"], index: number
 }
 
 /**
- * Copies between parameters and their packs, as (source offset, destination offset, length) row runs in
- * the pmem arena: packing lays each parameter's columns into its pack's rows; unpacking adds a pack's
- * gradient back to the parameters' gradients. Planned once per layout; both executors run it.
+ * Copies between parameters and their packs in the pmem arena: packing lays each parameter's columns into
+ * its pack's rows; unpacking adds a pack's gradient back to the parameters' gradients. One copy per block:
+ * `rows` rows of `len` elements, from `from` (rows `fromStride` apart) to `to` (rows `toStride` apart).
+ * Planned once per layout; both executors run them.
  */
-export interface RowRun {
+export interface BlockCopy {
   readonly from: number;
+  readonly fromStride: number;
   readonly to: number;
+  readonly toStride: number;
+  readonly rows: number;
   readonly len: number;
 }
 
-export function packRuns(
+export function packCopies(
   a: Artifact,
   L: Layout,
   sizes: Readonly<Record<string, number>>,
   grad: boolean,
-): RowRun[] {
-  const runs: RowRun[] = [];
+): BlockCopy[] {
+  const copies: BlockCopy[] = [];
   a.packs.forEach((p, k) => {
     const pack = L.base[bufferIndex(a, grad ? "grad_pack" : "pack", k)]!;
     const K = evalDim(p.cols, sizes);
     for (const blk of p.blocks) {
-      const param = a.buffers[bufferIndex(a, grad ? "grad_param" : "param", blk.param)]!;
-      const pbase = L.base[bufferIndex(a, grad ? "grad_param" : "param", blk.param)]!;
-      const ld = evalDim(param.type.dims[1]!, sizes);
-      const c0 = evalDim(blk.c0, sizes);
-      const r0 = evalDim(blk.row0, sizes);
+      const pb = bufferIndex(a, grad ? "grad_param" : "param", blk.param);
+      const ld = evalDim(a.buffers[pb]!.type.dims[1]!, sizes);
+      const inParam = L.base[pb]! + evalDim(blk.c0, sizes);
+      const inPack = pack + evalDim(blk.row0, sizes) * K;
       const rows = evalDim(blk.rows, sizes);
-      for (let r = 0; r < rows; r++) {
-        const inParam = pbase + r * ld + c0;
-        const inPack = pack + (r0 + r) * K;
-        runs.push(grad ? { from: inPack, to: inParam, len: K } : { from: inParam, to: inPack, len: K });
-      }
+      copies.push(
+        grad
+          ? { from: inPack, fromStride: K, to: inParam, toStride: ld, rows, len: K }
+          : { from: inParam, fromStride: ld, to: inPack, toStride: K, rows, len: K },
+      );
     }
   });
-  return runs;
+  return copies;
 }
+
+/** Runs block copies on a host array, adding (unpacking gradients) or assigning (packing). */
+export function runCopies(arena: FloatArrayLike, copies: readonly BlockCopy[], add: boolean): void {
+  for (const c of copies)
+    for (let r = 0; r < c.rows; r++) {
+      const f = c.from + r * c.fromStride;
+      const t = c.to + r * c.toStride;
+      if (add) for (let j = 0; j < c.len; j++) arena[t + j]! += arena[f + j]!;
+      else arena.copyWithin(t, f, f + c.len);
+    }
+}
+type FloatArrayLike = Float32Array | Float64Array;

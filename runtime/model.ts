@@ -127,6 +127,7 @@ export class Model {
   readonly sizes: Record<string, number>[];
   private readonly prefixed: boolean;
   private readonly runners = new Map<string, DirectionRunner>();
+  private paramVersion = 0;
   readonly backend: Backend;
 
   constructor(
@@ -207,6 +208,14 @@ export class Model {
         throw new CellcError(
           `unexpected parameter '${n}': '${ir.name}' has ${[...known].map((k) => `'${k}'`).join(", ")}`,
         );
+  }
+
+  /**
+   * Says that parameter values were changed in place (by an optimiser, say): a device backend uploads
+   * parameters only when they change, and learns of in-place changes only from this.
+   */
+  paramsChanged(): void {
+    this.paramVersion++;
   }
 
   /** `Wi`, `l0.Wi` or `l1.reverse.Wi`. */
@@ -320,6 +329,7 @@ export class Model {
           this.layerParams(l, d),
           lens,
           train,
+          this.paramVersion,
         )) as SequenceResult;
         runs[l]!.push({ runner, tape: r.tape });
         ir.states.forEach((s, si) => {
@@ -417,7 +427,13 @@ export class Model {
           checkShape(u.shape, fwd.finalStates.get(name)!.shape, `upstream gradient of final state '${name}'`);
           return asFloat(u, this.dtype, `upstream gradient of final state '${name}'`);
         });
-        const g = (yield runner.backward(t, this.layerParams(l, d), dOutDir, dFin)) as SequenceGrads;
+        const g = (yield runner.backward(
+          t,
+          this.layerParams(l, d),
+          dOutDir,
+          dFin,
+          this.paramVersion,
+        )) as SequenceGrads;
         ir.params.forEach((p, i) => {
           const name = this.name(l, d, p.name);
           grads.push({ kind: "param", name, shape: this.params.get(name)!.shape, seq: g.params[i]! });

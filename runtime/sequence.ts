@@ -52,12 +52,15 @@ export interface DirectionRunner {
     params: readonly FloatArray[],
     lens: Int32Array | undefined,
     keep: boolean,
+    /** Changes whenever parameter values may have changed in place (a device backend re-uploads them). */
+    paramVersion?: number,
   ): SequenceResult | Promise<SequenceResult>;
   backward(
     tape: unknown,
     params: readonly FloatArray[],
     dOutputs: readonly (Seq | undefined)[],
     dFinals: readonly (FloatArray | undefined)[],
+    paramVersion?: number,
   ): SequenceGrads | Promise<SequenceGrads>;
 }
 

@@ -1,6 +1,6 @@
 import { KERNEL_NAMES, type KernelName } from "../../compiler/schedule/types.js";
 import type { CompiledCell, KernelFns } from "../cell.js";
-import { bufferIndex, packRuns, planLayout, type Layout, type RowRun } from "../layout.js";
+import { bufferIndex, packCopies, planLayout, runCopies, type BlockCopy, type Layout } from "../layout.js";
 import { RowSizes, type DirectionRunner, type SequenceGrads, type SequenceResult } from "../sequence.js";
 import { floatArray, type FloatArray } from "../tensor.js";
 import { walkBackward, walkForward, type KernelExecutor } from "../walk.js";
@@ -16,8 +16,8 @@ interface CpuTape {
 interface CallPlan {
   readonly L: Layout;
   readonly fns: Record<KernelName, KernelFns>;
-  readonly pack: readonly RowRun[];
-  readonly unpack: readonly RowRun[];
+  readonly pack: readonly BlockCopy[];
+  readonly unpack: readonly BlockCopy[];
 }
 
 /**
@@ -53,8 +53,8 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
       p = {
         L,
         fns,
-        pack: packRuns(this.a, L, this.sizes, false),
-        unpack: packRuns(this.a, L, this.sizes, true),
+        pack: packCopies(this.a, L, this.sizes, false),
+        unpack: packCopies(this.a, L, this.sizes, true),
       };
       this.plans.set(T, p);
     }
@@ -92,7 +92,7 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
     inputs.forEach((x, i) => mem.set(x, this.at(L, "input", i).base));
     inits.forEach((s, i) => mem.set(s, this.at(L, "state", i).base));
     params.forEach((w, i) => pmem.set(w, this.at(L, "param", i).base));
-    for (const r of p.pack) pmem.copyWithin(r.to, r.from, r.from + r.len);
+    runCopies(pmem, p.pack, false);
     walkForward(this.executor(p, mem, pmem, lens), T, !!lens);
     const B = this.B;
     const outputs = sig.outputs.map((_, i) => {
@@ -120,7 +120,7 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
     const sig = this.a.signature;
     // The parameters again (another call may have used the arena since), gradients cleared.
     params.forEach((w, i) => pmem.set(w, this.at(L, "param", i).base));
-    for (const r of p.pack) pmem.copyWithin(r.to, r.from, r.from + r.len);
+    runCopies(pmem, p.pack, false);
     this.a.buffers.forEach((b, i) => {
       if (b.kind === "grad_param" || b.kind === "grad_pack") pmem.fill(0, L.base[i], L.base[i]! + L.size[i]!);
     });
@@ -139,7 +139,7 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
       else mem.fill(0, s.base + T * n, s.base + (T + 1) * n);
     });
     walkBackward(this.executor(p, mem, pmem, lens), T, !!lens);
-    for (const r of p.unpack) for (let j = 0; j < r.len; j++) pmem[r.to + j]! += pmem[r.from + j]!;
+    runCopies(pmem, p.unpack, true);
     const inputs = sig.inputs.map((_, i) => {
       const g = this.at(L, "grad_input", i);
       return T === 0 ? floatArray(this.dtype, 0) : mem.slice(g.base, g.base + g.size);

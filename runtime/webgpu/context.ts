@@ -26,6 +26,8 @@ const ROWCOPY = `struct P { R: u32, F: u32, sOff: u32, sStride: u32, sCol: u32, 
 }
 `;
 
+const ROWCOPY_IN_PLACE = ROWCOPY.replace(/^@group\(0\) @binding\(0\).*\n/m, "").replace("src[", "dst[");
+
 /**
  * What the runners of one WebGPU backend share: the device, one pending command encoder (so that a whole
  * forward or backward pass over every layer and direction is one submission), the buffers to release once
@@ -35,6 +37,7 @@ export class GpuContext {
   private pending?: GPUCommandEncoder;
   private readonly afterFlush: GPUBuffer[] = [];
   private rowcopy?: GPUComputePipeline;
+  private rowcopyInPlace?: GPUComputePipeline;
 
   constructor(readonly device: GPUDevice) {}
 
@@ -90,7 +93,7 @@ export class GpuContext {
   }
 
   /** dst rows r (of F floats, at column dCol of rows dStride wide) = (or +=) src rows idx[r] (at column sCol). */
-  private copyRows(
+  copyRows(
     src: DeviceSeq,
     dst: DeviceSeq,
     o: {
@@ -105,10 +108,17 @@ export class GpuContext {
     },
   ): void {
     const dev = this.device;
-    this.rowcopy ??= dev.createComputePipeline({
-      layout: "auto",
-      compute: { module: dev.createShaderModule({ code: ROWCOPY }), entryPoint: "main" },
-    });
+    // Within one buffer (packing parameters, say) a buffer cannot be bound twice: read and write `dst`.
+    const inPlace = src.buffer === dst.buffer;
+    const pipeline = inPlace
+      ? (this.rowcopyInPlace ??= dev.createComputePipeline({
+          layout: "auto",
+          compute: { module: dev.createShaderModule({ code: ROWCOPY_IN_PLACE }), entryPoint: "main" },
+        }))
+      : (this.rowcopy ??= dev.createComputePipeline({
+          layout: "auto",
+          compute: { module: dev.createShaderModule({ code: ROWCOPY }), entryPoint: "main" },
+        }));
     const params = dev.createBuffer({ size: 48, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     const idx = dev.createBuffer({
       size: Math.max(16, (o.idx?.length ?? 0) * 4),
@@ -135,9 +145,9 @@ export class GpuContext {
     if (o.idx) this.write(idx, 0, o.idx);
     this.releaseAfterFlush(params, idx);
     const bg = dev.createBindGroup({
-      layout: this.rowcopy.getBindGroupLayout(0),
+      layout: pipeline.getBindGroupLayout(0),
       entries: [
-        { binding: 0, resource: { buffer: src.buffer } },
+        ...(inPlace ? [] : [{ binding: 0, resource: { buffer: src.buffer } }]),
         { binding: 1, resource: { buffer: dst.buffer } },
         { binding: 2, resource: { buffer: idx } },
         { binding: 3, resource: { buffer: params } },
@@ -146,10 +156,17 @@ export class GpuContext {
     const groups = Math.ceil((o.R * o.F) / 64);
     if (groups === 0) return;
     const pass = this.encoder().beginComputePass();
-    pass.setPipeline(this.rowcopy);
+    pass.setPipeline(pipeline);
     pass.setBindGroup(0, bg);
     pass.dispatchWorkgroups(Math.min(groups, 65535), Math.ceil(groups / 65535));
     pass.end();
+  }
+
+  /** Submits the work encoded so far (a long sequence is split into several submissions). */
+  submitPending(): void {
+    if (!this.pending) return;
+    this.device.queue.submit([this.pending.finish()]);
+    this.pending = undefined;
   }
 
   /** Drops the pending (unsubmitted) work and the buffers that were to go after it. */

@@ -3,7 +3,7 @@ import type { Backend } from "../model.js";
 import { GpuSequenceRunner } from "./runner.js";
 import { GpuContext } from "./context.js";
 
-export { GpuSequenceRunner, WgslCompileError, wgslKernels } from "./runner.js";
+export { GpuSequenceRunner, WgslCompileError } from "./runner.js";
 
 export interface WebGpuBackend extends Backend {
   readonly device: GPUDevice;

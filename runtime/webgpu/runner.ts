@@ -1,16 +1,9 @@
-import {
-  emitKernelWgsl,
-  LINEAR_SPAN,
-  TILE,
-  WORKGROUP,
-  type Dispatch,
-  type Extent,
-  type WgslKernel,
-} from "../../compiler/codegen/wgsl.js";
+import type { WgslDispatch, WgslExtent, WgslKernelText } from "../../compiler/schedule/artifact.js";
+import { KERNEL_NAMES, type KernelName } from "../../compiler/schedule/types.js";
 import { evalDim } from "../../compiler/ir/shape.js";
 import type { CompiledCell } from "../cell.js";
+import { bufferIndex, packCopies, planLayout, rowSize, type BlockCopy, type Layout } from "../layout.js";
 import {
-  rowSize,
   RowSizes,
   type DirectionRunner,
   type Seq,
@@ -18,72 +11,65 @@ import {
   type SequenceResult,
 } from "../sequence.js";
 import { CellcError, type FloatArray } from "../tensor.js";
+import { walkBackward, walkForward, type KernelExecutor } from "../walk.js";
 import type { DeviceSeq, GpuContext } from "./context.js";
-import type { Type } from "../../compiler/ir/shape.js";
-
-/** The WGSL kernels of a cell, generated once per compiled cell. */
-const wgslCache = new WeakMap<CompiledCell, { forward: WgslKernel; backward: WgslKernel }>();
-export function wgslKernels(cell: CompiledCell) {
-  let k = wgslCache.get(cell);
-  if (!k) {
-    k = {
-      forward: emitKernelWgsl(cell.kernels.forward, cell.ir.dims),
-      backward: emitKernelWgsl(cell.kernels.backward, cell.ir.dims),
-    };
-    wgslCache.set(cell, k);
-  }
-  return k;
-}
 
 /** A bug in cellc's WGSL (it must always compile): reported with the kernel source and the offending line. */
 export class WgslCompileError extends Error {}
 
-interface Pipelines {
-  readonly kernel: WgslKernel;
-  readonly pipelines: GPUComputePipeline[];
+/** Workgroup sizes and spans the WGSL emitter uses (see compiler/codegen/wgsl.ts). */
+const TILE = 16;
+const WORKGROUP = 64;
+const LINEAR_SPAN = 65535 * WORKGROUP;
+const META_STRIDE = 256;
+/** Dispatches per submission: very long sequences are split, since a driver may fail on one huge one. */
+const DISPATCHES_PER_SUBMIT = 8192;
+
+interface KernelPipelines {
+  readonly text: WgslKernelText;
+  readonly pipelines: readonly GPUComputePipeline[];
+}
+const pipelineCache = new WeakMap<
+  GPUDevice,
+  WeakMap<CompiledCell, Map<string, Promise<KernelPipelines[]>>>
+>();
+
+/** What is planned once per sequence length: layout, offsets tables, dispatch sizes, pack copies. */
+interface CallPlan {
+  readonly L: Layout;
+  readonly offs: GPUBuffer; // every kernel's table, 256-byte aligned
+  readonly offsAt: Readonly<Record<KernelName, { offset: number; size: number }>>;
+  readonly meta: GPUBuffer; // slot t: {t, B}; slot T: {0, T*B}
+  readonly groups: Readonly<Record<KernelName, (readonly [number, number])[]>>;
+  readonly pack: readonly BlockCopy[];
+  readonly unpack: readonly BlockCopy[];
 }
 
-const META_STRIDE = 256;
-const pipelineCache = new WeakMap<GPUDevice, WeakMap<CompiledCell, Map<string, Promise<Pipelines>>>>();
-
-/** The GPU memory of one run of a direction over a sequence: kept between forward and backward. */
-export interface GpuTape {
+/** The GPU memory of one run over a sequence, kept between forward and backward. */
+interface GpuTape {
   readonly T: number;
   readonly mem: GPUBuffer;
-  readonly pmem: GPUBuffer;
-  readonly meta: GPUBuffer;
   readonly lens: GPUBuffer;
   readonly hasLens: boolean;
-  readonly layout: ArenaLayout;
-}
-
-interface ArenaLayout {
-  readonly memSize: number; // elements
-  readonly pmemSize: number;
-  readonly fwdOffs: Uint32Array;
-  readonly bwdOffs: Uint32Array;
-  readonly x: number[];
-  readonly states: number[];
-  readonly outputs: number[];
-  readonly up: number[];
-  readonly dS: number[];
-  readonly gx: number[];
-  readonly params: number[];
-  readonly grads: number[];
+  readonly plan: CallPlan;
 }
 
 /**
- * Runs one direction of one layer over a whole sequence on WebGPU. It only encodes: inputs, states,
- * parameters and activations stay on the device, results are returned as device references, and the
- * context submits the work of every layer and direction at once when the model reads its results.
+ * Runs one direction of one layer over a whole sequence on WebGPU: an executor of the compiled schedule
+ * with the generated WGSL kernels, the time loop being runtime/walk.ts. It only encodes: inputs, states
+ * and activations stay on the device, results are returned as device references, and the context submits
+ * the work of every layer and direction at once when the model reads its results. Parameters and their
+ * packs stay on the device between calls; they are uploaded when they change.
  */
 export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
-  private readonly bindGroupLayout: GPUBindGroupLayout;
-  /** Device memory of the last sequence run (arenas), in bytes: for benchmarks. */
+  /** Device memory of the last sequence run (both arenas), in bytes: for benchmarks. */
   deviceBytes = 0;
-  private readonly pipelineLayout: GPUPipelineLayout;
-
   private readonly device: GPUDevice;
+  private readonly bindGroupLayout: GPUBindGroupLayout;
+  private readonly pipelineLayout: GPUPipelineLayout;
+  private readonly plans = new Map<number, CallPlan>();
+  private pmem?: GPUBuffer;
+  private uploaded?: { arrays: readonly FloatArray[]; version: number };
 
   constructor(
     private readonly ctx: GpuContext,
@@ -113,43 +99,44 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
     this.pipelineLayout = device.createPipelineLayout({ bindGroupLayouts: [this.bindGroupLayout] });
   }
 
-  private get ir() {
-    return this.cell.ir;
+  private get a() {
+    return this.cell.artifact;
   }
 
-  private pipelines(which: "forward" | "backward"): Promise<Pipelines> {
-    // Pipelines depend on the cell, the kernel, the batch size and the dimensions: shared by every runner.
+  private pipelines(): Promise<KernelPipelines[]> {
+    // Pipelines depend on the cell and the dimensions only (rows are a uniform): shared by every runner.
     let byCell = pipelineCache.get(this.device);
     if (!byCell) pipelineCache.set(this.device, (byCell = new WeakMap()));
     let byKey = byCell.get(this.cell);
     if (!byKey) byCell.set(this.cell, (byKey = new Map()));
-    const key = `${which}|${this.B}|${this.ir.dims.map((d) => this.sizes[d]).join(",")}`;
+    const key = this.a.signature.dims.map((d) => this.sizes[d]).join(",");
     let p = byKey.get(key);
     if (!p) {
-      p = this.createPipelines(which);
+      p = Promise.all(KERNEL_NAMES.map((k) => this.createPipelines(k)));
       byKey.set(key, p);
     }
     return p;
   }
 
-  private async createPipelines(which: "forward" | "backward"): Promise<Pipelines> {
-    const kernel = wgslKernels(this.cell)[which];
-    const module = this.device.createShaderModule({ code: kernel.code });
+  private async createPipelines(which: KernelName): Promise<KernelPipelines> {
+    const text = this.a.wgsl?.[which];
+    if (!text) throw new CellcError("the artifact has no WGSL kernels");
+    const module = this.device.createShaderModule({ code: text.code });
     const info = await module.getCompilationInfo();
     const errors = info.messages.filter((m) => m.type === "error");
     if (errors.length) {
-      const lines = kernel.code.split("\n");
+      const lines = text.code.split("\n");
       const detail = errors
         .map((m) => `line ${m.lineNum}:${m.linePos}: ${m.message}\n  ${lines[m.lineNum - 1] ?? ""}`)
         .join("\n");
       throw new WgslCompileError(
-        `cellc bug: the generated WGSL of the ${which} kernel of '${this.ir.name}' does not compile:\n${detail}\n--- kernel source ---\n${kernel.code}`,
+        `cellc bug: the generated WGSL of the ${which} kernel of '${this.a.signature.name}' does not compile:\n${detail}\n--- kernel source ---\n${text.code}`,
       );
     }
-    const constants: Record<string, number> = { B: this.B };
-    this.ir.dims.forEach((d, i) => (constants[`d${i}`] = this.sizes[d]!));
+    const constants: Record<string, number> = {};
+    this.a.signature.dims.forEach((d, i) => (constants[`d${i}`] = this.sizes[d]!));
     const pipelines = await Promise.all(
-      kernel.entries.map((e) =>
+      text.entries.map((e) =>
         this.device
           .createComputePipelineAsync({
             layout: this.pipelineLayout,
@@ -157,116 +144,163 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
           })
           .catch((err: unknown) => {
             throw new CellcError(
-              `cannot create the WebGPU pipeline '${e.name}' of '${this.ir.name}': ${(err as Error).message}`,
+              `cannot create the WebGPU pipeline '${which}.${e.name}' of '${this.a.signature.name}': ${(err as Error).message}`,
             );
           }),
       ),
     );
-    return { kernel, pipelines };
+    return { text, pipelines };
   }
 
-  private extent(e: Extent): number {
-    return (e.batch ? this.B : 1) * (e.dim ? evalDim(e.dim, this.sizes) : 1);
+  private extent(e: WgslExtent, rows: number): number {
+    return (e.rows ? rows : 1) * (e.dim ? evalDim(e.dim, this.sizes) : 1);
   }
-  private groups(d: Dispatch): [number, number] {
-    const [x, y] = this.groupCounts(d);
+  private groups(d: WgslDispatch, rows: number): [number, number] {
+    let x: number, y: number;
+    if (d.kind === "tiles")
+      [x, y] = [Math.ceil(this.extent(d.x, rows) / TILE), Math.ceil(this.extent(d.y, rows) / TILE)];
+    else {
+      const n =
+        d.kind === "rows" ? this.extent(d.rows, rows) : Math.ceil(this.extent(d.extent, rows) / WORKGROUP);
+      const span = d.kind === "rows" ? 65535 : LINEAR_SPAN / WORKGROUP;
+      [x, y] = [Math.min(n, span), Math.ceil(n / span)];
+    }
     const max = this.device.limits.maxComputeWorkgroupsPerDimension;
     if (x > max || y > max)
       throw new CellcError(
-        `a kernel of '${this.ir.name}' needs ${x} x ${y} workgroups, above this device's maxComputeWorkgroupsPerDimension (${max})`,
+        `a kernel of '${this.a.signature.name}' needs ${x} x ${y} workgroups, above this device's maxComputeWorkgroupsPerDimension (${max})`,
       );
     return [x, y];
   }
 
-  private groupCounts(d: Dispatch): [number, number] {
-    if (d.kind === "tiles") return [Math.ceil(this.extent(d.x) / TILE), Math.ceil(this.extent(d.y) / TILE)];
-    const n = d.kind === "rows" ? this.extent(d.rows) : Math.ceil(this.extent(d.extent) / WORKGROUP);
-    const span = d.kind === "rows" ? 65535 : LINEAR_SPAN / WORKGROUP;
-    return [Math.min(n, span), Math.ceil(n / span)];
+  private plan(T: number, kp: KernelPipelines[]): CallPlan {
+    let p = this.plans.get(T);
+    if (p) return p;
+    const ctx = this.ctx;
+    const B = this.B;
+    const rowsOf = (k: KernelName) => (this.a.kernels[k].rows === "B" ? B : T * B);
+    const extra = {} as Record<KernelName, number[]>;
+    KERNEL_NAMES.forEach((k, i) => {
+      extra[k] = kp[i]!.text.scratch.map((t) => (t.batched ? rowsOf(k) : 1) * rowSize(t, this.sizes));
+    });
+    const L = planLayout(this.a, this.sizes, B, T, extra);
+    const align = Math.max(256, this.device.limits.minStorageBufferOffsetAlignment);
+    let total = 0;
+    const offsAt = {} as Record<KernelName, { offset: number; size: number }>;
+    for (const k of KERNEL_NAMES) {
+      const size = Math.max(16, L.offs[k].length * 4);
+      offsAt[k] = { offset: total, size };
+      total += Math.ceil(size / align) * align;
+    }
+    const offs = ctx.buffer(total, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
+    for (const k of KERNEL_NAMES) {
+      const table = L.offs[k];
+      if (table.some((v) => v > 0xffffffff))
+        throw new CellcError(
+          `the sequence needs more than 2^32 floats of device memory: use fewer time steps per call`,
+        );
+      ctx.write(offs, offsAt[k].offset / 4, Uint32Array.from(table));
+    }
+    const meta = ctx.buffer((T + 1) * META_STRIDE, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    const metaData = new Uint32Array(((T + 1) * META_STRIDE) / 4);
+    for (let t = 0; t < T; t++)
+      [metaData[(t * META_STRIDE) / 4], metaData[(t * META_STRIDE) / 4 + 1]] = [t, B];
+    [metaData[(T * META_STRIDE) / 4], metaData[(T * META_STRIDE) / 4 + 1]] = [0, T * B];
+    ctx.write(meta, 0, metaData);
+    const groups = {} as Record<KernelName, (readonly [number, number])[]>;
+    KERNEL_NAMES.forEach(
+      (k, i) => (groups[k] = kp[i]!.text.entries.map((e) => this.groups(e.dispatch, rowsOf(k)))),
+    );
+    p = {
+      L,
+      offs,
+      offsAt,
+      meta,
+      groups,
+      pack: packCopies(this.a, L, this.sizes, false),
+      unpack: packCopies(this.a, L, this.sizes, true),
+    };
+    this.plans.set(T, p);
+    return p;
   }
 
-  private layout(T: number, fk: WgslKernel, bk: WgslKernel): ArenaLayout {
-    const B = this.B;
-    let mem = 0;
-    let pmem = 0;
-    const take = (n: number) => ((mem += n), mem - n);
-    const takeP = (n: number) => ((pmem += n), pmem - n);
-    const ir = this.ir;
-    const x = ir.inputs.map((_, i) => take(T * B * this.inputRow(i)));
-    const states = ir.states.map((_, s) => take((T + 1) * B * this.stateRow(s)));
-    const outputs = ir.outputs.map((_, o) => take(T * B * this.outputRow(o)));
-    const size = (t: Type) => (t.batched ? B : 1) * rowSize(t, this.sizes);
-    const saved = fk.bindings.filter((b) => b.role === "saved").map((b) => take(T * size(b.type)));
-    const fscratch = fk.scratch.map((t) => take(Math.max(1, size(t))));
-    const up = ir.outputs.map((_, o) => take(T * B * this.outputRow(o)));
-    const dS = ir.states.map((_, s) => take((T + 1) * B * this.stateRow(s)));
-    const gx = ir.inputs.map((_, i) => take(T * B * this.inputRow(i)));
-    const bscratch = bk.scratch.map((t) => take(Math.max(1, size(t))));
-    const params = ir.params.map((p) => takeP(rowSize(p.type, this.sizes)));
-    const grads = ir.params.map((p) => takeP(rowSize(p.type, this.sizes)));
-    const table = (k: WgslKernel, scratch: number[]) => {
-      const offs = new Uint32Array(2 * (k.bindings.length + k.scratch.length));
-      k.bindings.forEach((b, i) => {
-        const rows = b.type.batched ? B * rowSize(b.type, this.sizes) : 0;
-        const n = b.index;
-        let base: number;
-        let stride = rows;
-        switch (b.role) {
-          case "output":
-            base = outputs[n]!;
-            break;
-          case "next":
-            base = states[n]! + B * this.stateRow(n);
-            break;
-          case "saved":
-            base = saved[n]!;
-            stride = size(b.type);
-            break;
-          case "input":
-            base = x[n]!;
-            break;
-          case "state":
-            base = states[n]!;
-            break;
-          case "param":
-            base = params[n]!;
-            break;
-          case "grad_param":
-            base = grads[n]!;
-            break;
-          case "grad_input":
-            base = gx[n]!;
-            break;
-          case "grad_state":
-            base = dS[n]!;
-            break;
-          case "upstream":
-            // Into output n, or into state n: the next state's gradient is the dS slot one step later.
-            base = b.name.startsWith("out:") ? up[n]! : dS[n]! + B * this.stateRow(n);
-            break;
-          default:
-            throw new Error(`binding role ${b.role}`);
-        }
-        offs[2 * i] = base;
-        offs[2 * i + 1] = stride;
+  /** The parameter arena, with the parameters uploaded and packed when they changed since the last call. */
+  private params(p: CallPlan, params: readonly FloatArray[], version: number): GPUBuffer {
+    const ctx = this.ctx;
+    if (!this.pmem) {
+      this.pmem = ctx.buffer(
+        p.L.pmemSize * 4,
+        GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+      );
+      this.uploaded = undefined;
+    }
+    const same = this.uploaded?.version === version && this.uploaded.arrays.every((a, i) => a === params[i]);
+    if (!same) {
+      params.forEach((w, i) => ctx.write(this.pmem!, p.L.base[bufferIndex(this.a, "param", i)]!, w));
+      this.copy(this.pmem, p.pack, false);
+      this.uploaded = { arrays: params.slice(), version };
+    }
+    return this.pmem;
+  }
+
+  private copy(buf: GPUBuffer, copies: readonly BlockCopy[], add: boolean) {
+    const ref = (offset: number): DeviceSeq => ({ kind: "device", buffer: buf, offset, length: 0 });
+    for (const c of copies)
+      this.ctx.copyRows(ref(c.from), ref(c.to), {
+        R: c.rows,
+        F: c.len,
+        sStride: c.fromStride,
+        sCol: 0,
+        dStride: c.toStride,
+        dCol: 0,
+        acc: add,
       });
-      scratch.forEach((base, k2) => (offs[2 * (k.bindings.length + k2)] = base));
-      return offs;
+  }
+
+  /** Encodes kernels into one compute pass (split into several submissions on very long sequences). */
+  private executor(kp: KernelPipelines[], p: CallPlan, mem: GPUBuffer, pmem: GPUBuffer, lens: GPUBuffer) {
+    const T = p.L.T;
+    const bindGroups = KERNEL_NAMES.map((k) =>
+      this.device.createBindGroup({
+        layout: this.bindGroupLayout,
+        entries: [
+          { binding: 0, resource: { buffer: mem } },
+          { binding: 1, resource: { buffer: pmem } },
+          { binding: 2, resource: { buffer: p.meta, size: 16 } },
+          { binding: 3, resource: { buffer: p.offs, offset: p.offsAt[k].offset, size: p.offsAt[k].size } },
+          { binding: 4, resource: { buffer: lens } },
+        ],
+      }),
+    );
+    let pass = this.ctx.encoder().beginComputePass();
+    let count = 0;
+    const dispatch = (k: KernelName, t: number, phase: string) => {
+      const ki = KERNEL_NAMES.indexOf(k);
+      const slot = this.a.kernels[k].rows === "B" ? t : T;
+      kp[ki]!.text.entries.forEach((e, i) => {
+        if (e.phase !== phase) return;
+        const [x, y] = p.groups[k][i]!;
+        if (x === 0 || y === 0) return;
+        if (++count % DISPATCHES_PER_SUBMIT === 0) {
+          pass.end();
+          this.ctx.submitPending();
+          pass = this.ctx.encoder().beginComputePass();
+        }
+        pass.setPipeline(kp[ki]!.pipelines[i]!);
+        pass.setBindGroup(0, bindGroups[ki]!, [slot * META_STRIDE]);
+        pass.dispatchWorkgroups(x, y);
+      });
     };
-    return {
-      memSize: mem,
-      pmemSize: pmem,
-      fwdOffs: table(fk, fscratch),
-      bwdOffs: table(bk, bscratch),
-      x,
-      states,
-      outputs,
-      up,
-      dS,
-      gx,
-      params,
-      grads,
+    const x: KernelExecutor = {
+      run: (k, t) => dispatch(k, t, "run"),
+      mask: (k, which, t) => dispatch(k, t, which),
     };
+    return { x, end: () => pass.end() };
+  }
+
+  private at(L: Layout, kind: Parameters<typeof bufferIndex>[1], i: number) {
+    const b = bufferIndex(this.a, kind, i);
+    return { base: L.base[b]!, size: L.size[b]! };
   }
 
   async forward(
@@ -276,36 +310,28 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
     params: readonly FloatArray[],
     lens: Int32Array | undefined,
     keep: boolean,
+    paramVersion = 0,
   ): Promise<SequenceResult> {
     const ctx = this.ctx;
-    const fp = await this.pipelines("forward");
-    const bp = keep ? await this.pipelines("backward") : undefined;
-    const L = this.layout(T, fp.kernel, bp?.kernel ?? fp.kernel);
-    const S = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
-    const mem = ctx.buffer(L.memSize * 4, S);
-    const pmem = ctx.buffer(L.pmemSize * 4, S);
+    const kp = await this.pipelines();
+    const p = this.plan(T, kp);
+    const L = p.L;
+    const mem = ctx.buffer(
+      L.memSize * 4,
+      GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+    );
     this.deviceBytes = (L.memSize + L.pmemSize) * 4;
-    const meta = ctx.buffer(Math.max(1, T) * META_STRIDE, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
-    const metaData = new Uint32Array((Math.max(1, T) * META_STRIDE) / 4);
-    for (let t = 0; t < T; t++) metaData[(t * META_STRIDE) / 4] = t;
-    ctx.write(meta, 0, metaData);
+    const pmem = this.params(p, params, paramVersion);
     const lensBuf = this.device.createBuffer({
       size: Math.max(16, this.B * 4),
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
     });
     if (lens) ctx.write(lensBuf, 0, lens);
-    inputs.forEach((a, i) => ctx.place(a, mem, L.x[i]!));
-    inits.forEach((a, s) => ctx.write(mem, L.states[s]!, a));
-    params.forEach((a, p) => ctx.write(pmem, L.params[p]!, a));
-    const tape: GpuTape = { T, mem, pmem, meta, lens: lensBuf, hasLens: !!lens, layout: L };
-    this.encode(
-      fp,
-      tape,
-      L.fwdOffs,
-      [...Array(T).keys()],
-      (e) => e.phase === "step" || (e.phase === "mask" && !!lens),
-    );
-    const ir = this.ir;
+    inputs.forEach((a, i) => ctx.place(a, mem, this.at(L, "input", i).base));
+    inits.forEach((a, s) => ctx.write(mem, this.at(L, "state", s).base, a));
+    const ex = this.executor(kp, p, mem, pmem, lensBuf);
+    walkForward(ex.x, T, !!lens);
+    ex.end();
     const B = this.B;
     const ref = (offset: number, length: number): DeviceSeq => ({
       kind: "device",
@@ -313,50 +339,55 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
       offset,
       length,
     });
-    const outputs = ir.outputs.map((_, o) => ref(L.outputs[o]!, T * B * this.outputRow(o)));
-    const finals = ir.states.map((_, s) =>
-      ref(L.states[s]! + T * B * this.stateRow(s), B * this.stateRow(s)),
+    const outputs = this.a.signature.outputs.map((_, o) =>
+      ref(this.at(L, "output", o).base, T * B * this.outputRow(o)),
     );
+    const finals = this.a.signature.states.map((_, s) => {
+      const n = B * this.stateRow(s);
+      return ref(this.at(L, "state", s).base + T * n, n);
+    });
+    const tape: GpuTape = { T, mem, lens: lensBuf, hasLens: !!lens, plan: p };
     if (!keep) this.release(tape);
     return { outputs, finals, tape: keep ? tape : undefined };
   }
 
   async backward(
     tapeIn: unknown,
-    _params: readonly FloatArray[],
+    params: readonly FloatArray[],
     dOutputs: readonly (Seq | undefined)[],
     dFinals: readonly (FloatArray | undefined)[],
+    paramVersion = 0,
   ): Promise<SequenceGrads> {
     const tape = tapeIn as GpuTape;
     const ctx = this.ctx;
-    const bp = await this.pipelines("backward");
-    const { T, layout: L, mem, pmem } = tape;
-    const ir = this.ir;
+    const kp = await this.pipelines();
+    const { T, plan: p, mem } = tape;
+    const L = p.L;
+    const pmem = this.params(p, params, paramVersion);
+    const sig = this.a.signature;
     const B = this.B;
     const enc = ctx.encoder();
-    ir.outputs.forEach((_, o) => {
+    this.a.buffers.forEach((b, i) => {
+      if ((b.kind === "grad_param" || b.kind === "grad_pack") && L.size[i]! > 0)
+        enc.clearBuffer(pmem, L.base[i]! * 4, L.size[i]! * 4);
+    });
+    sig.outputs.forEach((_, o) => {
+      const g = this.at(L, "grad_output", o);
       const d = dOutputs[o];
-      if (d) ctx.place(d, mem, L.up[o]!);
-      else enc.clearBuffer(mem, L.up[o]! * 4, T * B * this.outputRow(o) * 4);
+      if (d) ctx.place(d, mem, g.base);
+      else if (g.size) enc.clearBuffer(mem, g.base * 4, g.size * 4);
     });
-    ir.states.forEach((_, s) => {
+    sig.states.forEach((_, s) => {
       const n = B * this.stateRow(s);
+      const at = this.at(L, "grad_state", s).base + T * n;
       const d = dFinals[s];
-      const at = L.dS[s]! + T * n;
       if (d) ctx.write(mem, at, d);
-      else enc.clearBuffer(mem, at * 4, n * 4);
+      else if (n) enc.clearBuffer(mem, at * 4, n * 4);
     });
-    const gradsStart = L.grads[0] ?? L.pmemSize;
-    if (L.pmemSize > gradsStart) enc.clearBuffer(pmem, gradsStart * 4, (L.pmemSize - gradsStart) * 4);
-    const steps = [...Array(T).keys()].reverse();
-    this.encode(
-      bp,
-      tape,
-      L.bwdOffs,
-      steps,
-      (e) => e.phase === "step" || (tape.hasLens && (e.phase === "premask" || e.phase === "postmask")),
-      true,
-    );
+    const ex = this.executor(kp, p, mem, pmem, tape.lens);
+    walkBackward(ex.x, T, tape.hasLens);
+    ex.end();
+    this.copy(pmem, p.unpack, true);
     this.release(tape);
     const ref = (buffer: GPUBuffer, offset: number, length: number): DeviceSeq => ({
       kind: "device",
@@ -365,61 +396,17 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
       length,
     });
     return {
-      inputs: ir.inputs.map((_, i) => ref(mem, L.gx[i]!, T * B * this.inputRow(i))),
-      inits: ir.states.map((_, s) => ref(mem, L.dS[s]!, B * this.stateRow(s))),
-      params: ir.params.map((p, i) => ref(pmem, L.grads[i]!, rowSize(p.type, this.sizes))),
+      inputs: sig.inputs.map((_, i) => ref(mem, this.at(L, "grad_input", i).base, T * B * this.inputRow(i))),
+      inits: sig.states.map((_, s) => ref(mem, this.at(L, "grad_state", s).base, B * this.stateRow(s))),
+      params: sig.params.map((_, i) => {
+        const g = this.at(L, "grad_param", i);
+        return ref(pmem, g.base, g.size);
+      }),
     };
-  }
-
-  private encode(
-    p: Pipelines,
-    tape: GpuTape,
-    offs: Uint32Array,
-    steps: number[],
-    include: (e: WgslKernel["entries"][number]) => boolean,
-    prePost = false,
-  ) {
-    const dev = this.device;
-    const offsBuf = dev.createBuffer({
-      size: Math.max(16, offs.byteLength),
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-    });
-    this.ctx.write(offsBuf, 0, offs);
-    this.ctx.releaseAfterFlush(offsBuf);
-    const bg = dev.createBindGroup({
-      layout: this.bindGroupLayout,
-      entries: [
-        { binding: 0, resource: { buffer: tape.mem } },
-        { binding: 1, resource: { buffer: tape.pmem } },
-        { binding: 2, resource: { buffer: tape.meta, size: 16 } },
-        { binding: 3, resource: { buffer: offsBuf } },
-        { binding: 4, resource: { buffer: tape.lens } },
-      ],
-    });
-    const order = p.kernel.entries.map((e, i) => ({ e, i })).filter(({ e }) => include(e));
-    if (prePost) order.sort((a, b) => rank(a.e.phase) - rank(b.e.phase));
-    // Sizes first: a kernel too large for the device is refused before anything is encoded.
-    const dispatches = order.map(({ e, i }) => ({
-      pipeline: p.pipelines[i]!,
-      groups: this.groups(e.dispatch),
-    }));
-    const pass = this.ctx.encoder().beginComputePass();
-    for (const t of steps) {
-      for (const { pipeline, groups } of dispatches) {
-        const [x, y] = groups;
-        if (x === 0 || y === 0) continue;
-        pass.setPipeline(pipeline);
-        pass.setBindGroup(0, bg, [t * META_STRIDE]);
-        pass.dispatchWorkgroups(x, y);
-      }
-    }
-    pass.end();
   }
 
   /** The tape's buffers go once the work encoded so far has run (their results are read before that). */
   private release(t: GpuTape) {
-    this.ctx.releaseAfterFlush(t.mem, t.pmem, t.meta, t.lens);
+    this.ctx.releaseAfterFlush(t.mem, t.lens);
   }
 }
-
-const rank = (p: string) => (p === "premask" ? 0 : p === "step" ? 1 : 2);
