@@ -12,7 +12,8 @@ interface CommandSpec {
 export const COMMANDS: Readonly<Record<Exclude<Command, "help">, CommandSpec>> = {
   check: { synopsis: "check FILE.cell...", files: [1, Infinity], values: [], flags: [] },
   compile: {
-    synopsis: "compile FILE.cell [--cell NAME] [--emit ast|ir|grad-ir|js|wgsl] [--target js|wgsl --out DIR]",
+    synopsis:
+      "compile FILE.cell [--cell NAME] [--emit ast|ir|schedule|grad-ir|js|wgsl] [--target js|wgsl --out DIR]",
     files: [1, 1],
     values: ["cell", "emit", "target", "out"],
     flags: [],
@@ -34,7 +35,7 @@ export interface Parsed {
 }
 
 const CHOICES: Record<string, readonly string[]> = {
-  emit: ["ast", "ir", "grad-ir", "js", "wgsl"],
+  emit: ["ast", "ir", "schedule", "grad-ir", "js", "wgsl"],
   target: ["js", "wgsl"],
   backend: ["js", "webgpu"],
 };

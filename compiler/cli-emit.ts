@@ -1,68 +1,43 @@
 import { mkdirSync, writeFileSync } from "node:fs";
-import { buildStepKernels } from "./autodiff/grad.js";
-import { printGradIR } from "./autodiff/print.js";
-import { emitModuleJs } from "./codegen/js.js";
-import { describeBinding } from "./autodiff/kernel.js";
-import { emitKernelWgsl, wgslManifest } from "./codegen/wgsl.js";
+import { emitScheduleJs } from "./codegen/js.js";
+import { emitScheduleWgsl, wgslManifest } from "./codegen/wgsl.js";
 import type { CellIR } from "./ir/cell.js";
 import type { Parsed } from "./cli-args.js";
 import type { Io } from "./cli.js";
 import { CliError } from "./cli.js";
 import type { SourceMap } from "./diag/span.js";
+import { artifactOf } from "./schedule/artifact.js";
+import { buildSchedule } from "./schedule/build.js";
+import { printSchedule } from "./schedule/print.js";
+import { KERNEL_NAMES } from "./schedule/types.js";
 
-/** The manifest that lets a program use the generated kernels without cellc. */
-export function jsManifest(ir: CellIR, kernels: ReturnType<typeof buildStepKernels>) {
-  return {
-    cell: ir.name,
-    dims: ir.dims,
-    kernels: Object.fromEntries(
-      [kernels.forward, kernels.backward].map((k) => [
-        k.name,
-        {
-          factory: k.name,
-          call: `${k.name}(B, [${ir.dims.join(", ")}]) returns step(bufs); bufs[i] is binding i`,
-          bindings: k.bindings.map((b) => describeBinding(b)),
-        },
-      ]),
-    ),
-  };
-}
-
+/** `--emit schedule|grad-ir|js|wgsl`, or `--target js|wgsl --out DIR`: the compiled artifact. */
 export async function emitCompiled(ir: CellIR, args: Parsed, io: Io, sources: SourceMap): Promise<void> {
-  const kernels = buildStepKernels(ir);
+  const schedule = buildSchedule(ir);
   const emit = args.options.emit;
-  if (emit === "grad-ir") return io.out(printGradIR(ir.name, kernels, sources));
-  if (emit === "js") return io.out(emitModuleJs([kernels.forward, kernels.backward], ir.dims));
-  if (args.options.target === "js") {
-    const dir = args.options.out!;
-    try {
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(`${dir}/${ir.name}.js`, emitModuleJs([kernels.forward, kernels.backward], ir.dims));
-      writeFileSync(
-        `${dir}/${ir.name}.manifest.json`,
-        JSON.stringify(jsManifest(ir, kernels), null, 2) + "\n",
-      );
-    } catch (e) {
-      throw new CliError(`cannot write to '${dir}': ${(e as Error).message}`);
-    }
-    io.out(`wrote ${dir}/${ir.name}.js and ${dir}/${ir.name}.manifest.json\n`);
-    return;
+  if (emit === "schedule") return io.out(printSchedule(schedule));
+  if (emit === "grad-ir") return io.out(printSchedule(schedule, { graphs: true, sources }));
+  if (emit === "js") return io.out(emitScheduleJs(schedule));
+  if (emit === "wgsl") {
+    const w = emitScheduleWgsl(schedule);
+    return io.out(KERNEL_NAMES.map((k) => `// kernel ${k}\n${w[k].code}`).join("\n"));
   }
-  const wgsl = {
-    forward: emitKernelWgsl(kernels.forward, ir.dims),
-    backward: emitKernelWgsl(kernels.backward, ir.dims),
-  };
-  if (emit === "wgsl") return io.out(wgsl.forward.code + "\n" + wgsl.backward.code);
   const dir = args.options.out!;
+  const target = args.options.target as "js" | "wgsl";
+  const wgsl = target === "wgsl" ? emitScheduleWgsl(schedule) : undefined;
+  const artifact = artifactOf(schedule, target === "js" ? { js: emitScheduleJs(schedule) } : { wgsl });
+  const files: [string, string][] = [[`${ir.name}.artifact.json`, JSON.stringify(artifact, null, 1) + "\n"]];
+  if (target === "js") files.push([`${ir.name}.js`, artifact.js!]);
+  else {
+    for (const k of KERNEL_NAMES) files.push([`${ir.name}.${k}.wgsl`, wgsl![k].code]);
+    files.push([`${ir.name}.wgsl.json`, JSON.stringify(wgslManifest(schedule, wgsl!), null, 2) + "\n"]);
+  }
+  files.push([`${ir.name}.schedule.txt`, printSchedule(schedule)]);
   try {
     mkdirSync(dir, { recursive: true });
-    writeFileSync(`${dir}/${ir.name}.forward.wgsl`, wgsl.forward.code);
-    writeFileSync(`${dir}/${ir.name}.backward.wgsl`, wgsl.backward.code);
-    writeFileSync(`${dir}/${ir.name}.wgsl.json`, JSON.stringify(wgslManifest(ir, wgsl), null, 2) + "\n");
+    for (const [name, text] of files) writeFileSync(`${dir}/${name}`, text);
   } catch (e) {
     throw new CliError(`cannot write to '${dir}': ${(e as Error).message}`);
   }
-  io.out(
-    `wrote ${dir}/${ir.name}.forward.wgsl, ${dir}/${ir.name}.backward.wgsl and ${dir}/${ir.name}.wgsl.json\n`,
-  );
+  io.out(`wrote ${files.map(([n]) => `${dir}/${n}`).join(", ")}\n`);
 }

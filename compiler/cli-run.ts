@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import type { Parsed } from "./cli-args.js";
 import type { Io } from "./cli.js";
 import { CliError } from "./cli.js";
-import { compileCell, CellCompileError } from "../runtime/cell.js";
+import { compileCell, CellCompileError } from "../runtime/compile.js";
 import { Model } from "../runtime/model.js";
 import { readSafetensors, writeSafetensors } from "../runtime/safetensors.js";
 import type { Tensor } from "../runtime/tensor.js";

@@ -14,9 +14,9 @@ import type { StackedCell } from "../schedule/stack.js";
  * gradient, which flows to the operand through one transposed gemm and to the packed weight as an outer
  * product (deferred by the schedule to one GEMM over all steps).
  *
- * What the backward reads of the forward: barrier values (gemms, reductions, concatenations) are `tape`
- * leaves, kept by the forward pass; elementwise values are recomputed from them, which costs a few flops
- * and saves their memory.
+ * What the backward reads of the forward: barrier values (gemms, reductions, concatenations) and the values
+ * in `kept` (kept by the forward pass anyway) are `tape` leaves; other elementwise values are recomputed
+ * from them, which costs a few flops and saves their memory.
  */
 export interface BackwardGraph {
   readonly graph: Graph;
@@ -35,7 +35,11 @@ const batchedOf = (t: Type): Type => ({ dims: t.dims, batched: true });
 /** The upstream gradient leaves: `out:<i>` for output i, `next:<s>` for the next value of state s. */
 export const upstreamName = (kind: "out" | "next", index: number) => `${kind}:${index}`;
 
-export function differentiate(cell: CellIR, st: StackedCell): BackwardGraph {
+export function differentiate(
+  cell: CellIR,
+  st: StackedCell,
+  kept: ReadonlySet<NodeId> = new Set(),
+): BackwardGraph {
   const fg = st.graph;
   // The joint graph: the forward nodes, copied with the same ids, then the backward nodes.
   const joint = new Graph();
@@ -131,7 +135,7 @@ export function differentiate(cell: CellIR, st: StackedCell): BackwardGraph {
   const tape: NodeId[] = [];
   const out = extract(og, opt.roots, bg, (n) => {
     const fwd = forwardOf.get(n.id);
-    if (fwd === undefined || OPS[n.op].class !== "barrier") return undefined;
+    if (fwd === undefined || (OPS[n.op].class !== "barrier" && !kept.has(fwd))) return undefined;
     let k = tape.indexOf(fwd);
     if (k < 0) k = tape.push(fwd) - 1;
     return bg.leaf("tape", `t${k}`, n.type);

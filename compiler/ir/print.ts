@@ -37,6 +37,9 @@ export function printNode(n: Node): string {
     case "matvec":
       body = `matvec${n.attrs.transpose ? "T" : ""} ${args} cols [${printDim(n.attrs.c0!)}, ${printDim(n.attrs.c1!)})`;
       break;
+    case "cols":
+      body = `cols ${args} [${printDim(n.attrs.start!)}, +${printDim(n.attrs.len!)})`;
+      break;
     case "slice":
       body = `slice ${args} from ${printDim(n.attrs.start!)} len ${printDim(n.attrs.len!)}`;
       break;

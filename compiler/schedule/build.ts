@@ -82,8 +82,18 @@ class KernelBuilder {
 export function buildSchedule(cell: CellIR): Schedule {
   const st = stackCell(cell);
   const fg = st.graph;
-  const bwd = differentiate(cell, st);
   const state = readsState(fg);
+  // What the step reads of what was hoisted out of the loop (through a view: its base) is kept whole.
+  const isComputed = (n: Node) => OPS[n.op].class !== "leaf";
+  const hoisted = new Set<NodeId>();
+  for (const n of fg.nodes)
+    if (state[n.id] && isComputed(n))
+      for (const a of n.args) {
+        let m = fg.node(a);
+        while (OPS[m.op].class === "view") m = fg.node(m.args[0]!);
+        if (!state[m.id] && isComputed(m)) hoisted.add(m.id);
+      }
+  const bwd = differentiate(cell, st, hoisted);
 
   const buffers: BufferDecl[] = [];
   const index = new Map<string, number>();
@@ -125,18 +135,12 @@ export function buildSchedule(cell: CellIR): Schedule {
   };
 
   // ---- Forward: what is hoisted before the loop, what runs at each step, what is kept on the tape.
-  const isComputed = (n: Node) => OPS[n.op].class !== "leaf";
   const tapeOf = new Map<NodeId, number>();
-  const keep = (id: NodeId) => {
-    // A view is kept through its base (a gemm's output, say), and read through it again.
-    let n = fg.node(id);
-    while (OPS[n.op].class === "view") n = fg.node(n.args[0]!);
-    if (!tapeOf.has(n.id)) tapeOf.set(n.id, buffer("tape", tapeOf.size, `%${n.id}`, n.type, seqOf(n.type)));
-  };
-  for (const n of fg.nodes)
-    if (state[n.id] && isComputed(n))
-      for (const a of n.args) if (!state[a] && isComputed(fg.node(a))) keep(a);
-  for (const id of bwd.tape) keep(id);
+  for (const id of [...hoisted, ...bwd.tape])
+    if (!tapeOf.has(id)) {
+      const t = fg.node(id).type;
+      tapeOf.set(id, buffer("tape", tapeOf.size, `%${id}`, t, seqOf(t)));
+    }
 
   const before = new KernelBuilder("before", "TB", buffers);
   const step = new KernelBuilder("step", "B", buffers);

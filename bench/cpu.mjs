@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+// The CPU benchmark of the JS backend (a script, not a test): LSTM and GRU at
+//   S (T50 B32 D128 H128), M (T100 B64 D256 H256), L (T100 B64 D512 H512),
+// forward (inference) and training step (forward + backward), each configuration in its own process so
+// that peak memory is its own. Prints milliseconds (median of --reps after one warm-up, with min and max),
+// GFLOP/s (2 FLOPs per multiply-add of the cell's matmuls: forward 1x, training step 3x), kernel launches
+// per step, bytes kept per step for the backward pass, and peak RSS.
+//   node bench/cpu.mjs [--sizes S,M,L] [--cells lstm,gru] [--reps 5] [--before DIR]
+// --before DIR runs the same against another checkout of cellc (built, with its dist/), side by side in
+// the same run, and prints the ratio: `git worktree add /tmp/before <rev> && (cd /tmp/before && npm ci)`.
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { fileURLToPath } from "node:url";
+
+const SIZES = { S: [50, 32, 128, 128], M: [100, 64, 256, 256], L: [100, 64, 512, 512] };
+const arg = (name, dflt) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i < 0 ? dflt : process.argv[i + 1];
+};
+const root = fileURLToPath(new URL("..", import.meta.url));
+
+if (process.argv.includes("--one")) {
+  // One configuration in this process: prints a JSON line.
+  const [dir, cellName, size, reps] = [arg("dir"), arg("cell"), arg("size"), Number(arg("reps", "5"))];
+  const [T, B, D, H] = SIZES[size];
+  const api = await import(`${dir}/dist/runtime/index.js`);
+  const src = readFileSync(`${root}/examples/cells/${cellName}.cell`, "utf8");
+  const cell = api.compileCell(src);
+  const model = new api.Model(cell, { dims: { D, H }, seed: 1 });
+  const x = api.tensor(
+    "f32",
+    [T, B, D],
+    Float32Array.from({ length: T * B * D }, (_, i) => Math.sin(i * 0.37)),
+  );
+  const time = (fn, n) => {
+    fn();
+    const ms = [];
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      fn();
+      ms.push(performance.now() - t0);
+    }
+    ms.sort((a, b) => a - b);
+    return { median: ms[Math.floor(ms.length / 2)], min: ms[0], max: ms[ms.length - 1] };
+  };
+  const fwd = time(() => model.forward({ x }, { train: false }), reps);
+  const train = time(() => model.backward(model.forward({ x })), reps);
+  // Multiply-adds per row and step of the cell's matmuls: from the cell's parameters used as matrices.
+  const macs = (cell.signature ?? cell.ir).params
+    .filter((p) => p.type.dims.length === 2)
+    .reduce((a, p) => a + p.type.dims.reduce((m, d) => m * (d.terms.H ? H : d.terms.D ? D : 1), 1), 0);
+  let extra = {};
+  if (cell.artifact) {
+    const { printSchedule, launches, savedPerStep } = await import(`${dir}/dist/compiler/schedule/print.js`);
+    void printSchedule;
+    const { compile } = await import(`${dir}/dist/runtime/compile.js`);
+    const s = compile(src).schedule;
+    const saved = savedPerStep(s);
+    const floats = saved.c + (saved.terms.H ?? 0) * H + (saved.terms.D ?? 0) * D;
+    extra = {
+      launchesFwd: launches(s.forward.step),
+      launchesBwd: launches(s.backward.loop),
+      savedBytesPerStep: floats * B * 4,
+    };
+  }
+  const flops = 2 * macs * T * B;
+  console.log(
+    JSON.stringify({ fwd, train, flops, maxRssMiB: process.resourceUsage().maxRSS / 1024, ...extra }),
+  );
+  process.exit(0);
+}
+
+const sizes = arg("sizes", "S,M,L").split(",");
+const cells = arg("cells", "lstm,gru").split(",");
+const reps = arg("reps", "5");
+const before = arg("before");
+const impls = [["now", root], ...(before ? [["before", before]] : [])];
+console.log(`# cellc JS backend: ${cpus()[0].model}, ${cpus().length} cores, Node ${process.version}`);
+console.log(
+  `# medians of ${reps} after a warm-up (min-max); GFLOP/s of the cell's matmuls; peak RSS per process`,
+);
+console.log(
+  "| cell | size | impl | forward ms | fwd GFLOP/s | train step ms | train GFLOP/s | launches/step fwd, bwd | kept/step | peak RSS |",
+);
+console.log("|---|---|---|---|---|---|---|---|---|---|");
+for (const cell of cells)
+  for (const size of sizes) {
+    const got = {};
+    for (const [name, dir] of impls) {
+      const n = name === "before" && size === "L" ? "1" : reps;
+      const out = execFileSync(
+        process.execPath,
+        [fileURLToPath(import.meta.url), "--one", "--dir", dir, "--cell", cell, "--size", size, "--reps", n],
+        { encoding: "utf8", maxBuffer: 1 << 20 },
+      );
+      const r = (got[name] = JSON.parse(out.trim().split("\n").pop()));
+      const f = (t) => `${t.median.toFixed(1)} (${t.min.toFixed(0)}-${t.max.toFixed(0)})`;
+      const gf = (t, k) => ((k * r.flops) / (t.median * 1e6)).toFixed(2);
+      console.log(
+        `| ${cell} | ${size} | ${name} | ${f(r.fwd)} | ${gf(r.fwd, 1)} | ${f(r.train)} | ${gf(r.train, 3)} | ${r.launchesFwd ?? "-"}, ${r.launchesBwd ?? "-"} | ${r.savedBytesPerStep ? `${(r.savedBytesPerStep / 1024).toFixed(0)} KiB` : "-"} | ${r.maxRssMiB.toFixed(0)} MiB |`,
+      );
+    }
+    if (got.before)
+      console.log(
+        `| ${cell} | ${size} | speed-up | ${(got.before.fwd.median / got.now.fwd.median).toFixed(2)}x | | ${(got.before.train.median / got.now.train.median).toFixed(2)}x | | | | |`,
+      );
+  }

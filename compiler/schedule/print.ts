@@ -1,0 +1,184 @@
+import { planKernel, type KernelPlan } from "../codegen/plan.js";
+import type { SourceMap } from "../diag/span.js";
+import type { NodeId } from "../ir/graph.js";
+import { printGraph } from "../ir/print.js";
+import { dimAdd, dimConst, printDim, type Dim, type Type } from "../ir/shape.js";
+import {
+  KERNEL_NAMES,
+  kernelsOf,
+  type BufferDecl,
+  type KernelIR,
+  type KernelName,
+  type Schedule,
+} from "./types.js";
+
+const EXTENT: Record<BufferDecl["extent"], string[]> = {
+  seq: ["T", "B"],
+  seq1: ["T+1", "B"],
+  batch: ["B"],
+  one: [],
+};
+const WHEN: Record<KernelName, string> = {
+  before: "forward, once before the loop, over all T*B rows",
+  step: "forward, at each step t = 0 .. T-1, over B rows",
+  loop: "backward, at each step t = T-1 .. 0, over B rows",
+  after: "backward, once after the loop, over all T*B rows",
+};
+
+function shapeOf(b: BufferDecl): string {
+  return `[${[...EXTENT[b.extent], ...b.type.dims.map(printDim)].join(", ")}]`;
+}
+export function describeBuffer(s: Schedule, i: number): string {
+  const b = s.buffers[i]!;
+  return `#${i} ${b.kind} ${b.name} ${shapeOf(b)}`;
+}
+function bindingText(k: KernelIR, i: number): string {
+  const b = k.bindings[i]!;
+  return `#${b.buffer}${b.shift ? " at t+1" : ""}`;
+}
+const rowsText = (k: KernelIR, t: Type) => (t.batched ? (k.rows === "B" ? "B" : "T*B") : "1");
+const dims = (t: Type) => t.dims.map(printDim).join(", ");
+
+/** One line per step of a kernel's plan: what each launch does, with its GEMM shape or fused ops. */
+function planLines(plan: KernelPlan): string[] {
+  const k = plan.kernel;
+  const g = k.graph;
+  const name = (id: NodeId) => {
+    const b = plan.leafBinding.get(id);
+    return b === undefined ? `%${id}` : bindingText(k, b);
+  };
+  const out: string[] = [];
+  for (const st of plan.steps) {
+    if (st.kind === "outer") {
+      const [M, K] = k.bindings[st.outer.binding]!.type.dims;
+      const r = rowsText(k, g.node(st.outer.dy).type);
+      out.push(
+        `gemm      ${bindingText(k, st.outer.binding)} [${printDim(M!)}, ${printDim(K!)}] += ${name(st.outer.dy)}^T [${printDim(M!)}, ${r}] x ${name(st.outer.x)} [${r}, ${printDim(K!)}]`,
+      );
+      continue;
+    }
+    if (st.kind === "barrier") {
+      const n = g.node(st.node);
+      const r = rowsText(k, n.type);
+      if (n.op === "gemm" || n.op === "gemmT") {
+        const [M, K] = g.node(n.args[0]!).type.dims.map(printDim);
+        const [inner, outer] = n.op === "gemm" ? [K, M] : [M, K];
+        const w =
+          n.op === "gemm"
+            ? `${name(n.args[0]!)}^T [${inner}, ${outer}]`
+            : `${name(n.args[0]!)} [${inner}, ${outer}]`;
+        out.push(`gemm      %${n.id} [${r}, ${outer}] = ${name(n.args[1]!)} [${r}, ${inner}] x ${w}`);
+      } else
+        out.push(
+          `${n.op.padEnd(9)} %${n.id} [${r}${n.type.dims.length ? `, ${dims(n.type)}` : ""}] of ${n.args.map(name).join(", ")}`,
+        );
+      continue;
+    }
+    const counts = new Map<string, number>();
+    for (const it of st.items)
+      if (it.kind === "node") {
+        const op = g.node(it.node).op;
+        counts.set(op, (counts.get(op) ?? 0) + 1);
+      }
+    const ops = [...counts].map(([op, c]) => (c > 1 ? `${op} x${c}` : op)).join(", ") || "copy";
+    const stores = st.items.flatMap((it) =>
+      it.kind === "store" ? [`${it.store.accumulate ? "+=" : "->"} ${bindingText(k, it.store.binding)}`] : [],
+    );
+    const direct = st.items.flatMap((it) => {
+      if (it.kind !== "node") return [];
+      const stg = plan.storage.get(it.node)!;
+      return stg.kind === "binding" ? [`-> ${bindingText(k, stg.index)}`] : [];
+    });
+    const rows = st.domain.batched ? (k.rows === "B" ? "B" : "T*B") : "1";
+    const cols = st.domain.dim ? `, ${printDim(st.domain.dim)}` : "";
+    out.push(
+      `fused     [${rows}${cols}] ${ops}${[...direct, ...stores].length ? `; ${[...direct, ...stores].join(", ")}` : ""}`,
+    );
+  }
+  for (const [label, ops] of [
+    ["premask", k.premask],
+    ["postmask", k.postmask],
+  ] as const)
+    for (const m of ops)
+      out.push(
+        `${label.padEnd(9)} rows past their length: ${m.save !== undefined ? `${bindingText(k, m.save)} = ${bindingText(k, m.dst)}, then ` : ""}${bindingText(k, m.dst)} = ${m.src === undefined ? "0" : bindingText(k, m.src)}`,
+      );
+  return out;
+}
+
+/** Launches of a kernel: its plan steps (masks apart). */
+export function launches(k: KernelIR): number {
+  return planKernel(k).steps.length;
+}
+
+/** Floats per batch row kept at each step for the backward pass: the tape and the states. */
+export function savedPerStep(s: Schedule): Dim {
+  let total = dimConst(0);
+  for (const b of s.buffers)
+    if ((b.kind === "tape" || b.kind === "state") && b.extent !== "one" && b.type.dims.length <= 1)
+      total = dimAdd(total, b.type.dims[0] ?? dimConst(1));
+  return total;
+}
+
+/** `cellc compile --emit schedule`: the whole-sequence program, readably. */
+export function printSchedule(s: Schedule, opts: { graphs?: boolean; sources?: SourceMap } = {}): string {
+  const sig = s.signature;
+  const out = [`schedule ${sig.name}`, `  dims ${sig.dims.join(", ") || "(none)"}`];
+  out.push("packs (stacked gate weights, laid out from the parameters once per parameter update)");
+  if (!s.packs.length) out.push("  (none)");
+  s.packs.forEach((p, i) => {
+    const blocks = p.blocks
+      .map((b) => `${sig.params[b.param]!.name}[:, ${printDim(b.c0)}:${printDim(b.c1)}]`)
+      .join("; ");
+    out.push(
+      `  P${i} [${printDim(p.rows)}, ${printDim(p.cols)}] = [${blocks}]  (operand ${p.phase === "before" ? "hoisted: one GEMM over all steps" : "per step"})`,
+    );
+  });
+  const ks = kernelsOf(s);
+  const use = new Map<number, { w: Set<string>; r: Set<string> }>();
+  for (const n of KERNEL_NAMES) {
+    const k = ks[n];
+    const written = new Set([...k.stores.map((x) => x.binding), ...k.outers.map((o) => o.binding)]);
+    for (const m of [...k.premask, ...k.postmask]) {
+      written.add(m.dst);
+      if (m.save !== undefined) written.add(m.save);
+    }
+    k.bindings.forEach((b, i) => {
+      const u = use.get(b.buffer) ?? { w: new Set(), r: new Set() };
+      (written.has(i) ? u.w : u.r).add(n);
+      use.set(b.buffer, u);
+    });
+  }
+  out.push("buffers (mem unless pmem; written by -> read by)");
+  s.buffers.forEach((b, i) => {
+    const u = use.get(i);
+    const life = u ? `${[...u.w].join(", ") || "caller"} -> ${[...u.r].join(", ") || "caller"}` : "caller";
+    out.push(`  ${describeBuffer(s, i).padEnd(40)} ${b.arena === "pmem" ? "pmem " : ""}${life}`);
+  });
+  for (const n of KERNEL_NAMES) {
+    const k = ks[n];
+    const plan = planKernel(k);
+    out.push(`kernel ${n}: ${WHEN[n]}; ${plan.steps.length} launch${plan.steps.length === 1 ? "" : "es"}`);
+    for (const line of planLines(plan)) out.push(`  ${line}`);
+    if (opts.graphs) {
+      const tags = new Map<number, string>();
+      for (const node of k.graph.nodes)
+        if (node.op === "leaf") {
+          const b = plan.leafBinding.get(node.id)!;
+          tags.set(
+            node.id,
+            `${describeBuffer(s, k.bindings[b]!.buffer)}${k.bindings[b]!.shift ? " at t+1" : ""}`,
+          );
+        }
+      out.push("  graph");
+      out.push(...printGraph(k.graph, opts.sources, tags).map((l) => `  ${l}`));
+    }
+  }
+  out.push(
+    `saved for the backward pass per step and batch row: ${printDim(savedPerStep(s))} floats (tape and states)`,
+  );
+  out.push(
+    `launches per step: forward ${launches(s.forward.step)}, backward ${launches(s.backward.loop)} (and ${s.forward.step.postmask.length} + ${s.backward.loop.premask.length + s.backward.loop.postmask.length} mask launches with sequence lengths)`,
+  );
+  return out.join("\n") + "\n";
+}
