@@ -3,24 +3,23 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { buildStepKernels } from "../../compiler/autodiff/grad.js";
-import { emitKernelWgsl } from "../../compiler/codegen/wgsl.js";
+import { emitScheduleWgsl } from "../../compiler/codegen/wgsl.js";
+import { buildSchedule } from "../../compiler/schedule/build.js";
+import { KERNEL_NAMES } from "../../compiler/schedule/types.js";
 import { buildCellIR, checkProgram } from "../../compiler/driver.js";
 import { compileCell, Model, readSafetensors, tensor } from "../../runtime/index.js";
 import { builtinCellFiles, expectGolden, nodeHost } from "../helpers.js";
 import { hasWebGpu, webgpu } from "./setup.js";
 import { mismatches } from "../compare.js";
-import { WgslCompileError, wgslKernels } from "../../runtime/webgpu/index.js";
+import { WgslCompileError } from "../../runtime/webgpu/index.js";
 
 describe("golden WGSL of every built-in cell", () => {
   for (const file of builtinCellFiles()) {
     const r = checkProgram(file, nodeHost);
     for (const name of r.cellNames)
       it(name, () => {
-        const ir = buildCellIR(r.checked.get(name)!);
-        const k = buildStepKernels(ir);
-        const text =
-          emitKernelWgsl(k.forward, ir.dims).code + "\n" + emitKernelWgsl(k.backward, ir.dims).code;
+        const w = emitScheduleWgsl(buildSchedule(buildCellIR(r.checked.get(name)!)));
+        const text = KERNEL_NAMES.map((k) => `// kernel ${k}\n${w[k].code}`).join("\n");
         expectGolden(`test/golden/${name}.wgsl.txt`, text);
       });
   }
@@ -71,15 +70,13 @@ describe.skipIf(!hasWebGpu)("WebGPU from the command line and at the device's li
   it("a WGSL compilation error is reported as a cellc bug with the line and the kernel's source", async () => {
     const backend = (await webgpu())!;
     const cell = compileCell(readFileSync("examples/cells/rnn.cell", "utf8"));
-    const k = wgslKernels(cell);
-    Object.assign(k.forward, {
-      code: k.forward.code.replace("override B: u32;", "override B: u32;\nfn broken( {"),
-    });
+    const step = cell.artifact.wgsl!.step;
+    Object.assign(step, { code: step.code.replace("struct Control", "fn broken( {\nstruct Control") });
     const model = new Model(cell, { dims: { D: 2, H: 2 }, backend });
     const run = model.forwardAsync({ x: tensor("f32", [1, 1, 2]) });
     await expect(run).rejects.toThrow(WgslCompileError);
     await expect(run).rejects.toThrow(
-      /cellc bug: the generated WGSL of the forward kernel of 'rnn' does not compile:\nline \d+:\d+: [^]*fn broken\( \{[^]*--- kernel source ---/,
+      /cellc bug: the generated WGSL of the step kernel of 'rnn' does not compile:\nline \d+:\d+: [^]*fn broken\( \{[^]*--- kernel source ---/,
     );
   });
   it("cellc compile --target wgsl writes the kernels and a manifest", () => {
@@ -94,14 +91,16 @@ describe.skipIf(!hasWebGpu)("WebGPU from the command line and at the device's li
       dir,
     ]);
     const m = JSON.parse(readFileSync(join(dir, "lstm.wgsl.json"), "utf8"));
-    expect(m.dims).toEqual(["D", "H"]);
-    expect(m.forward.entryPoints.length).toBeGreaterThan(1);
-    expect(
-      m.forward.buffers.find((b: { role: string; name: string }) => b.role === "param" && b.name === "Wi")
-        .shape,
-    ).toEqual(["H", "D"]);
-    const code = readFileSync(join(dir, "lstm.forward.wgsl"), "utf8");
-    for (const e of m.forward.entryPoints) expect(code).toContain(`fn ${e.name}(`);
+    expect(m.dims.map((d: { dim: string }) => d.dim)).toEqual(["D", "H"]);
+    expect(m.kernels.step.entryPoints.length).toBe(2);
+    const wi = m.buffers.find((b: { kind: string; name: string }) => b.kind === "param" && b.name === "Wi");
+    expect(wi.row).toEqual(["H", "D"]);
+    for (const k of KERNEL_NAMES) {
+      const code = readFileSync(join(dir, `lstm.${k}.wgsl`), "utf8");
+      for (const e of m.kernels[k].entryPoints) expect(code).toContain(`fn ${e.name}(`);
+    }
+    const artifact = JSON.parse(readFileSync(join(dir, "lstm.artifact.json"), "utf8"));
+    expect(artifact.wgsl.step.code).toBe(readFileSync(join(dir, "lstm.step.wgsl"), "utf8"));
   });
   it("the sync API says to use the async one on WebGPU", async () => {
     const backend = (await webgpu())!;
