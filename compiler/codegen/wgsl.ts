@@ -26,6 +26,8 @@ import { Writer } from "./writer.js";
  */
 export const WORKGROUP = 64;
 export const TILE = 16;
+/** Outputs per side of a workgroup's tile in the big GEMMs (before and after the loop): 4 x 4 per thread. */
+export const BIG_TILE = 64;
 export const LINEAR_SPAN = 65535 * WORKGROUP; // threads per row of a 2-D linear dispatch
 
 export function wgslNumber(v: number): string {
@@ -117,8 +119,8 @@ class WgslKernelWriter extends KernelAddressing {
     w.line("@group(0) @binding(2) var<uniform> ctl: Control;");
     w.line("@group(0) @binding(3) var<storage, read> offs: array<u32>;");
     w.line("@group(0) @binding(4) var<storage, read> lens: array<i32>;");
-    w.line(`var<workgroup> tileA: array<array<f32, ${TILE}>, ${TILE}>;`);
-    w.line(`var<workgroup> tileB: array<array<f32, ${TILE}>, ${TILE}>;`);
+    w.line(`var<workgroup> tileA: array<array<f32, ${TILE}>, ${BIG_TILE}>;`);
+    w.line(`var<workgroup> tileB: array<array<f32, ${BIG_TILE}>, ${TILE}>;`);
     w.line(`var<workgroup> partial: array<f32, ${WORKGROUP}>;`);
     this.k.premask.forEach((m, i) => this.maskEntry(`pre${i}`, "premask", m));
     let n = 0;
@@ -165,7 +167,12 @@ class WgslKernelWriter extends KernelAddressing {
     });
   }
 
-  /** C[y, x] (+)= sum over r < inner of a(y, r) * bm(r, x), in 16 x 16 tiles through workgroup memory. */
+  /**
+   * C[y, x] (+)= sum over r < inner of a(y, r) * bm(r, x), through workgroup memory in steps of 16 along r.
+   * Per step (B rows) a 16 x 16 tile per workgroup, one output per thread; over all T*B rows a 64 x 64
+   * tile, 4 x 4 outputs per thread in registers (rows and columns 16 apart, so that reads of the shared
+   * tiles do not conflict).
+   */
   private gemm(
     name: string,
     x: WgslExtent,
@@ -176,23 +183,41 @@ class WgslKernelWriter extends KernelAddressing {
     c: (y: string, x: string) => string,
     accumulate: boolean,
   ) {
-    this.entry(name, { kind: "tiles", x, y }, "run", (w) => {
+    const big = this.k.rows === "TB";
+    const tile = big ? BIG_TILE : TILE;
+    const n = tile / TILE; // outputs per thread along each side
+    this.entry(name, { kind: "tiles", x, y, tile }, "run", (w) => {
       const X = this.extentSize(x);
       const Y = this.extentSize(y);
-      w.line(`let x = wg.x * ${TILE}u + l.x;`);
-      w.line(`let y = wg.y * ${TILE}u + l.y;`);
-      w.line("var acc = 0.0;");
+      w.line(`let x0 = wg.x * ${tile}u + l.x;`);
+      w.line(`let y0 = wg.y * ${tile}u + l.y;`);
+      w.line(`var acc: array<array<f32, ${n}>, ${n}>;`);
       w.open(`for (var r0 = 0u; r0 < ${inner}; r0 += ${TILE}u) {`);
+      w.open(`for (var i = 0u; i < ${n}u; i++) {`);
+      w.line(`let y = y0 + i * ${TILE}u;`);
       w.line("let ra = r0 + l.x;");
-      w.line(`tileA[l.y][l.x] = select(0.0, ${a("y", "ra")}, y < ${Y} && ra < ${inner});`);
+      w.line(`tileA[l.y + i * ${TILE}u][l.x] = select(0.0, ${a("y", "ra")}, y < ${Y} && ra < ${inner});`);
+      w.line(`let x = x0 + i * ${TILE}u;`);
       w.line("let rb = r0 + l.y;");
-      w.line(`tileB[l.y][l.x] = select(0.0, ${bm("rb", "x")}, rb < ${inner} && x < ${X});`);
+      w.line(`tileB[l.y][l.x + i * ${TILE}u] = select(0.0, ${bm("rb", "x")}, rb < ${inner} && x < ${X});`);
+      w.close();
       w.line("workgroupBarrier();");
-      w.line(`for (var k = 0u; k < ${TILE}u; k++) { acc += tileA[l.y][k] * tileB[k][l.x]; }`);
+      w.open(`for (var k = 0u; k < ${TILE}u; k++) {`);
+      w.open(`for (var i = 0u; i < ${n}u; i++) {`);
+      w.line(`let av = tileA[l.y + i * ${TILE}u][k];`);
+      w.line(`for (var q = 0u; q < ${n}u; q++) { acc[i][q] += av * tileB[k][l.x + q * ${TILE}u]; }`);
+      w.close();
+      w.close();
       w.line("workgroupBarrier();");
       w.close();
+      w.open(`for (var i = 0u; i < ${n}u; i++) {`);
+      w.open(`for (var q = 0u; q < ${n}u; q++) {`);
+      w.line(`let y = y0 + i * ${TILE}u;`);
+      w.line(`let x = x0 + q * ${TILE}u;`);
       const target = c("y", "x");
-      w.line(`if (x < ${X} && y < ${Y}) { ${target} = ${accumulate ? `${target} + ` : ""}acc; }`);
+      w.line(`if (x < ${X} && y < ${Y}) { ${target} = ${accumulate ? `${target} + ` : ""}acc[i][q]; }`);
+      w.close();
+      w.close();
     });
   }
 
@@ -359,8 +384,8 @@ export function wgslManifest(s: Schedule, wgsl: Record<KernelName, WgslKernelTex
         dispatch:
           e.dispatch.kind === "tiles"
             ? {
-                x: `ceil(${extentText(e.dispatch.x)} / ${TILE})`,
-                y: `ceil(${extentText(e.dispatch.y)} / ${TILE})`,
+                x: `ceil(${extentText(e.dispatch.x)} / ${e.dispatch.tile})`,
+                y: `ceil(${extentText(e.dispatch.y)} / ${e.dispatch.tile})`,
               }
             : e.dispatch.kind === "rows"
               ? { x: extentText(e.dispatch.rows), y: "1" }

@@ -32,7 +32,7 @@ export interface WgslExtent {
 }
 export type WgslDispatch =
   | { readonly kind: "linear"; readonly extent: WgslExtent } // one thread per element
-  | { readonly kind: "tiles"; readonly x: WgslExtent; readonly y: WgslExtent } // output tiles
+  | { readonly kind: "tiles"; readonly x: WgslExtent; readonly y: WgslExtent; readonly tile: number } // tile x tile outputs per workgroup of 16 x 16
   | { readonly kind: "rows"; readonly rows: WgslExtent }; // one workgroup per row
 
 export interface WgslKernelText {

@@ -18,7 +18,6 @@ import type { DeviceSeq, GpuContext } from "./context.js";
 export class WgslCompileError extends Error {}
 
 /** Workgroup sizes and spans the WGSL emitter uses (see compiler/codegen/wgsl.ts). */
-const TILE = 16;
 const WORKGROUP = 64;
 const LINEAR_SPAN = 65535 * WORKGROUP;
 const META_STRIDE = 256;
@@ -158,7 +157,7 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
   private groups(d: WgslDispatch, rows: number): [number, number] {
     let x: number, y: number;
     if (d.kind === "tiles")
-      [x, y] = [Math.ceil(this.extent(d.x, rows) / TILE), Math.ceil(this.extent(d.y, rows) / TILE)];
+      [x, y] = [Math.ceil(this.extent(d.x, rows) / d.tile), Math.ceil(this.extent(d.y, rows) / d.tile)];
     else {
       const n =
         d.kind === "rows" ? this.extent(d.rows, rows) : Math.ceil(this.extent(d.extent, rows) / WORKGROUP);

@@ -6,7 +6,8 @@ import type { OpKind } from "../../compiler/ops/ops.js";
  * every kind of leaf through the op under test.
  */
 export const CASES: Record<string, { eq: string; ops: OpKind[] }> = {
-  add: { eq: "h' = a + h", ops: ["add", "matvec", "sumbatch"] },
+  // `a`'s matvecs are stacked into gemms read through column views; their gradients are transposed gemms.
+  add: { eq: "h' = a + h", ops: ["add", "matvec", "sumbatch", "gemm", "gemmT", "cols"] },
   sub: { eq: "h' = a - h", ops: ["sub"] },
   mul: { eq: "h' = a * h", ops: ["mul"] },
   div: { eq: "h' = a / (2 + h * h)", ops: ["div"] },

@@ -144,7 +144,7 @@ describe("the library API", () => {
 });
 
 describe("cellc compile --target js", () => {
-  it("writes an ES module that runs without cellc and matches the runtime", async () => {
+  it("writes an artifact that the runtime alone runs, matching the compiler's", async () => {
     const dir = join(tmp, "js");
     execFileSync(process.execPath, [
       "bin/cellc.js",
@@ -155,29 +155,47 @@ describe("cellc compile --target js", () => {
       "--out",
       dir,
     ]);
-    const manifest = JSON.parse(readFileSync(join(dir, "gru.manifest.json"), "utf8"));
-    expect(manifest.dims).toEqual(["D", "H"]);
-    const mod = await import(pathToFileURL(join(dir, "gru.js")).href);
+    const artifact = JSON.parse(readFileSync(join(dir, "gru.artifact.json"), "utf8"));
+    expect(artifact.signature.dims).toEqual(["D", "H"]);
+    expect(artifact.js).toBe(readFileSync(join(dir, "gru.js"), "utf8"));
+    const core = await import(pathToFileURL("dist/runtime/core.js").href);
+    const loaded = new core.Model(core.loadArtifact(artifact), { dims: { D: 3, H: 4 }, seed: 5 });
     const gru = compileCell(readFileSync("examples/cells/gru.cell", "utf8"));
     const model = new Model(gru, { dims: { D: 3, H: 4 }, seed: 5 });
-    const x = randn(new Rng(3), [1, 2, 3]);
+    const x = randn(new Rng(3), [4, 2, 3]);
     const expected = model.forward({ x }, { train: false }).outputs.get("h")!.data;
-    // Bind buffers by the manifest's roles and names, as a user would.
-    const bufs = manifest.kernels.forward.bindings.map(
-      (b: { role: string; name: string; shape: string[] }) => {
-        if (b.role === "input") return x.data;
-        if (b.role === "param") return model.params.get(b.name)!.data;
-        const size = b.shape
-          .map((d: string) => (d === "B" ? 2 : d === "H" ? 4 : 3))
-          .reduce((a: number, c: number) => a * c, 1);
-        return new Float32Array(size);
-      },
-    );
-    mod.forward(2, [3, 4])(bufs);
-    const outIndex = manifest.kernels.forward.bindings.findIndex(
-      (b: { role: string }) => b.role === "output",
-    );
-    expect(Array.from(bufs[outIndex] as Float32Array)).toEqual(Array.from(expected));
+    const got = loaded
+      .forward({ x: core.tensor("f32", x.shape, x.data) }, { train: false })
+      .outputs.get("h").data;
+    expect(Array.from(got as Float32Array)).toEqual(Array.from(expected));
+    // The generated module is a plain ES module: its kernel factories run without cellc.
+    const mod = await import(pathToFileURL(join(dir, "gru.js")).href);
+    expect(Object.keys(mod).sort()).toEqual(["after", "before", "loop", "step"]);
+  });
+
+  it("the runtime's entry point imports nothing of the compiler's front end", () => {
+    const seen = new Set<string>();
+    const visit = (file: string) => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      const text = readFileSync(file, "utf8");
+      for (const m of text.matchAll(/^(?:import|export)[^;]*?from\s+"([^"]+)"/gm)) {
+        const spec = m[1]!;
+        if (!spec.startsWith(".")) {
+          seen.add(spec);
+          continue;
+        }
+        visit(join(file, "..", spec));
+      }
+    };
+    visit("dist/runtime/core.js");
+    const files = [...seen];
+    expect(
+      files.filter((f) =>
+        /grammar|compiler\/(check|ast|diag|driver|autodiff|passes|schedule\/build)|chevrotain/.test(f),
+      ),
+    ).toEqual([]);
+    expect(files).toContain("dist/runtime/cpu/runner.js");
   });
 });
 
