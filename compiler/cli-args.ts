@@ -1,6 +1,6 @@
 export class UsageError extends Error {}
 
-export type Command = "check" | "compile" | "run" | "help";
+export type Command = "check" | "compile" | "run" | "help" | "version";
 
 interface CommandSpec {
   readonly synopsis: string;
@@ -9,7 +9,7 @@ interface CommandSpec {
   readonly flags: readonly string[]; // options without a value
 }
 
-export const COMMANDS: Readonly<Record<Exclude<Command, "help">, CommandSpec>> = {
+export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, CommandSpec>> = {
   check: { synopsis: "check FILE.cell...", files: [1, Infinity], values: [], flags: [] },
   compile: {
     synopsis:
@@ -20,7 +20,7 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help">, CommandSpec>> =
   },
   run: {
     synopsis:
-      "run FILE.cell [--cell NAME] --params P.safetensors --inputs X.safetensors --out OUT.safetensors [--grad] [--backend js] [--f64] [--layers N] [--bidirectional]",
+      "run FILE.cell [--cell NAME] --params P.safetensors --inputs X.safetensors --out OUT.safetensors [--grad] [--backend js|webgpu] [--f64] [--layers N] [--bidirectional]",
     files: [1, 1],
     values: ["cell", "params", "inputs", "out", "backend", "layers"],
     flags: ["grad", "f64", "bidirectional"],
@@ -44,7 +44,9 @@ export function parseArgs(argv: readonly string[]): Parsed {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === "help" || cmd === "--help" || cmd === "-h")
     return { command: "help", files: [], options: {}, flags: new Set() };
-  if (!(cmd in COMMANDS)) throw new UsageError(`unknown command '${cmd}'`);
+  if (cmd === "--version" || cmd === "-V" || cmd === "version")
+    return { command: "version", files: [], options: {}, flags: new Set() };
+  if (!Object.hasOwn(COMMANDS, cmd)) throw new UsageError(`unknown command '${cmd}'`);
   const spec = COMMANDS[cmd as keyof typeof COMMANDS];
   const files: string[] = [];
   const options: Record<string, string> = {};
@@ -71,5 +73,11 @@ export function parseArgs(argv: readonly string[]): Parsed {
   if (files.length > spec.files[1])
     throw new UsageError(`'${cmd}' takes one .cell file, got ${files.length}`);
   if (options.target && !options.out) throw new UsageError("--target needs --out DIR");
+  if (cmd === "compile" && options.emit && options.target)
+    throw new UsageError(
+      "--emit prints to standard output and --target writes files to --out DIR: give one or the other",
+    );
+  if (cmd === "compile" && options.out && !options.target)
+    throw new UsageError("--out DIR goes with --target js|wgsl (--emit prints to standard output)");
   return { command: cmd as Command, files, options, flags };
 }

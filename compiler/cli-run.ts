@@ -1,4 +1,6 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import type { Parsed } from "./cli-args.js";
 import type { Io } from "./cli.js";
 import { CliError } from "./cli.js";
@@ -6,6 +8,7 @@ import { compileCell, CellCompileError } from "../runtime/compile.js";
 import { Model } from "../runtime/model.js";
 import { readSafetensors, writeSafetensors } from "../runtime/safetensors.js";
 import type { Tensor } from "../runtime/tensor.js";
+import type { CellIR } from "./ir/cell.js";
 import { UsageError } from "./cli-args.js";
 
 function readTensors(path: string, what: string): Map<string, Tensor> {
@@ -58,6 +61,14 @@ export async function runCommand(args: Parsed, io: Io): Promise<number> {
   const params = readTensors(args.options.params!, "parameters");
   const inputsFile = readTensors(args.options.inputs!, "inputs");
   const dtype = args.flags.has("f64") ? "f64" : "f32";
+  const nonfinite = new Map<string, string[]>();
+  for (const [group, ts] of [
+    ["parameters", params],
+    ["inputs", inputsFile],
+  ] as const) {
+    const bad = nonfiniteNames(ts);
+    if (bad.length) nonfinite.set(group, bad);
+  }
   const backend = webgpu
     ? await (await import("../runtime/webgpu/node.js")).createNodeWebGpuBackend()
     : undefined;
@@ -68,7 +79,10 @@ export async function runCommand(args: Parsed, io: Io): Promise<number> {
     layers,
     bidirectional: args.flags.has("bidirectional"),
     prefixed: layersText !== undefined || args.flags.has("bidirectional"),
+    dims: inputDims(cell.ir, inputsFile),
   });
+  for (const n of model.ignoredParams)
+    io.err(`cellc: warning: parameter '${n}' is never used by '${cell.ir.name}': ignored\n`);
   const ir = cell.ir;
   const inputs = new Map<string, Tensor>();
   const inits = new Map<string, Tensor>();
@@ -80,7 +94,7 @@ export async function runCommand(args: Parsed, io: Io): Promise<number> {
     else if (name === "seq_lens") {
       if (t.dtype !== "i32" || t.shape.length !== 1)
         throw new CliError(
-          `seq_lens must be an I32 tensor of shape [B], got ${t.dtype.toUpperCase()} [${t.shape.join(", ")}]`,
+          `seq_lens must be an integer tensor (I32 or I64) of shape [B], got ${t.stored ?? t.dtype.toUpperCase()} [${t.shape.join(", ")}]`,
         );
       seqLens = t.data as Int32Array;
     } else if (name.startsWith("upstream.") && name.endsWith(".final")) upFinals.set(name.slice(9, -6), t);
@@ -104,12 +118,54 @@ export async function runCommand(args: Parsed, io: Io): Promise<number> {
     for (const [n, t] of g.initialStates) out.set(`grad.${n}.init`, t);
   } else if (upOutputs.size || upFinals.size)
     throw new CliError("upstream gradients were given without --grad");
-  try {
-    writeFileSync(args.options.out!, writeSafetensors(out));
-  } catch (e) {
-    throw new CliError(`cannot write '${args.options.out}': ${(e as Error).message}`);
+  const badOut = nonfiniteNames(out);
+  if (badOut.length) nonfinite.set("outputs", badOut);
+  // Recorded in the file too, so that a later reader of the outputs sees it.
+  const metadata = new Map<string, string>();
+  if (nonfinite.size) metadata.set("nonfinite", [...nonfinite.keys()].join(","));
+  for (const [group, names] of nonfinite) {
+    metadata.set(`nonfinite.${group}`, names.join(","));
+    io.err(`cellc: warning: non-finite values (NaN or Inf) in ${group}: ${names.join(", ")}\n`);
   }
+  writeAtomically(args.options.out!, writeSafetensors(out, metadata));
   const listed = [...out].map(([n, t]) => `${n} [${t.shape.join(", ")}]`);
   io.out(`wrote ${args.options.out} (${model.backend.name}, ${dtype}): ${listed.join(", ")}\n`);
   return 0;
+}
+
+/** Writes a temporary file beside `path` and renames it: `path` is either the old file or the new one. */
+export function writeAtomically(path: string, bytes: Uint8Array): void {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
+  try {
+    writeFileSync(tmp, bytes, { flag: "wx" });
+    renameSync(tmp, path);
+  } catch (e) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // never created, or already renamed
+    }
+    throw new CliError(`cannot write '${path}': ${(e as Error).message}`);
+  }
+}
+
+function nonfiniteNames(ts: ReadonlyMap<string, Tensor>): string[] {
+  return [...ts].filter(([, t]) => t.dtype !== "i32" && !t.data.every(Number.isFinite)).map(([n]) => n);
+}
+
+/** Sizes of the inputs' dimensions that no parameter has (the parameters' own come from their shapes). */
+function inputDims(ir: CellIR, inputs: ReadonlyMap<string, Tensor>): Record<string, number> {
+  const inParams = new Set(ir.params.flatMap((p) => p.type.dims.flatMap((d) => Object.keys(d.terms))));
+  const dims: Record<string, number> = Object.create(null) as Record<string, number>;
+  for (const inp of ir.inputs) {
+    const t = inputs.get(inp.name);
+    if (!t || t.shape.length !== 2 + inp.type.dims.length) continue;
+    inp.type.dims.forEach((d, i) => {
+      const names = Object.keys(d.terms);
+      const n = names[0]!;
+      if (names.length === 1 && d.c === 0 && d.terms[n] === 1 && !inParams.has(n))
+        dims[n] ??= t.shape[2 + i]!;
+    });
+  }
+  return dims;
 }

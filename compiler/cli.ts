@@ -35,6 +35,10 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     io.out(usage());
     return 0;
   }
+  if (args.command === "version") {
+    io.out(`cellc ${version()}\n`);
+    return 0;
+  }
   try {
     switch (args.command) {
       case "check":
@@ -113,8 +117,24 @@ function spanText(v: unknown, sources: SourceMap): unknown {
   return `${line}:${col}`;
 }
 
+/** From package.json: two folders up from dist/compiler/, one from compiler/ when run from source. */
+export function version(): string {
+  for (const rel of ["../../package.json", "../package.json"])
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), "utf8")) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === "cellc" && pkg.version) return pkg.version;
+    } catch {
+      // not there: try the next folder
+    }
+  return "(unknown version)";
+}
+
 export function usage(): string {
   const lines = ["usage:"];
   for (const c of Object.values(COMMANDS)) lines.push(`  cellc ${c.synopsis}`);
+  lines.push("  cellc --version");
   return lines.join("\n") + "\n";
 }

@@ -12,6 +12,8 @@ import {
 import {
   asFloat,
   CellcError,
+  checkAllocation,
+  checkMemory,
   floatArray,
   showShape,
   tensor,
@@ -123,6 +125,8 @@ export class Model {
   readonly directions: number;
   readonly dtype: "f32" | "f64";
   readonly params: Map<string, Tensor>;
+  /** Given parameters that the cell declares but never uses: accepted, and not used. */
+  readonly ignoredParams: string[];
   /** Dimension sizes of each layer (the input dimension changes after the first). */
   readonly sizes: Record<string, number>[];
   private readonly prefixed: boolean;
@@ -139,6 +143,8 @@ export class Model {
     this.layers = opts.layers ?? 1;
     if (!Number.isInteger(this.layers) || this.layers < 1)
       throw new CellcError(`layers must be a positive integer, got ${this.layers}`);
+    if (this.layers > MAX_LAYERS)
+      throw new CellcError(`${this.layers} layers asked for; the limit is ${MAX_LAYERS}`);
     this.directions = opts.bidirectional ? 2 : 1;
     this.dtype = opts.dtype ?? "f32";
     this.prefixed = opts.prefixed || this.layers > 1 || this.directions > 1;
@@ -152,10 +158,21 @@ export class Model {
       );
 
     const given = toMap(opts.params);
+    // Names first: a file made for another layout (one layer for two, say) is reported as such, not as
+    // the unknown dimension that would follow from it.
     const known = new Set<string>();
+    const unused = new Set<string>();
+    for (let l = 0; l < this.layers; l++)
+      for (let d = 0; d < this.directions; d++) {
+        for (const p of ir.params) known.add(this.name(l, d, p.name));
+        for (const n of ir.unusedParams ?? []) unused.add(this.name(l, d, n));
+      }
+    this.ignoredParams = [...given.keys()].filter((n) => unused.has(n));
+    if (opts.params !== undefined) checkParamNames(ir, known, unused, given, opts.dims, this.prefixed);
     this.params = new Map();
     this.sizes = [];
     const rng = new Rng(opts.seed ?? 0);
+    const bytes = this.dtype === "f64" ? 8 : 4;
     for (let l = 0; l < this.layers; l++) {
       const sizes: Record<string, number> = { ...(opts.dims ?? {}) };
       if (l > 0) {
@@ -180,7 +197,6 @@ export class Model {
       for (let d = 0; d < this.directions; d++)
         for (const p of ir.params) {
           const name = this.name(l, d, p.name);
-          known.add(name);
           const t = given.get(name);
           const shape = resolveShape(p.type, sizes, `parameter '${name}'`);
           if (t) {
@@ -191,23 +207,26 @@ export class Model {
               data: asFloat(t, this.dtype, `parameter '${name}'`),
             });
           } else {
-            if (opts.params !== undefined)
-              throw new CellcError(`missing parameter '${name}' of shape ${shapeText(p.type, shape)}`);
-            const data = floatArray(
-              this.dtype,
-              shape.reduce((a, b) => a * b, 1),
-            );
+            const count = shape.reduce((a, b) => a * b, 1);
+            checkAllocation(count, bytes, `parameter '${name}' of shape ${shapeText(p.type, shape)}`);
+            const data = floatArray(this.dtype, count);
             initialise(p.init, shape, data, rng);
             this.params.set(name, { dtype: this.dtype, shape, data });
           }
         }
+      // A state too large for any batch is refused here, before a runner allocates it (a state whose
+      // size comes from the inputs is checked with the sequence).
+      for (const s of ir.states) {
+        if (s.type.dims.some((d) => Object.keys(d.terms).some((n) => sizes[n] === undefined))) continue;
+        const shape = resolveShape(s.type, sizes, `state '${s.name}'`);
+        checkAllocation(
+          shape.reduce((a, b) => a * b, 1),
+          bytes,
+          `state '${s.name}' of shape ${shapeText(s.type, shape)} (one batch row)`,
+        );
+      }
       this.sizes.push(sizes);
     }
-    for (const n of given.keys())
-      if (!known.has(n))
-        throw new CellcError(
-          `unexpected parameter '${n}': '${ir.name}' has ${[...known].map((k) => `'${k}'`).join(", ")}`,
-        );
   }
 
   /**
@@ -302,6 +321,7 @@ export class Model {
       checkShape(t.shape, [T, B, ...feat], `input '${inp.name}'`, inp.type, ["T", "B"]);
       return asFloat(t, this.dtype, `input '${inp.name}'`);
     });
+    this.checkSequenceMemory(T, B, opts.train ?? true);
     const lens = this.lens(opts.seqLens, T, B);
     const inits = toMap(opts.initialStates);
     const knownInits = new Set<string>();
@@ -522,14 +542,40 @@ export class Model {
 
   private lens(seqLens: ForwardOptions["seqLens"], T: number, B: number): Int32Array | undefined {
     if (seqLens === undefined) return undefined;
-    const lens = Int32Array.from(seqLens);
-    if (lens.length !== B)
-      throw new CellcError(`seq_lens has ${lens.length} entries; expected one per batch row, [${B}]`);
-    lens.forEach((v, i) => {
+    if (seqLens.length !== B)
+      throw new CellcError(`seq_lens has ${seqLens.length} entries; expected one per batch row, [${B}]`);
+    // Checked before the conversion to Int32Array, which would truncate 2.5 and wrap 2^32.
+    for (let i = 0; i < seqLens.length; i++) {
+      const v = seqLens[i]!;
       if (!Number.isInteger(v) || v < 0 || v > T)
-        throw new CellcError(`seq_lens[${i}] = ${v} is out of range: lengths must be between 0 and T = ${T}`);
-    });
-    return lens;
+        throw new CellcError(
+          `seq_lens[${i}] = ${v} is out of range: lengths must be integers between 0 and T = ${T}`,
+        );
+    }
+    return Int32Array.from(seqLens);
+  }
+
+  /** Refuses a sequence whose outputs (and, when training, saved states) cannot be allocated. */
+  private checkSequenceMemory(T: number, B: number, train: boolean): void {
+    const ir = this.cell.ir;
+    const bytes = this.dtype === "f64" ? 8 : 4;
+    const row = (t: Type, l: number, what: string) =>
+      resolveShape(t, this.sizes[l]!, what).reduce((a, b) => a * b, 1);
+    let total = 0;
+    for (let l = 0; l < this.layers; l++) {
+      for (const o of ir.outputs) {
+        const n = T * B * row(ir.graph.node(o.node).type, l, `output '${o.name}'`);
+        checkAllocation(n, bytes, `output '${o.name}' of layer ${l} for T = ${T}, B = ${B}`);
+        total += n * this.directions;
+      }
+      // Initial and final states, and with train every step's.
+      for (const s of ir.states) {
+        const n = B * row(s.type, l, `state '${s.name}'`);
+        checkAllocation(n, bytes, `state '${s.name}' of layer ${l} for B = ${B}`);
+        total += n * (train ? T + 2 : 2) * this.directions;
+      }
+    }
+    checkMemory(total * bytes, `a sequence of T = ${T}, B = ${B}`);
   }
 }
 
@@ -580,6 +626,69 @@ export class Stream {
     );
     return out;
   }
+}
+
+/** Far past any trained stack; it keeps a typo such as `--layers 1e9` from hanging in bookkeeping. */
+const MAX_LAYERS = 10_000;
+
+const layerPrefix = /^l\d+\.(?:reverse\.)?/;
+
+/** Missing and unexpected parameters, all at once, with a hint when only the layer prefix differs. */
+function checkParamNames(
+  ir: CompiledCell["ir"],
+  known: ReadonlySet<string>,
+  unused: ReadonlySet<string>,
+  given: ReadonlyMap<string, Tensor>,
+  dims: Readonly<Record<string, number>> | undefined,
+  prefixed: boolean,
+): void {
+  const missing = [...known].filter((n) => !given.has(n));
+  const unexpected = [...given.keys()].filter((n) => !known.has(n) && !unused.has(n));
+  if (!missing.length && !unexpected.length) return;
+  // Sizes from whatever fits, only to show a missing parameter's shape in numbers.
+  const probe: Record<string, number> = { ...(dims ?? {}) };
+  const types = new Map(ir.params.map((p) => [p.name, p.type]));
+  for (const [n, t] of given) {
+    const type = types.get(n.replace(/^l0\./, ""));
+    try {
+      if (type && !n.startsWith("l0.reverse.")) bindShape(probe, type, t.shape, "");
+    } catch {
+      // a shape error is reported later, once the names are right
+    }
+  }
+  const list = (ns: string[]) =>
+    ns
+      .slice(0, 8)
+      .map((n) => `'${n}'`)
+      .join(", ") + (ns.length > 8 ? ` and ${ns.length - 8} more` : "");
+  const parts: string[] = [];
+  if (missing.length === 1) {
+    const n = missing[0]!;
+    const type = types.get(n.replace(layerPrefix, ""))!;
+    let shape = showShape(type.dims.map(printDim));
+    if (!/^l[1-9]/.test(n))
+      try {
+        shape = shapeText(type, resolveShape(type, probe, ""));
+      } catch {
+        // not every dimension is known: the symbolic shape alone
+      }
+    parts.push(`missing parameter '${n}' of shape ${shape}`);
+  } else if (missing.length) parts.push(`missing parameters ${list(missing)}`);
+  if (unexpected.length)
+    parts.push(
+      `unexpected parameter${unexpected.length > 1 ? "s" : ""} ${list(unexpected)}: '${ir.name}' has ${list([...known])}`,
+    );
+  const bare = missing.map((n) => n.replace(layerPrefix, "")).find((n) => given.has(n));
+  const extra = unexpected.find((n) => layerPrefix.test(n) && known.has(n.replace(layerPrefix, "")));
+  if (prefixed && bare)
+    parts.push(
+      `the file has '${bare}': for several layers or directions parameters are named l<k>.[reverse.]<name>`,
+    );
+  else if (!prefixed && extra)
+    parts.push(
+      `the file has '${extra}': names with a layer prefix l<k>.[reverse.] are for several layers or directions`,
+    );
+  throw new CellcError(parts.join("; "));
 }
 
 /** Binds a dimension made of a single name from a known size; checks it against an earlier binding. */

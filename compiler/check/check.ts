@@ -643,6 +643,9 @@ class CellChecker {
       inputs: inputList,
       states: stateList,
       params: paramList,
+      unusedParams: [...this.m.params]
+        .filter(([n, { origin }]) => !params.has(n) && origin === own)
+        .map(([n]) => n),
       equations,
       outputs,
     };

@@ -38,6 +38,8 @@ export interface CheckedCell {
     readonly init: InitSpec;
     readonly span: Span;
   }[];
+  /** Parameters the cell itself declares but no output uses (W001). */
+  readonly unusedParams?: readonly string[];
   /** Reachable equations in dependency order, keyed `i` or `h'`. */
   readonly equations: ReadonlyMap<string, TExpr>;
   readonly outputs: readonly { readonly name: string; readonly expr: TExpr }[];

@@ -15,6 +15,8 @@ export interface CellIR {
     readonly init: InitSpec;
     readonly span?: Span;
   }[];
+  /** Declared by the cell itself but used by no output (warning W001): a params file may hold them. */
+  readonly unusedParams?: readonly string[];
   readonly graph: Graph;
   readonly outputs: readonly { readonly name: string; readonly node: NodeId }[];
   readonly next: readonly { readonly state: string; readonly node: NodeId }[];

@@ -73,6 +73,7 @@ export function lowerCell(cell: CheckedCell): CellIR {
     inputs: cell.inputs.map(({ name, type }) => ({ name, type })),
     states: cell.states.map(({ name, type, init }) => ({ name, type, init })),
     params: cell.params.map(({ name, type, init, span }) => ({ name, type, init, span })),
+    unusedParams: cell.unusedParams ?? [],
     graph: b.g,
     outputs,
     next,
