@@ -557,14 +557,14 @@ export class Model {
 
   /** Refuses a sequence whose outputs (and, when training, saved states) cannot be allocated. */
   private checkSequenceMemory(T: number, B: number, train: boolean): void {
-    const ir = this.cell.ir;
+    const ir = this.cell.signature;
     const bytes = this.dtype === "f64" ? 8 : 4;
     const row = (t: Type, l: number, what: string) =>
       resolveShape(t, this.sizes[l]!, what).reduce((a, b) => a * b, 1);
     let total = 0;
     for (let l = 0; l < this.layers; l++) {
       for (const o of ir.outputs) {
-        const n = T * B * row(ir.graph.node(o.node).type, l, `output '${o.name}'`);
+        const n = T * B * row(o.type, l, `output '${o.name}'`);
         checkAllocation(n, bytes, `output '${o.name}' of layer ${l} for T = ${T}, B = ${B}`);
         total += n * this.directions;
       }
@@ -635,7 +635,7 @@ const layerPrefix = /^l\d+\.(?:reverse\.)?/;
 
 /** Missing and unexpected parameters, all at once, with a hint when only the layer prefix differs. */
 function checkParamNames(
-  ir: CompiledCell["ir"],
+  ir: CompiledCell["signature"],
   known: ReadonlySet<string>,
   unused: ReadonlySet<string>,
   given: ReadonlyMap<string, Tensor>,

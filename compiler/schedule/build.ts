@@ -300,6 +300,7 @@ export function buildSchedule(cell: CellIR): Schedule {
     states: cell.states,
     params: cell.params.map(({ name, type, init }) => ({ name, type, init })),
     outputs: cell.outputs.map((o, i) => ({ name: o.name, type: outTypes[i]! })),
+    ...(cell.unusedParams?.length ? { unusedParams: cell.unusedParams } : {}),
   };
   return {
     signature,

@@ -117,6 +117,8 @@ export interface Signature {
   readonly states: readonly { readonly name: string; readonly type: Type; readonly init: number }[];
   readonly params: readonly { readonly name: string; readonly type: Type; readonly init: InitSpec }[];
   readonly outputs: readonly { readonly name: string; readonly type: Type }[];
+  /** Parameters the cell declares but never uses: accepted in a parameter file, with a warning. */
+  readonly unusedParams?: readonly string[];
 }
 
 /**
