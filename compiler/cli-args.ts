@@ -1,6 +1,6 @@
 export class UsageError extends Error {}
 
-export type Command = "check" | "compile" | "run" | "help";
+export type Command = "check" | "compile" | "run" | "import" | "help";
 
 interface CommandSpec {
   readonly synopsis: string;
@@ -12,10 +12,11 @@ interface CommandSpec {
 export const COMMANDS: Readonly<Record<Exclude<Command, "help">, CommandSpec>> = {
   check: { synopsis: "check FILE.cell...", files: [1, Infinity], values: [], flags: [] },
   compile: {
-    synopsis: "compile FILE.cell [--cell NAME] [--emit ast|ir|grad-ir|js|wgsl] [--target js|wgsl --out DIR]",
+    synopsis:
+      "compile FILE.cell [--cell NAME] [--emit ast|ir|grad-ir|js|wgsl] [--target js|wgsl --out DIR] [--target onnx|torch --out FILE [--params P.safetensors | --dims D=8,H=16] [--layers N] [--bidirectional]]",
     files: [1, 1],
-    values: ["cell", "emit", "target", "out"],
-    flags: [],
+    values: ["cell", "emit", "target", "out", "params", "dims", "layers"],
+    flags: ["bidirectional"],
   },
   run: {
     synopsis:
@@ -23,6 +24,13 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help">, CommandSpec>> =
     files: [1, 1],
     values: ["cell", "params", "inputs", "out", "backend", "layers"],
     flags: ["grad", "f64", "bidirectional"],
+  },
+  import: {
+    synopsis:
+      "import torch STATE.safetensors --cell F.cell [--name CELL] --out P.safetensors [--layers N] [--bidirectional]",
+    files: [2, 2],
+    values: ["cell", "name", "out", "layers"],
+    flags: ["bidirectional"],
   },
 };
 
@@ -35,7 +43,7 @@ export interface Parsed {
 
 const CHOICES: Record<string, readonly string[]> = {
   emit: ["ast", "ir", "grad-ir", "js", "wgsl"],
-  target: ["js", "wgsl"],
+  target: ["js", "wgsl", "onnx", "torch"],
   backend: ["js", "webgpu"],
 };
 

@@ -29,6 +29,8 @@ export function jsManifest(ir: CellIR, kernels: ReturnType<typeof buildStepKerne
 }
 
 export async function emitCompiled(ir: CellIR, args: Parsed, io: Io, sources: SourceMap): Promise<void> {
+  if (args.options.target === "onnx" || args.options.target === "torch")
+    return (await import("./export/cli-export.js")).emitExport(ir, args, io);
   const kernels = buildStepKernels(ir);
   const emit = args.options.emit;
   if (emit === "grad-ir") return io.out(printGradIR(ir.name, kernels, sources));
