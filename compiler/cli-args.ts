@@ -1,6 +1,6 @@
 export class UsageError extends Error {}
 
-export type Command = "check" | "compile" | "run" | "help" | "version";
+export type Command = "check" | "compile" | "run" | "import" | "help" | "version";
 
 interface CommandSpec {
   readonly synopsis: string;
@@ -13,10 +13,10 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
   check: { synopsis: "check FILE.cell...", files: [1, Infinity], values: [], flags: [] },
   compile: {
     synopsis:
-      "compile FILE.cell [--cell NAME] [--emit ast|ir|schedule|grad-ir|js|wgsl] [--target js|wgsl --out DIR]",
+      "compile FILE.cell [--cell NAME] [--emit ast|ir|schedule|grad-ir|js|wgsl] [--target js|wgsl --out DIR] [--target onnx|torch --out FILE [--params P.safetensors | --dims D=8,H=16] [--layers N] [--bidirectional]]",
     files: [1, 1],
-    values: ["cell", "emit", "target", "out"],
-    flags: [],
+    values: ["cell", "emit", "target", "out", "params", "dims", "layers"],
+    flags: ["bidirectional"],
   },
   run: {
     synopsis:
@@ -24,6 +24,13 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
     files: [1, 1],
     values: ["cell", "params", "inputs", "out", "backend", "layers"],
     flags: ["grad", "f64", "bidirectional"],
+  },
+  import: {
+    synopsis:
+      "import torch STATE.safetensors --cell F.cell [--name CELL] --out P.safetensors [--layers N] [--bidirectional]",
+    files: [2, 2],
+    values: ["cell", "name", "out", "layers"],
+    flags: ["bidirectional"],
   },
 };
 
@@ -36,7 +43,7 @@ export interface Parsed {
 
 const CHOICES: Record<string, readonly string[]> = {
   emit: ["ast", "ir", "schedule", "grad-ir", "js", "wgsl"],
-  target: ["js", "wgsl"],
+  target: ["js", "wgsl", "onnx", "torch"],
   backend: ["js", "webgpu"],
 };
 

@@ -13,6 +13,8 @@ import { KERNEL_NAMES } from "./schedule/types.js";
 
 /** `--emit schedule|grad-ir|js|wgsl`, or `--target js|wgsl --out DIR`: the compiled artifact. */
 export async function emitCompiled(ir: CellIR, args: Parsed, io: Io, sources: SourceMap): Promise<void> {
+  if (args.options.target === "onnx" || args.options.target === "torch")
+    return (await import("./export/cli-export.js")).emitExport(ir, args, io);
   const schedule = buildSchedule(ir);
   const emit = args.options.emit;
   if (emit === "schedule") return io.out(printSchedule(schedule));

@@ -49,6 +49,10 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
         const { runCommand } = await import("./cli-run.js");
         return await runCommand(args, io);
       }
+      case "import": {
+        const { importCommand } = await import("./export/cli-export.js");
+        return importCommand(args, io);
+      }
     }
   } catch (e) {
     if (e instanceof CliError || e instanceof CellcError) {

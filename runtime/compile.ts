@@ -70,6 +70,12 @@ export function compileIR(ir: CellIR, targets: readonly ("js" | "wgsl")[] = ["js
   return { schedule, artifact };
 }
 
+/** A cell's IR compiled and loaded, with its IR for tools that read it (exporters, printers). */
+export type CompiledIR = CompiledCell & { readonly ir: CellIR };
+export function loadIR(ir: CellIR): CompiledIR {
+  return { ...loadArtifact(compileIR(ir, ["js"]).artifact), ir };
+}
+
 /** Compiles a cell from source text and loads it (in Node or a browser). Throws CellCompileError on errors. */
 export function compileCell(
   source: string,

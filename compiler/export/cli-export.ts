@@ -1,0 +1,120 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { compileCell, CellCompileError, loadIR } from "../../runtime/compile.js";
+import { Model } from "../../runtime/model.js";
+import { readSafetensors, writeSafetensors } from "../../runtime/safetensors.js";
+import type { Tensor } from "../../runtime/tensor.js";
+import type { Parsed } from "../cli-args.js";
+import type { Io } from "../cli.js";
+import { CliError } from "../cli.js";
+import type { CellIR } from "../ir/cell.js";
+import { exportOnnx } from "./onnx.js";
+import { importTorch } from "./import-torch.js";
+import { exportTorch } from "./torch.js";
+
+function readTensors(path: string, what: string): Map<string, Tensor> {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    throw new CliError(
+      `cannot read ${what} '${path}': ${code === "ENOENT" ? "no such file" : (e as Error).message}`,
+    );
+  }
+  return readSafetensors(bytes, `${what} '${path}'`);
+}
+
+function write(path: string, data: string | Uint8Array): void {
+  try {
+    writeFileSync(path, data);
+  } catch (e) {
+    throw new CliError(`cannot write '${path}': ${(e as Error).message}`);
+  }
+}
+
+function layersOf(args: Parsed): number {
+  const text = args.options.layers;
+  const n = text === undefined ? 1 : Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new CliError(`--layers must be a positive integer, got '${text}'`);
+  return n;
+}
+
+/** `--dims D=8,H=16`: sizes the parameters do not give. */
+function dimsOf(args: Parsed): Record<string, number> | undefined {
+  const text = args.options.dims;
+  if (text === undefined) return undefined;
+  const out: Record<string, number> = Object.create(null);
+  for (const part of text.split(",")) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=([0-9]+)$/.exec(part.trim());
+    if (!m) throw new CliError(`--dims takes NAME=SIZE pairs separated by commas (D=8,H=16), got '${part}'`);
+    out[m[1]!] = Number(m[2]);
+  }
+  return out;
+}
+
+/** `cellc compile F.cell --target onnx|torch --out FILE`. */
+export function emitExport(ir: CellIR, args: Parsed, io: Io): void {
+  const out = args.options.out!;
+  if (args.options.target === "torch") {
+    write(out, exportTorch(ir));
+    io.out(`wrote ${out}: build(dims, layers=1, bidirectional=False) for cell '${ir.name}'\n`);
+    return;
+  }
+  const params = args.options.params ? readTensors(args.options.params, "parameters") : undefined;
+  const dims = dimsOf(args);
+  if (!params && !dims)
+    throw new CliError("--target onnx needs the sizes: --params P.safetensors, or --dims D=8,H=16");
+  const r = exportOnnx(loadIR(ir), {
+    params,
+    dims,
+    layers: layersOf(args),
+    bidirectional: args.flags.has("bidirectional"),
+    prefixed: args.options.layers !== undefined || args.flags.has("bidirectional"),
+  });
+  write(out, r.bytes);
+  io.out(`wrote ${out} (${r.op === "Scan" ? "a Scan over the cell's step" : `ONNX ${r.op}`})\n`);
+}
+
+/** `cellc import torch STATE.safetensors --cell F.cell --out P.safetensors [--layers N] [--bidirectional]`. */
+export function importCommand(args: Parsed, io: Io): number {
+  const [what, stateFile] = args.files;
+  if (what !== "torch" || stateFile === undefined)
+    throw new CliError("usage: cellc import torch STATE.safetensors --cell F.cell --out P.safetensors");
+  const file = args.options.cell;
+  if (!file || !args.options.out) throw new CliError("import needs --cell F.cell and --out P.safetensors");
+  let source: string;
+  try {
+    source = readFileSync(file, "utf8");
+  } catch (e) {
+    throw new CliError(
+      `cannot read '${file}': ${(e as { code?: string }).code === "ENOENT" ? "no such file" : (e as Error).message}`,
+    );
+  }
+  let cell;
+  try {
+    cell = compileCell(source, {
+      file,
+      cell: args.options.name,
+      host: { read: (p) => readFileSync(p, "utf8") },
+    });
+  } catch (e) {
+    if (e instanceof CellCompileError) {
+      io.err(e.message + "\n");
+      return 1;
+    }
+    throw e;
+  }
+  const layers = layersOf(args);
+  const bidirectional = args.flags.has("bidirectional");
+  const prefixed = args.options.layers !== undefined || bidirectional;
+  const params = importTorch(cell.ir, readTensors(stateFile, "state dict"), {
+    layers,
+    bidirectional,
+    prefixed,
+  });
+  // The shapes must also fit the cell's dimensions: the model checks them with the tensor's name.
+  new Model(cell, { params, layers, bidirectional, prefixed });
+  write(args.options.out, writeSafetensors(params));
+  io.out(`wrote ${args.options.out}: ${[...params.keys()].join(", ")}\n`);
+  return 0;
+}

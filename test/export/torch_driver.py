@@ -1,0 +1,95 @@
+"""Runs a cellc-generated PyTorch module for test/export/torch.test.ts.
+
+argv: jobs.json, a list of jobs, each with module (path of the generated .py), dims, layers, bidirectional, dtype ("f32"|"f64"),
+params, inputs (safetensors: x, <state>.init, seq_lens, upstream.<output>, upstream.<state>.final), out.
+Writes to `out` the outputs, final states and gradients under `cellc run --grad`'s names, after checking
+the state_dict keys and that TorchScript compiles the module and gives the same outputs.
+"""
+import importlib.util
+import json
+import struct
+import sys
+
+import torch
+
+DTYPES = {"F32": torch.float32, "F64": torch.float64, "I32": torch.int32}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8 : 8 + n])
+    out = {}
+    for name, h in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = h["data_offsets"]
+        buf = bytearray(data[8 + n + a : 8 + n + b])
+        t = torch.frombuffer(buf, dtype=DTYPES[h["dtype"]]) if b > a else torch.zeros(0, dtype=DTYPES[h["dtype"]])
+        out[name] = t.reshape(h["shape"]).clone()
+    return out
+
+
+def write_safetensors(path, tensors):
+    header, blobs, offset = {}, [], 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().contiguous().to(torch.float64)
+        blob = t.numpy().tobytes()
+        header[name] = {"dtype": "F64", "shape": list(t.shape), "data_offsets": [offset, offset + len(blob)]}
+        blobs.append(blob)
+        offset += len(blob)
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def main():
+    for job in json.load(open(sys.argv[1])):
+        run(job)
+
+
+def run(job):
+    spec = importlib.util.spec_from_file_location("cell", job["module"])
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    dtype = torch.float64 if job["dtype"] == "f64" else torch.float32
+    model = mod.build(job["dims"], layers=job["layers"], bidirectional=job["bidirectional"], prefixed=True).to(dtype)
+    fresh = model.state_dict()
+    for name, value in job["consts"].items():
+        if not torch.all(fresh[name] == value):
+            raise SystemExit("build() did not initialise %s to %s" % (name, value))
+    params = read_safetensors(job["params"])
+    keys = sorted(model.state_dict().keys())
+    if keys != sorted(params.keys()):
+        raise SystemExit("state_dict keys %s differ from the parameters %s" % (keys, sorted(params)))
+    model.load_state_dict({k: v.to(dtype) for k, v in params.items()})
+    inputs = read_safetensors(job["inputs"])
+    x = inputs["x"].to(dtype).requires_grad_()
+    init = {k: v.to(dtype).requires_grad_() for k, v in inputs.items() if k.endswith(".init")}
+    lens = inputs.get("seq_lens")
+    out = model(x, lens, init)
+    loss = 0
+    for k, v in out.items():
+        up = inputs.get("upstream." + k)
+        if up is not None:
+            loss = loss + (v * up.to(dtype)).sum()
+    loss.backward()
+    result = {k: v for k, v in out.items()}
+    named = dict(model.named_parameters())
+    for gen, name in model.keys.items():
+        result["grad." + name] = named[gen].grad
+    result["grad.x"] = x.grad
+    for k, v in init.items():
+        result["grad." + k] = v.grad
+    scripted = torch.jit.script(model)
+    again = scripted(x.detach(), lens, {k: v.detach() for k, v in init.items()})
+    for k, v in out.items():
+        if not torch.equal(again[k], v.detach()):
+            raise SystemExit("TorchScript output %s differs from eager" % k)
+    write_safetensors(job["out"], result)
+
+
+if __name__ == "__main__":
+    main()
