@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync } from "node:fs";
+import { nodeHost } from "./check/node-host.js";
 import type { Parsed } from "./cli-args.js";
 import type { Io } from "./cli.js";
 import { CliError } from "./cli.js";
@@ -35,7 +36,7 @@ export async function runCommand(args: Parsed, io: Io): Promise<number> {
   const file = args.files[0]!;
   let source: string;
   try {
-    source = readFileSync(file, "utf8");
+    source = nodeHost.read(file);
   } catch (e) {
     throw new CliError(
       `cannot read '${file}': ${(e as { code?: string }).code === "ENOENT" ? "no such file" : (e as Error).message}`,
@@ -46,7 +47,7 @@ export async function runCommand(args: Parsed, io: Io): Promise<number> {
     cell = compileCell(source, {
       file,
       cell: args.options.cell,
-      host: { read: (p) => readFileSync(p, "utf8") },
+      host: nodeHost,
     });
   } catch (e) {
     if (e instanceof CellCompileError) {

@@ -47,7 +47,9 @@ export function compileCell(source: string, opts: CompileOptions = {}): Compiled
     },
   };
   const r = checkProgram(file, host, source);
-  const sel = hasErrors(r.diagnostics) ? { diagnostics: [] } : selectCell(r, opts.cell);
+  const sel = hasErrors(r.diagnostics)
+    ? { diagnostics: [] }
+    : selectCell(r, opts.cell, "pass the `cell` option to choose one");
   const all = [...r.diagnostics, ...sel.diagnostics];
   if (hasErrors(all) || !("cell" in sel) || !sel.cell)
     throw new CellCompileError(renderAll(all, r.program.sources), all);
