@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { nodeHost } from "./check/node-host.js";
 import type { Parsed } from "./cli-args.js";
 import type { Io } from "./cli.js";
 import { CliError } from "./cli.js";
@@ -38,7 +39,7 @@ export async function runCommand(args: Parsed, io: Io): Promise<number> {
   const file = args.files[0]!;
   let source: string;
   try {
-    source = readFileSync(file, "utf8");
+    source = nodeHost.read(file);
   } catch (e) {
     throw new CliError(
       `cannot read '${file}': ${(e as { code?: string }).code === "ENOENT" ? "no such file" : (e as Error).message}`,
@@ -49,7 +50,7 @@ export async function runCommand(args: Parsed, io: Io): Promise<number> {
     cell = compileCell(source, {
       file,
       cell: args.options.cell,
-      host: { read: (p) => readFileSync(p, "utf8") },
+      host: nodeHost,
     });
   } catch (e) {
     if (e instanceof CellCompileError) {

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { nodeHost } from "./check/node-host.js";
 import { checkProgram, selectCell, buildCellIR } from "./driver.js";
 import { renderAll, hasErrors, type Diagnostic } from "./diag/diagnostic.js";
 import { printCell } from "./ir/print.js";
@@ -8,8 +9,6 @@ import { CellcError } from "../runtime/tensor.js";
 
 /** A failure the user can act on: printed as its message, exit code 1, no stack trace. */
 export class CliError extends Error {}
-
-const nodeHost = { read: (p: string) => readFileSync(p, "utf8") };
 
 export interface Io {
   out: (s: string) => void;

@@ -1,7 +1,14 @@
 import { checkCell } from "./check/check.js";
 import { entryCells, loadProgram, type Program, type SourceHost } from "./check/program.js";
 import type { CheckedCell } from "./check/types.js";
-import { didYouMean, DiagnosticBag, diag, type Diagnostic } from "./diag/diagnostic.js";
+import {
+  capDiagnostics,
+  didYouMean,
+  DiagnosticBag,
+  diag,
+  sortDiagnostics,
+  type Diagnostic,
+} from "./diag/diagnostic.js";
 import type { CellIR } from "./ir/cell.js";
 import { lowerCell } from "./ir/lower.js";
 import { verifyGraph } from "./ir/verify.js";
@@ -32,7 +39,7 @@ export function checkProgram(entry: string, host: SourceHost, text?: string): Co
       const c = checkCell(program, name, bag);
       if (c) checked.set(name, c);
     }
-  return { program, diagnostics: bag.items, checked, cellNames };
+  return { program, diagnostics: capDiagnostics(sortDiagnostics(bag.items)), checked, cellNames };
 }
 
 function cleanCell(program: Program, name: string, seen: Set<string>): boolean {
@@ -51,16 +58,18 @@ function cleanCell(program: Program, name: string, seen: Set<string>): boolean {
   return !cell.parent || (program.cells.has(cell.parent.name) && cleanCell(program, cell.parent.name, seen));
 }
 
-/** Picks one cell: the one named, or the only one in the file. */
+/**
+ * Picks one cell: the one named, or the only one in the file. `how` says how the caller names a cell (a
+ * command-line flag, a library option).
+ */
 export function selectCell(
   r: CompileResult,
   name: string | undefined,
+  how = "choose one with --cell",
 ): { cell?: CheckedCell; diagnostics: Diagnostic[] } {
   if (name === undefined) {
     if (r.cellNames.length === 1) return { cell: r.checked.get(r.cellNames[0]!), diagnostics: [] };
-    const hint = r.cellNames.length
-      ? `; the file defines ${r.cellNames.join(", ")}: choose one with --cell`
-      : "";
+    const hint = r.cellNames.length ? `; the file defines ${r.cellNames.join(", ")}: ${how}` : "";
     return { diagnostics: [diag("E051", undefined, { name: "(none given)", hint })] };
   }
   if (!r.cellNames.includes(name))

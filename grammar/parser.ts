@@ -6,8 +6,8 @@ import * as T from "./tokens.js";
  * `+ -`, then `* /`, then `@`, then unary minus, then calls, names, literals, `( )` and `[ , ]`.
  */
 export class CellParser extends CstParser {
-  constructor() {
-    super(T.allTokens, { recoveryEnabled: true, maxLookahead: 3 });
+  constructor(recoveryEnabled = true) {
+    super(T.allTokens, { recoveryEnabled, maxLookahead: 3 });
     this.performSelfAnalysis();
   }
 
@@ -230,3 +230,5 @@ export class CellParser extends CstParser {
 }
 
 export const parser = new CellParser();
+/** Without error recovery: stops at the first error (recovery is slow on very long, very broken input). */
+export const strictParser = new CellParser(false);

@@ -1,7 +1,7 @@
 import { createToken, Lexer, type TokenType } from "chevrotain";
 
 export const WhiteSpace = createToken({ name: "WhiteSpace", pattern: /[ \t\r\n]+/, group: Lexer.SKIPPED });
-export const Comment = createToken({ name: "Comment", pattern: /#[^\n]*/, group: Lexer.SKIPPED });
+export const Comment = createToken({ name: "Comment", pattern: /#[^\r\n]*/, group: Lexer.SKIPPED });
 
 /** Names are ASCII identifiers only: this is what keeps user text out of generated code. */
 export const Ident = createToken({ name: "Ident", pattern: /[A-Za-z_][A-Za-z0-9_]*/ });
@@ -18,7 +18,7 @@ export const Fn = keyword("fn");
 export const Import = keyword("import");
 
 export const NumberLit = createToken({ name: "NumberLit", pattern: /(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?/ });
-export const StringLit = createToken({ name: "StringLit", pattern: /"[^"\n]*"/ });
+export const StringLit = createToken({ name: "StringLit", pattern: /"[^"\r\n]*"/ });
 
 export const Prime = createToken({ name: "Prime", pattern: /'/ });
 export const LBrace = createToken({ name: "LBrace", pattern: /{/ });

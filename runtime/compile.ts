@@ -52,7 +52,9 @@ export function compile(source: string, opts: CompileOptions = {}): CompileOutpu
     },
   };
   const r = checkProgram(file, host, source);
-  const sel = hasErrors(r.diagnostics) ? { diagnostics: [] } : selectCell(r, opts.cell);
+  const sel = hasErrors(r.diagnostics)
+    ? { diagnostics: [] }
+    : selectCell(r, opts.cell, "pass the `cell` option to choose one");
   const diagnostics = [...r.diagnostics, ...sel.diagnostics];
   const sources = r.program.sources;
   if (hasErrors(diagnostics) || !("cell" in sel) || !sel.cell) return { diagnostics, sources };

@@ -174,7 +174,8 @@ export class Model {
     const rng = new Rng(opts.seed ?? 0);
     const bytes = this.dtype === "f64" ? 8 : 4;
     for (let l = 0; l < this.layers; l++) {
-      const sizes: Record<string, number> = { ...(opts.dims ?? {}) };
+      // Keyed by dimension names from the .cell file: no prototype, so `constructor` is just a name.
+      const sizes = Object.assign(Object.create(null) as Record<string, number>, opts.dims);
       if (l > 0) {
         for (const d of ir.inputs[0]!.type.dims) for (const n of Object.keys(d.terms)) delete sizes[n];
         // The input of this layer is the output of the previous one.

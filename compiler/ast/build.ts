@@ -1,10 +1,19 @@
 import type { CstNode, IToken, CstElement } from "chevrotain";
 import { cellLexer } from "../../grammar/tokens.js";
-import { parser } from "../../grammar/parser.js";
+import { parser, strictParser } from "../../grammar/parser.js";
 import type { Diagnostic } from "../diag/diagnostic.js";
 import { diag } from "../diag/diagnostic.js";
 import type { Span } from "../diag/span.js";
 import type * as A from "./ast.js";
+
+/**
+ * The deepest expression nesting accepted: each bracket, call and unary minus is one level. The parser and
+ * every later stage recurse on nesting, so this keeps them far from the stack's end in Node and browsers.
+ */
+export const NESTING_LIMIT = 100;
+
+/** Past this many tokens a file is parsed up to its first syntax error only. */
+const RECOVERY_TOKEN_LIMIT = 20_000;
 
 /** Lexes and parses one file, collecting every error (chevrotain recovers), then builds the AST. */
 export function parseFile(file: string, text: string): { ast: A.FileAst; diagnostics: Diagnostic[] } {
@@ -20,21 +29,74 @@ export function parseFile(file: string, text: string): { ast: A.FileAst; diagnos
       ),
     );
   }
-  parser.input = lexed.tokens;
-  const cst = parser.file();
-  for (const e of parser.errors) {
+  const deep = tooDeep(lexed.tokens);
+  if (deep) {
+    const span = { file, start: deep.startOffset, end: (deep.endOffset ?? deep.startOffset) + 1 };
+    diagnostics.push(diag("E004", span, { limit: NESTING_LIMIT }));
+    return { ast: { file, imports: [], fns: [], cells: [] }, diagnostics };
+  }
+  // Recovery resynchronises by scanning ahead, which grows quadratic on long broken input; a real cell is
+  // a few hundred tokens.
+  const p = lexed.tokens.length > RECOVERY_TOKEN_LIMIT ? strictParser : parser;
+  p.input = lexed.tokens;
+  const cst = p.file();
+  for (const e of p.errors) {
     const t = e.token;
     const eof = t.tokenType.name === "EOF" || Number.isNaN(t.startOffset);
     const start = eof ? text.length : t.startOffset;
     const end = eof ? text.length : (t.endOffset ?? t.startOffset) + 1;
     const found = eof ? "end of file" : `'${t.image}'`;
     const rule = e.context.ruleStack[e.context.ruleStack.length - 1] ?? "";
-    diagnostics.push(
-      diag("E002", { file, start, end }, { detail: `${describe(e.message, rule)}, found ${found}` }),
-    );
+    const detail = `${describe(e.message, rule)}, found ${found}`;
+    const opener = /^expected '[)\]]'/.test(detail) ? unclosed(lexed.tokens, start) : undefined;
+    if (opener)
+      diagnostics.push(
+        diag(
+          "E002",
+          { file, start: opener.startOffset, end: opener.startOffset + 1 },
+          {
+            detail: `'${opener.image}' is never closed`,
+          },
+          [{ message: `the parser gave up here: ${detail}`, span: { file, start, end } }],
+        ),
+      );
+    else diagnostics.push(diag("E002", { file, start, end }, { detail }));
   }
-  const b = new AstBuilder(file);
-  return { ast: b.fileAst(cst), diagnostics };
+  const b = new AstBuilder(file, text, diagnostics);
+  // Without recovery a failed parse may give no tree at all.
+  const ast = (cst as CstNode | undefined) ? b.fileAst(cst) : { file, imports: [], fns: [], cells: [] };
+  return { ast, diagnostics };
+}
+
+/** The first token past the nesting limit, if any. */
+function tooDeep(tokens: readonly IToken[]): IToken | undefined {
+  let depth = 0;
+  let minus = 0;
+  for (const t of tokens) {
+    const n = t.tokenType.name;
+    if (n === "LParen" || n === "LBracket") depth++;
+    else if (n === "RParen" || n === "RBracket") depth = Math.max(0, depth - 1);
+    minus = n === "Minus" ? minus + 1 : 0;
+    if (depth + minus > NESTING_LIMIT) return t;
+  }
+  return undefined;
+}
+
+/** The innermost bracket open before `offset` that is never closed (before its cell's `}` or the end). */
+function unclosed(tokens: readonly IToken[], offset: number): IToken | undefined {
+  const never = new Set<IToken>();
+  const open: IToken[] = [];
+  let atOffset: IToken[] | undefined;
+  for (const t of tokens) {
+    if (!atOffset && t.startOffset >= offset) atOffset = [...open];
+    const n = t.tokenType.name;
+    if (n === "LParen" || n === "LBracket") open.push(t);
+    else if (n === "RParen" || n === "RBracket") open.pop();
+    else if (n === "LBrace" || n === "RBrace") for (const o of open.splice(0)) never.add(o);
+  }
+  atOffset ??= [...open];
+  for (const o of open) never.add(o);
+  return atOffset.reverse().find((o) => never.has(o));
 }
 
 /** Chevrotain's messages list token type names; say them as a person reads them. */
@@ -99,30 +161,49 @@ function isToken(e: CstElement): e is IToken {
 }
 
 class AstBuilder {
-  constructor(private readonly file: string) {}
+  constructor(
+    private readonly file: string,
+    private readonly text: string,
+    private readonly diagnostics: Diagnostic[],
+  ) {}
 
   private tokSpan(t: IToken): Span {
     return { file: this.file, start: t.startOffset, end: (t.endOffset ?? t.startOffset) + 1 };
   }
-  private nodeSpan(n: CstNode): Span {
+  /** Spans of CST nodes, each computed once from its children's (nodes nest, so walking each is quadratic). */
+  private readonly ranges = new Map<CstNode, readonly [number, number]>();
+  private range(n: CstNode): readonly [number, number] {
+    const hit = this.ranges.get(n);
+    if (hit) return hit;
     let start = Infinity;
     let end = -Infinity;
-    const walk = (e: CstElement) => {
-      if (isToken(e)) {
-        if (Number.isNaN(e.startOffset)) return;
-        start = Math.min(start, e.startOffset);
-        end = Math.max(end, (e.endOffset ?? e.startOffset) + 1);
-      } else for (const list of Object.values(e.children)) for (const c of list ?? []) walk(c);
-    };
-    walk(n);
+    for (const list of Object.values(n.children))
+      for (const e of list ?? []) {
+        if (!e) continue;
+        if (!isToken(e)) {
+          const [s, t] = this.range(e);
+          start = Math.min(start, s);
+          end = Math.max(end, t);
+        } else if (!Number.isNaN(e.startOffset)) {
+          start = Math.min(start, e.startOffset);
+          end = Math.max(end, (e.endOffset ?? e.startOffset) + 1);
+        }
+      }
+    const r = [start, end] as const;
+    this.ranges.set(n, r);
+    return r;
+  }
+  private nodeSpan(n: CstNode): Span {
+    const [start, end] = this.range(n);
     if (start === Infinity) return { file: this.file, start: 0, end: 0 };
     return { file: this.file, start, end };
   }
+  // Without recovery, a rule that failed leaves an undefined child behind.
   private toks(c: Children, k: string): IToken[] {
-    return (c[k] ?? []).filter(isToken).filter((t) => !Number.isNaN(t.startOffset));
+    return (c[k] ?? []).filter((e) => e && isToken(e)).filter((t) => !Number.isNaN(t.startOffset));
   }
   private nodes(c: Children, k: string): CstNode[] {
-    return (c[k] ?? []).filter((e): e is CstNode => !isToken(e) && !e.recoveredNode);
+    return (c[k] ?? []).filter((e): e is CstNode => !!e && !isToken(e) && !e.recoveredNode);
   }
 
   fileAst(n: CstNode): A.FileAst {
@@ -217,8 +298,20 @@ class AstBuilder {
   private number(n: CstNode): number | undefined {
     const t = this.toks(n.children, "NumberLit")[0];
     if (!t) return undefined;
-    const v = Number(t.image);
+    const v = this.literal(t);
     return this.toks(n.children, "Minus").length ? -v : v;
+  }
+
+  /** Kernels compute in float32: a literal that would become infinite there is refused where it is written. */
+  private literal(t: IToken): number {
+    const v = Number(t.image);
+    if (!Number.isFinite(Math.fround(v)))
+      this.diagnostics.push(
+        diag("E053", this.tokSpan(t), {
+          value: t.image.length > 24 ? `${t.image.slice(0, 20)}...` : t.image,
+        }),
+      );
+    return v;
   }
 
   private shape(n: CstNode): A.ShapeAst {
@@ -270,6 +363,32 @@ class AstBuilder {
     }));
   }
 
+  /** `W @ x * y` is `(W @ x) * y`; a reader used to `@` as the loosest product may expect `W @ (x * y)`. */
+  private warnMatvecTimes(products: readonly CstNode[], ops: readonly IToken[]): void {
+    for (let i = 0; i + 1 < products.length; i++) {
+      const left = products[i]!;
+      if (ops[i]?.image !== "*" || this.toks(left.children, "At").length === 0) continue;
+      const l = this.nodeSpan(left);
+      const r = this.nodeSpan(products[i + 1]!);
+      const lt = this.show(l);
+      const rt = this.show(r);
+      const notes =
+        lt && rt
+          ? [
+              { message: `write (${lt}) * ${rt} if this is what you mean` },
+              {
+                message: `write ${lt.replace(/@\s*(?!.*@)/, "@ (")} * ${rt}) to multiply before the product`,
+              },
+            ]
+          : [{ message: "add parentheses to say which product comes first" }];
+      this.diagnostics.push(diag("W005", { file: this.file, start: l.start, end: r.end }, {}, notes));
+    }
+  }
+  private show(s: Span): string | undefined {
+    const t = this.text.slice(s.start, s.end).replace(/\s+/g, " ");
+    return t.length <= 40 ? t : undefined;
+  }
+
   private expr(n: CstNode): A.Expr | undefined {
     switch (n.name) {
       case "expr":
@@ -281,6 +400,7 @@ class AstBuilder {
           .flatMap((k) => this.toks(n.children, k))
           .sort((a, b) => a.startOffset - b.startOffset);
         if (operands.some((o) => !o) || operands.length === 0) return undefined;
+        if (n.name === "term") this.warnMatvecTimes(this.nodes(n.children, sub), ops);
         let acc = operands[0]!;
         for (let i = 1; i < operands.length; i++) {
           const op = ops[i - 1];
@@ -308,7 +428,7 @@ class AstBuilder {
       case "primary": {
         const c = n.children;
         const num = this.toks(c, "NumberLit")[0];
-        if (num) return { kind: "num", value: Number(num.image), span: this.tokSpan(num) };
+        if (num) return { kind: "num", value: this.literal(num), span: this.tokSpan(num) };
         const call = this.nodes(c, "call")[0];
         if (call) {
           const id = this.toks(call.children, "Ident")[0];

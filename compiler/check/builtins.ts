@@ -11,7 +11,12 @@ export interface Builtin {
   readonly prim?: OpKind;
 }
 
-export const BUILTINS: Readonly<Record<string, Builtin>> = {
+/** A table keyed by user-visible names, without Object.prototype (`toString` must not be found). */
+function table<T>(entries: Record<string, T>): Readonly<Record<string, T>> {
+  return Object.freeze(Object.assign(Object.create(null) as Record<string, T>, entries));
+}
+
+export const BUILTINS: Readonly<Record<string, Builtin>> = table({
   sigmoid: { args: 1, consts: [], prim: "sigmoid" },
   tanh: { args: 1, consts: [], prim: "tanh" },
   relu: { args: 1, consts: [], prim: "relu" },
@@ -50,12 +55,12 @@ export const BUILTINS: Readonly<Record<string, Builtin>> = {
       { name: "beta", default: 0 },
     ],
   },
-};
+});
 
-export const INITIALISERS: Readonly<Record<string, { min: number; max: number }>> = {
+export const INITIALISERS: Readonly<Record<string, { min: number; max: number }>> = table({
   uniform: { min: 0, max: 2 },
   normal: { min: 0, max: 2 },
   xavier: { min: 0, max: 1 },
   glorot: { min: 0, max: 1 },
   orthogonal: { min: 0, max: 1 },
-};
+});

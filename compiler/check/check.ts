@@ -4,6 +4,7 @@ import type { Span } from "../diag/span.js";
 import { broadcastType } from "../ir/graph.js";
 import { dim, dimAdd, dimConst, dimEq, printType, type Dim, type Type } from "../ir/shape.js";
 import { OPS, type OpKind } from "../ops/ops.js";
+import { NESTING_LIMIT } from "../ast/build.js";
 import { BUILTINS, INITIALISERS } from "./builtins.js";
 import type { Program } from "./program.js";
 import type { CheckedCell, InitSpec, TExpr } from "./types.js";
@@ -20,6 +21,9 @@ interface Merged {
   eqs: Map<string, Origin<A.EquationAst>>; // key `i` or `h'`
   outputs: readonly A.OutputAst[];
 }
+
+/** Sizes and indices are u32 in WGSL kernels. */
+const MAX_DIM = 2 ** 32 - 1;
 
 const key = (name: string, prime: boolean) => (prime ? `${name}'` : name);
 
@@ -124,6 +128,10 @@ class CellChecker {
   private readonly paramTypes = new Map<string, Type>();
   private readonly order: string[] = [];
   private readonly cycleReported = new Set<string>();
+  /** Inlined calls by callee and argument identity: a function called twice on the same values is one DAG. */
+  private readonly inlined = new Map<string, TExpr | undefined>();
+  private readonly ids = new TExprIds();
+  private depth = 0;
 
   constructor(
     private readonly program: Program,
@@ -144,7 +152,7 @@ class CellChecker {
     for (const [n, { decl }] of this.m.states)
       if (!this.m.eqs.has(`${n}'`)) this.bag.report("E015", decl.nameSpan, { name: n });
 
-    for (const k of this.m.eqs.keys()) this.typeEquation(k);
+    for (const k of this.typingOrder()) this.typeEquation(k);
 
     // Next-state shapes must agree with the declared state.
     for (const [n, t] of this.stateTypes) {
@@ -168,6 +176,39 @@ class CellChecker {
     return this.finish(outputs, inits);
   }
 
+  /**
+   * Equations with their dependencies first (the order recursion would visit them), so that typing one never
+   * recurses through a long chain of forward references. With a cycle, declaration order: it is reported.
+   */
+  private typingOrder(): string[] {
+    const order: string[] = [];
+    const state = new Map<string, "open" | "done">();
+    for (const root of this.m.eqs.keys()) {
+      if (state.has(root)) continue;
+      const stack: { k: string; deps: string[]; i: number }[] = [];
+      const enter = (k: string) => {
+        state.set(k, "open");
+        stack.push({ k, deps: references(this.m.eqs.get(k)!.decl.value), i: 0 });
+      };
+      enter(root);
+      while (stack.length) {
+        const top = stack[stack.length - 1]!;
+        if (top.i < top.deps.length) {
+          const d = top.deps[top.i++]!;
+          if (!this.m.eqs.has(d)) continue;
+          const st = state.get(d);
+          if (st === "open") return [...this.m.eqs.keys()];
+          if (!st) enter(d);
+          continue;
+        }
+        stack.pop();
+        state.set(top.k, "done");
+        order.push(top.k);
+      }
+    }
+    return order;
+  }
+
   private declaredAs(name: string): RelatedNote[] {
     const d = this.m.inputs.get(name) ?? this.m.params.get(name);
     if (d) return [{ message: `'${name}' is declared here`, span: d.decl.nameSpan }];
@@ -183,8 +224,11 @@ class CellChecker {
       let acc = dimConst(0);
       for (const t of d.terms) {
         if (t.coeff <= 0 || !Number.isInteger(t.coeff)) this.bag.report("E050", t.span, { value: t.coeff });
+        else if (t.coeff > MAX_DIM) this.bag.report("E054", t.span, { value: t.coeff, limit: MAX_DIM });
         acc = dimAdd(acc, t.name ? dim({ [t.name]: t.coeff }) : dimConst(t.coeff));
       }
+      if (acc.c > MAX_DIM && d.terms.every((t) => t.coeff <= MAX_DIM))
+        this.bag.report("E054", d.span, { value: acc.c, limit: MAX_DIM });
       return acc;
     });
     return { dims, batched };
@@ -255,7 +299,25 @@ class CellChecker {
     return t;
   }
 
+  /** Every recursion of the checker passes here; the bound keeps it (and lowering) off the stack's end. */
   private expr(e: A.Expr, env: Env): TExpr | undefined {
+    if (this.depth >= CHECK_DEPTH_LIMIT) {
+      this.bag.report("E004", e.span, { limit: NESTING_LIMIT }, [
+        {
+          message: `counting the equations and function bodies it reads, this goes ${CHECK_DEPTH_LIMIT} levels deep`,
+        },
+      ]);
+      return undefined;
+    }
+    this.depth++;
+    try {
+      return this.exprAt(e, env);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private exprAt(e: A.Expr, env: Env): TExpr | undefined {
     switch (e.kind) {
       case "num":
         return { k: "const", value: e.value, type: { dims: [], batched: false }, span: e.span };
@@ -287,16 +349,30 @@ class CellChecker {
         };
       }
       case "binary": {
-        const l = this.expr(e.left, env);
-        const r = this.expr(e.right, env);
-        if (!l || !r) return undefined;
-        if (e.op === "@") return this.matvec(l, r, e.span);
-        const op: OpKind = e.op === "+" ? "add" : e.op === "-" ? "sub" : e.op === "*" ? "mul" : "div";
-        return this.elementwise(op, [l, r], e.span, e.op);
+        // A long flat chain (a sum of thousands of terms) is left-deep: walk its spine in a loop.
+        const spine: Extract<A.Expr, { kind: "binary" }>[] = [];
+        let cur: A.Expr = e;
+        while (cur.kind === "binary") {
+          spine.push(cur);
+          cur = cur.left;
+        }
+        let acc = this.expr(cur, env);
+        for (let i = spine.length - 1; i >= 0; i--) {
+          const b = spine[i]!;
+          const r = this.expr(b.right, env);
+          acc = acc && r && this.binary(b, acc, r);
+        }
+        return acc;
       }
       case "call":
         return this.call(e, env);
     }
+  }
+
+  private binary(e: Extract<A.Expr, { kind: "binary" }>, l: TExpr, r: TExpr): TExpr | undefined {
+    if (e.op === "@") return this.matvec(l, r, e.span);
+    const op: OpKind = e.op === "+" ? "add" : e.op === "-" ? "sub" : e.op === "*" ? "mul" : "div";
+    return this.elementwise(op, [l, r], e.span, e.op);
   }
 
   private name(e: Extract<A.Expr, { kind: "name" }>, env: Env): TExpr | undefined {
@@ -497,6 +573,11 @@ class CellChecker {
     }
     const args = e.args.map((a) => this.expr(a, env));
     if (args.some((a) => !a)) return undefined;
+    const memoKey = `${fn.name}(${args.map((a) => this.ids.of(a!)).join(",")})`;
+    if (this.inlined.has(memoKey)) {
+      const hit = this.inlined.get(memoKey);
+      return hit && { ...hit, span: e.span };
+    }
     const inner = new Map<string, TExpr>();
     fn.params.forEach((p, i) => inner.set(p.name, args[i]!));
     this.fnStack.push(fn.name);
@@ -506,11 +587,13 @@ class CellChecker {
     // Errors inside the body point there; add where the call that instantiated it is.
     for (let i = errors; i < this.bag.items.length; i++) {
       const d = this.bag.items[i]!;
+      if (d.notes.length >= MAX_CALL_NOTES) continue; // a deep chain of calls: the innermost say enough
       this.bag.items[i] = {
         ...d,
         notes: [...d.notes, { message: `in this call of '${fn.name}'`, span: e.span }],
       };
     }
+    this.inlined.set(memoKey, body);
     return body && { ...body, span: e.span };
   }
 
@@ -541,6 +624,10 @@ class CellChecker {
         this.bag.report("E049", o.span, { name: o.name, found: describeType(t.type) });
         continue;
       }
+      if (!o.prime && t.k === "leaf" && t.role === "state")
+        this.bag.report("W004", o.span, { name: o.name }, [
+          { message: `write \`output ${o.name}'\` for the value computed in this step` },
+        ]);
       out.push({ name: o.name, expr: t });
     }
     return out;
@@ -552,7 +639,19 @@ class CellChecker {
     const states = new Set<string>();
     const params = new Set<string>();
     const inputs = new Set<string>();
-    const visit = (t: TExpr): void => {
+    // A worklist over the DAG: shared subexpressions are visited once.
+    const seen = new Set<TExpr>();
+    const work: TExpr[] = outputs.map((o) => o.expr);
+    const visitEq = (k: string) => {
+      if (eqs.has(k)) return;
+      eqs.add(k);
+      const t = this.typed.get(k);
+      if (t) work.push(t);
+    };
+    while (work.length) {
+      const t = work.pop()!;
+      if (seen.has(t)) continue;
+      seen.add(t);
       switch (t.k) {
         case "leaf":
           if (t.role === "param") params.add(t.name);
@@ -561,25 +660,22 @@ class CellChecker {
             states.add(t.name);
             visitEq(`${t.name}'`);
           }
-          return;
+          break;
         case "ref":
-          return visitEq(t.key);
+          visitEq(t.key);
+          break;
         case "op":
-          return t.args.forEach(visit);
+          work.push(...t.args);
+          break;
         case "concat":
-          return t.items.forEach(visit);
+          work.push(...t.items);
+          break;
         case "matvec":
           params.add(t.weight);
-          return visit(t.arg);
+          work.push(t.arg);
+          break;
       }
-    };
-    const visitEq = (k: string) => {
-      if (eqs.has(k)) return;
-      eqs.add(k);
-      const t = this.typed.get(k);
-      if (t) visit(t);
-    };
-    for (const o of outputs) visit(o.expr);
+    }
 
     const own = this.cell.name;
     const dropped = new Map<string, { names: string[]; span: Span }>();
@@ -652,15 +748,125 @@ class CellChecker {
   }
 }
 
+const MAX_CALL_NOTES = 8;
+
+/** Checker recursion depth (expressions, plus the equations and function bodies they read). */
+const CHECK_DEPTH_LIMIT = 4 * NESTING_LIMIT;
+
+/** The names an equation reads, in the order they appear: `h` or `h'`. */
+function references(e: A.Expr): string[] {
+  const out: string[] = [];
+  const stack: A.Expr[] = [e];
+  while (stack.length) {
+    const x = stack.pop()!;
+    switch (x.kind) {
+      case "name":
+        out.push(key(x.name, x.prime));
+        break;
+      case "binary":
+        stack.push(x.right, x.left);
+        break;
+      case "neg":
+        stack.push(x.operand);
+        break;
+      case "call":
+        stack.push(...[...x.args].reverse());
+        break;
+      case "concat":
+        stack.push(...[...x.items].reverse());
+        break;
+    }
+  }
+  return out;
+}
+
+/** Structural ids for checked expressions, ignoring spans: equal ids mean the same value. */
+class TExprIds {
+  private readonly ids = new WeakMap<TExpr, number>();
+  private readonly byKey = new Map<string, number>();
+  of(t: TExpr): number {
+    // Post-order with an explicit stack: a long chain must not recurse.
+    const stack: TExpr[] = [t];
+    while (stack.length) {
+      const x = stack[stack.length - 1]!;
+      if (this.ids.has(x)) {
+        stack.pop();
+        continue;
+      }
+      const kids = x.k === "op" ? x.args : x.k === "concat" ? x.items : x.k === "matvec" ? [x.arg] : [];
+      const missing = kids.filter((c) => !this.ids.has(c));
+      if (missing.length) {
+        stack.push(...missing);
+        continue;
+      }
+      stack.pop();
+      this.assign(x);
+    }
+    return this.ids.get(t)!;
+  }
+  private assign(t: TExpr): void {
+    const id = (a: TExpr) => this.ids.get(a)!;
+    let k: string;
+    switch (t.k) {
+      case "const":
+        k = `c${Object.is(t.value, -0) ? "-0" : t.value}`;
+        break;
+      case "dim":
+        k = `d${printType({ dims: [t.dim], batched: false })}`;
+        break;
+      case "leaf":
+        k = `l${t.role}:${t.name}`;
+        break;
+      case "ref":
+        k = `r${t.key}`;
+        break;
+      case "op":
+        k = `o${t.op}(${t.args.map(id).join(",")})`;
+        break;
+      case "matvec":
+        k = `m${t.weight}(${id(t.arg)})`;
+        break;
+      case "concat":
+        k = `[${t.items.map(id).join(",")}]`;
+        break;
+    }
+    let n = this.byKey.get(k);
+    if (n === undefined) {
+      n = this.byKey.size;
+      this.byKey.set(k, n);
+    }
+    this.ids.set(t, n);
+  }
+}
+
 /** The number a constant expression folds to, or undefined when it reads anything per-step. */
 export function constValue(t: TExpr): number | undefined {
-  if (t.k === "const") return t.value;
-  if (t.k !== "op") return undefined;
-  const def = OPS[t.op];
-  if (def.class !== "elementwise") return undefined;
-  const vals = t.args.map(constValue);
-  if (vals.some((v) => v === undefined)) return undefined;
-  return def.eval(vals as number[]);
+  // Post-order with an explicit stack and a memo: the expression may be a long chain or a shared DAG.
+  const value = new Map<TExpr, number | undefined>();
+  const stack: TExpr[] = [t];
+  while (stack.length) {
+    const x = stack[stack.length - 1]!;
+    if (value.has(x)) {
+      stack.pop();
+      continue;
+    }
+    const def = x.k === "op" ? OPS[x.op] : undefined;
+    if (def?.class !== "elementwise") {
+      value.set(x, x.k === "const" ? x.value : undefined);
+      stack.pop();
+      continue;
+    }
+    const args = (x as Extract<TExpr, { k: "op" }>).args;
+    const missing = args.filter((a) => !value.has(a));
+    if (missing.length) {
+      stack.push(...missing);
+      continue;
+    }
+    stack.pop();
+    const vals = args.map((a) => value.get(a));
+    value.set(x, vals.some((v) => v === undefined) ? undefined : def.eval(vals as number[]));
+  }
+  return value.get(t);
 }
 
 function describeType(t: Type): string {

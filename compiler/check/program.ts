@@ -3,6 +3,9 @@ import { parseFile } from "../ast/build.js";
 import { diag, type Diagnostic } from "../diag/diagnostic.js";
 import { SourceMap } from "../diag/span.js";
 
+/** The largest source file: a .cell file is a few kilobytes; this refuses a device or a data file. */
+export const MAX_SOURCE_BYTES = 256 * 1024;
+
 /** Where source files come from: the file system in Node, a map of texts in a browser. */
 export interface SourceHost {
   read(path: string): string; // throws with a readable message when the file cannot be read
@@ -72,6 +75,13 @@ export function loadProgram(entry: string, host: SourceHost, entryText?: string)
     for (const imp of ast.imports) {
       const target = joinPath(dirname(path), imp.path);
       if (seen.has(target)) continue;
+      // Only source files: an error in any other file would print its lines (`import "/etc/passwd"`).
+      if (!target.endsWith(".cell")) {
+        diagnostics.push(
+          diag("E020", imp.span, { path: imp.path, reason: "only .cell files can be imported" }),
+        );
+        continue;
+      }
       let t: string;
       try {
         t = host.read(target);
@@ -84,6 +94,11 @@ export function loadProgram(entry: string, host: SourceHost, entryText?: string)
   };
 
   let text = entryText;
+  if (text !== undefined && text.length > MAX_SOURCE_BYTES) {
+    const reason = `larger than the limit of ${MAX_SOURCE_BYTES} bytes`;
+    diagnostics.push(diag("E003", undefined, { path: entry, reason }));
+    return { entry, sources, files, cells, fns, diagnostics };
+  }
   if (text === undefined) {
     try {
       text = host.read(entry);
@@ -101,6 +116,7 @@ function reason(e: unknown): string {
   if (code === "ENOENT") return "no such file";
   if (code === "EISDIR") return "it is a directory";
   if (code === "EACCES") return "permission denied";
+  if (code === "ENOTDIR") return "a part of the path is not a directory";
   return e instanceof Error ? e.message : String(e);
 }
 

@@ -31,12 +31,18 @@ export const BIG_TILE = 64;
 export const LINEAR_SPAN = 65535 * WORKGROUP; // threads per row of a 2-D linear dispatch
 
 export function wgslNumber(v: number): string {
-  if (Number.isNaN(v)) return "bitcast<f32>(0x7fc00000u)";
-  if (v === Infinity) return "bitcast<f32>(0x7f800000u)";
-  if (v === -Infinity) return "bitcast<f32>(0xff800000u)";
-  const s = Math.fround(v) === 0 && v !== 0 ? "0.0" : String(v);
+  // The f32 the kernel computes with: a float64 past f32's range is infinite there. WGSL refuses a literal
+  // that does not fit f32 and a constant expression that evaluates to NaN or infinity, so non-finite values
+  // are bit patterns plus `min(ctl.t, 0u)`: zero, but read from a uniform (declared in every module).
+  const f32 = Math.fround(v);
+  const bits = (hex: string) => `bitcast<f32>(${hex}u + min(ctl.t, 0u))`;
+  if (Number.isNaN(f32)) return bits("0x7fc00000");
+  if (f32 === Infinity) return bits("0x7f800000");
+  if (f32 === -Infinity) return bits("0xff800000");
+  // Within range the shortest float64 text rounds to the same f32; past f32's largest value it must not.
+  const s = f32 === 0 ? "0.0" : String(Math.abs(v) > 3.4028234663852886e38 ? f32 : v);
   const f = /[.eE]/.test(s) ? s : `${s}.0`;
-  return v < 0 ? `(${f})` : f;
+  return f32 < 0 ? `(${f})` : f;
 }
 
 export function wgslDim(d: Dim, dims: readonly string[]): string {

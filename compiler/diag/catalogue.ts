@@ -6,6 +6,7 @@ export const CATALOGUE = {
   E001: { severity: "error", template: "unexpected character {char}" },
   E002: { severity: "error", template: "syntax error: {detail}" },
   E003: { severity: "error", template: "cannot read file '{path}': {reason}" },
+  E004: { severity: "error", template: "expression nested too deeply (limit {limit})" },
   E010: { severity: "error", template: "unknown name '{name}'{hint}" },
   E011: { severity: "error", template: "unknown function '{name}'{hint}" },
   E012: { severity: "error", template: "'{name}' takes {expected} argument(s), got {actual}" },
@@ -44,9 +45,19 @@ export const CATALOGUE = {
   E050: { severity: "error", template: "dimension must be positive, found {value}" },
   E051: { severity: "error", template: "file defines no cell named '{name}'{hint}" },
   E052: { severity: "error", template: "output '{name}' is listed twice" },
+  E053: { severity: "error", template: "number {value} is outside the float32 range" },
+  E054: { severity: "error", template: "dimension {value} is too large (limit {limit})" },
   W001: { severity: "warning", template: "parameter '{name}' is never used" },
   W002: { severity: "warning", template: "'{name}' is computed but never used" },
   W003: { severity: "warning", template: "input '{name}' is never used" },
+  W004: {
+    severity: "warning",
+    template: "output '{name}' is the state's previous value, one step behind the update",
+  },
+  W005: {
+    severity: "warning",
+    template: "'@' binds tighter than '*': the matrix-vector product is taken first, then multiplied",
+  },
   N001: {
     severity: "note",
     template: "parameters {names} of '{parent}' no longer reach any output and are dropped",
@@ -55,6 +66,7 @@ export const CATALOGUE = {
     severity: "note",
     template: "state '{name}' of '{parent}' no longer reaches any output and is dropped",
   },
+  N003: { severity: "note", template: "{count} more diagnostics not shown, the first from here" },
 } as const satisfies Record<string, { severity: "error" | "warning" | "note"; template: string }>;
 
 export type DiagCode = keyof typeof CATALOGUE;

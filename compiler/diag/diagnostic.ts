@@ -1,5 +1,5 @@
 import { CATALOGUE, type DiagCode } from "./catalogue.js";
-import { lineCol, type SourceMap, type Span } from "./span.js";
+import { lineBounds, lineCol, type SourceMap, type Span } from "./span.js";
 
 export type Severity = "error" | "warning" | "note";
 
@@ -50,20 +50,43 @@ export function hasErrors(ds: readonly Diagnostic[]): boolean {
   return ds.some((d) => d.severity === "error");
 }
 
+/** Names longer than this get no suggestion: nobody mistypes one, and the distance is quadratic. */
+const SUGGEST_MAX_LENGTH = 64;
+
 /** "Did you mean" from the closest candidate by edit distance. */
 export function didYouMean(name: string, candidates: Iterable<string>): string {
+  if (name.length > SUGGEST_MAX_LENGTH) return "";
+  const limit = Math.max(1, Math.floor(name.length / 3));
   let best = "";
   let bestD = Infinity;
   for (const c of candidates) {
+    if (Math.abs(c.length - name.length) > limit) continue;
     const d = editDistance(name, c);
     if (d < bestD) {
       bestD = d;
       best = c;
     }
   }
-  const limit = Math.max(1, Math.floor(name.length / 3));
   return best && bestD <= limit ? `; did you mean '${best}'?` : "";
 }
+
+/** Characters that look alike in most fonts; swapping one for the other costs half an edit. */
+const LOOKALIKE = new Set([
+  "0o",
+  "o0",
+  "0O",
+  "O0",
+  "1l",
+  "l1",
+  "1I",
+  "I1",
+  "lI",
+  "Il",
+  "5s",
+  "s5",
+  "2z",
+  "z2",
+]);
 
 function editDistance(a: string, b: string): number {
   const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
@@ -72,25 +95,66 @@ function editDistance(a: string, b: string): number {
     prev[0] = i;
     for (let j = 1; j <= b.length; j++) {
       const up = prev[j]!;
-      prev[j] = Math.min(up + 1, prev[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      const x = a[i - 1]!;
+      const y = b[j - 1]!;
+      const sub = x === y ? 0 : x.toLowerCase() === y.toLowerCase() || LOOKALIKE.has(x + y) ? 0.5 : 1;
+      prev[j] = Math.min(up + 1, prev[j - 1]! + 1, diagonal + sub);
       diagonal = up;
     }
   }
   return prev[b.length]!;
 }
 
+/** More than this many diagnostics of one severity are not shown: the first ones say what is wrong. */
+export const MAX_DIAGNOSTICS = 100;
+
+/** Keeps the first MAX_DIAGNOSTICS of each severity, with a note saying how many more there were. */
+export function capDiagnostics(ds: readonly Diagnostic[]): Diagnostic[] {
+  const seen = new Map<Severity, number>();
+  const kept: Diagnostic[] = [];
+  const dropped: Diagnostic[] = [];
+  for (const d of ds) {
+    const n = (seen.get(d.severity) ?? 0) + 1;
+    seen.set(d.severity, n);
+    if (n <= MAX_DIAGNOSTICS) kept.push(d);
+    else dropped.push(d);
+  }
+  if (dropped.length) kept.push(diag("N003", dropped[0]!.span, { count: dropped.length }));
+  return kept;
+}
+
+/** Orders diagnostics by file (in order of first appearance) and position; those without a span first. */
+export function sortDiagnostics(ds: readonly Diagnostic[]): Diagnostic[] {
+  const files = new Map<string, number>();
+  for (const d of ds) if (d.span && !files.has(d.span.file)) files.set(d.span.file, files.size);
+  const rank = (d: Diagnostic) => (d.span ? [files.get(d.span.file)!, d.span.start] : [-1, 0]);
+  return ds
+    .map((d, i) => ({ d, i, r: rank(d) }))
+    .sort((x, y) => x.r[0]! - y.r[0]! || x.r[1]! - y.r[1]! || x.i - y.i)
+    .map((x) => x.d);
+}
+
+const MAX_SHOWN = 120;
+
 function frame(sources: SourceMap, span: Span, label: string): string[] {
   const text = sources.get(span.file);
   if (text === undefined) return [`  --> ${span.file}`];
   const { line, col } = lineCol(text, span.start);
-  const lineStart = text.lastIndexOf("\n", span.start - 1) + 1;
-  let lineEnd = text.indexOf("\n", lineStart);
-  if (lineEnd < 0) lineEnd = text.length;
-  const source = text.slice(lineStart, lineEnd).replace(/\r$/, "");
+  let { start: lineStart, end: lineEnd } = lineBounds(text, span.start);
+  // A very long line is shown as a window around the span.
+  let before = "";
+  let after = "";
+  if (lineEnd - lineStart > MAX_SHOWN) {
+    const from = Math.max(lineStart, span.start - 40);
+    if (from > lineStart) [lineStart, before] = [from, "..."];
+    if (lineEnd - lineStart > MAX_SHOWN) [lineEnd, after] = [lineStart + MAX_SHOWN, "..."];
+  }
+  const source = before + text.slice(lineStart, lineEnd) + after;
   const caretEnd = Math.max(span.start + 1, Math.min(span.end, lineEnd));
   const gutter = String(line).length;
   const pad = " ".repeat(gutter);
-  const carets = " ".repeat(col - 1) + "^".repeat(Math.max(1, caretEnd - span.start));
+  const carets =
+    " ".repeat(before.length + span.start - lineStart) + "^".repeat(Math.max(1, caretEnd - span.start));
   return [
     `${pad}--> ${span.file}:${line}:${col}`,
     `${pad} |`,

@@ -21,15 +21,26 @@ export interface LineCol {
   col: number; // 1-based
 }
 
+/** Line breaks are `\n`, `\r\n` or a lone `\r` (old Mac files), so every editor's line numbers agree. */
 export function lineCol(text: string, offset: number): LineCol {
   let line = 1;
   let lineStart = 0;
   const end = Math.min(offset, text.length);
   for (let i = 0; i < end; i++) {
-    if (text.charCodeAt(i) === 10) {
+    const ch = text.charCodeAt(i);
+    if (ch === 10 || (ch === 13 && text.charCodeAt(i + 1) !== 10)) {
       line++;
       lineStart = i + 1;
     }
   }
   return { line, col: end - lineStart + 1 };
+}
+
+/** The [start, end) offsets of the line holding `offset`, without its line break. */
+export function lineBounds(text: string, offset: number): { start: number; end: number } {
+  let start = Math.min(offset, text.length);
+  while (start > 0 && text[start - 1] !== "\n" && text[start - 1] !== "\r") start--;
+  let end = start;
+  while (end < text.length && text[end] !== "\n" && text[end] !== "\r") end++;
+  return { start, end };
 }

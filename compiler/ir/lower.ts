@@ -33,15 +33,36 @@ export function lowerCell(cell: CheckedCell): CellIR {
     return b.matvec(w, v, offset, dimAdd(offset, n.type.dims[0]!), false);
   };
 
-  const expr = (t: TExpr): NodeId => {
-    const args =
-      t.k === "op"
-        ? t.args.map(expr)
-        : t.k === "concat"
-          ? t.items.map(expr)
-          : t.k === "matvec"
-            ? [expr(t.arg)]
-            : [];
+  // Checked expressions are DAGs (a function called twice on the same values is one subtree): lower each
+  // node once, in post-order with an explicit stack so that long chains do not recurse.
+  const lowered = new Map<TExpr, NodeId>();
+  const expr = (root: TExpr): NodeId => {
+    const stack: TExpr[] = [root];
+    while (stack.length) {
+      const t = stack[stack.length - 1]!;
+      if (lowered.has(t)) {
+        stack.pop();
+        continue;
+      }
+      const kids = t.k === "op" ? t.args : t.k === "concat" ? t.items : t.k === "matvec" ? [t.arg] : [];
+      const missing = kids.filter((c) => !lowered.has(c));
+      if (missing.length) {
+        stack.push(...missing.reverse());
+        continue;
+      }
+      stack.pop();
+      lowered.set(
+        t,
+        node(
+          t,
+          kids.map((c) => lowered.get(c)!),
+        ),
+      );
+    }
+    return lowered.get(root)!;
+  };
+
+  const node = (t: TExpr, args: NodeId[]): NodeId => {
     const ref = t.k === "ref" ? eq(t.key) : undefined;
     b.span = t.span;
     switch (t.k) {

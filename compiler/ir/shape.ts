@@ -13,8 +13,13 @@ export interface Type {
   readonly batched: boolean;
 }
 
-export function dim(terms: Record<string, number>, c = 0): Dim {
-  const out: Record<string, number> = {};
+/** Terms are keyed by user names, so they live in objects without a prototype (`__proto__` is a name). */
+function newTerms(from?: Readonly<Record<string, number>>): Record<string, number> {
+  return Object.assign(Object.create(null) as Record<string, number>, from);
+}
+
+export function dim(terms: Readonly<Record<string, number>>, c = 0): Dim {
+  const out = newTerms();
   for (const k of Object.keys(terms).sort()) if (terms[k]) out[k] = terms[k]!;
   return { terms: out, c };
 }
@@ -22,12 +27,12 @@ export const dimNamed = (name: string): Dim => dim({ [name]: 1 });
 export const dimConst = (c: number): Dim => dim({}, c);
 
 export function dimAdd(a: Dim, b: Dim): Dim {
-  const t: Record<string, number> = { ...a.terms };
+  const t = newTerms(a.terms);
   for (const [k, v] of Object.entries(b.terms)) t[k] = (t[k] ?? 0) + v;
   return dim(t, a.c + b.c);
 }
 export function dimSub(a: Dim, b: Dim): Dim {
-  const t: Record<string, number> = { ...a.terms };
+  const t = newTerms(a.terms);
   for (const [k, v] of Object.entries(b.terms)) t[k] = (t[k] ?? 0) - v;
   return dim(t, a.c - b.c);
 }
@@ -48,7 +53,7 @@ export function printDim(d: Dim): string {
 export function evalDim(d: Dim, sizes: Readonly<Record<string, number>>): number {
   let v = d.c;
   for (const [k, coeff] of Object.entries(d.terms)) {
-    const s = sizes[k];
+    const s = Object.hasOwn(sizes, k) ? sizes[k] : undefined;
     if (s === undefined) throw new Error(`dimension '${k}' is not bound`);
     v += coeff * s;
   }

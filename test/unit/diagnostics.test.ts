@@ -25,7 +25,8 @@ cell c {
   output h'
 }
 `);
-    expect(r.diagnostics.map((d) => d.code)).toEqual(["E002", "E002", "E041"]);
+    // Sorted by position: the second cell's error comes between the two syntax errors.
+    expect(r.diagnostics.map((d) => d.code)).toEqual(["E002", "E041", "E002"]);
     const text = renderAll(r.diagnostics, r.program.sources);
     expect(text).toContain("test.cell:4:16");
     expect(text).toContain("test.cell:12:13");
