@@ -45,7 +45,7 @@ export function jsDim(d: Dim, dimNames: readonly string[]): string {
  * an offset with a leading dimension: C[R, M] = A[R, K] P[M, K]^T (`gemmNT`), C[R, K] = G[R, M] P[M, K]
  * (`gemmNN`), D[M, K] += G[R, M]^T X[R, K] (`gemmTN`).
  */
-export const JS_PRELUDE = `function gemmNT(C, co, ldc, A, ao, lda, P, po, ldp, R, M, K) {
+export const JS_PRELUDE = `function gemmNT(C, co, ldc, A, ao, lda, P, po, ldp, R, M, K, acc = 0) {
   let r = 0;
   for (; r + 4 <= R; r += 4) {
     const a0 = ao + r * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda;
@@ -63,6 +63,12 @@ export const JS_PRELUDE = `function gemmNT(C, co, ldc, A, ao, lda, P, po, ldp, R
         s20 += x2 * w0; s21 += x2 * w1; s22 += x2 * w2; s23 += x2 * w3;
         s30 += x3 * w0; s31 += x3 * w1; s32 += x3 * w2; s33 += x3 * w3;
       }
+      if (acc) {
+        s00 += C[c0 + m]; s01 += C[c0 + m + 1]; s02 += C[c0 + m + 2]; s03 += C[c0 + m + 3];
+        s10 += C[c1 + m]; s11 += C[c1 + m + 1]; s12 += C[c1 + m + 2]; s13 += C[c1 + m + 3];
+        s20 += C[c2 + m]; s21 += C[c2 + m + 1]; s22 += C[c2 + m + 2]; s23 += C[c2 + m + 3];
+        s30 += C[c3 + m]; s31 += C[c3 + m + 1]; s32 += C[c3 + m + 2]; s33 += C[c3 + m + 3];
+      }
       C[c0 + m] = s00; C[c0 + m + 1] = s01; C[c0 + m + 2] = s02; C[c0 + m + 3] = s03;
       C[c1 + m] = s10; C[c1 + m + 1] = s11; C[c1 + m + 2] = s12; C[c1 + m + 3] = s13;
       C[c2 + m] = s20; C[c2 + m + 1] = s21; C[c2 + m + 2] = s22; C[c2 + m + 3] = s23;
@@ -75,6 +81,7 @@ export const JS_PRELUDE = `function gemmNT(C, co, ldc, A, ao, lda, P, po, ldp, R
         const w = P[p0 + k];
         s0 += A[a0 + k] * w; s1 += A[a1 + k] * w; s2 += A[a2 + k] * w; s3 += A[a3 + k] * w;
       }
+      if (acc) { s0 += C[c0 + m]; s1 += C[c1 + m]; s2 += C[c2 + m]; s3 += C[c3 + m]; }
       C[c0 + m] = s0; C[c1 + m] = s1; C[c2 + m] = s2; C[c3 + m] = s3;
     }
   }
@@ -84,54 +91,66 @@ export const JS_PRELUDE = `function gemmNT(C, co, ldc, A, ao, lda, P, po, ldp, R
       const p0 = po + m * ldp;
       let s = 0;
       for (let k = 0; k < K; k++) s += A[a0 + k] * P[p0 + k];
-      C[c0 + m] = s;
+      C[c0 + m] = acc ? C[c0 + m] + s : s;
     }
   }
 }
 function gemmNN(C, co, ldc, G, go, ldg, P, po, ldp, R, M, K) {
   let r = 0;
   for (; r + 4 <= R; r += 4) {
-    const c0 = co + r * ldc, c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc;
     const g0 = go + r * ldg, g1 = g0 + ldg, g2 = g1 + ldg, g3 = g2 + ldg;
-    for (let k = 0; k < K; k++) { C[c0 + k] = 0; C[c1 + k] = 0; C[c2 + k] = 0; C[c3 + k] = 0; }
-    for (let m = 0; m < M; m++) {
-      const x0 = G[g0 + m], x1 = G[g1 + m], x2 = G[g2 + m], x3 = G[g3 + m];
-      const p0 = po + m * ldp;
-      for (let k = 0; k < K; k++) {
-        const w = P[p0 + k];
-        C[c0 + k] += x0 * w; C[c1 + k] += x1 * w; C[c2 + k] += x2 * w; C[c3 + k] += x3 * w;
+    const c0 = co + r * ldc, c1 = c0 + ldc, c2 = c1 + ldc, c3 = c2 + ldc;
+    let k = 0;
+    for (; k + 4 <= K; k += 4) {
+      let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+      let s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;
+      let p = po + k;
+      for (let m = 0; m < M; m++, p += ldp) {
+        const w0 = P[p], w1 = P[p + 1], w2 = P[p + 2], w3 = P[p + 3];
+        const x0 = G[g0 + m], x1 = G[g1 + m], x2 = G[g2 + m], x3 = G[g3 + m];
+        s00 += x0 * w0; s01 += x0 * w1; s02 += x0 * w2; s03 += x0 * w3;
+        s10 += x1 * w0; s11 += x1 * w1; s12 += x1 * w2; s13 += x1 * w3;
+        s20 += x2 * w0; s21 += x2 * w1; s22 += x2 * w2; s23 += x2 * w3;
+        s30 += x3 * w0; s31 += x3 * w1; s32 += x3 * w2; s33 += x3 * w3;
       }
+      C[c0 + k] = s00; C[c0 + k + 1] = s01; C[c0 + k + 2] = s02; C[c0 + k + 3] = s03;
+      C[c1 + k] = s10; C[c1 + k + 1] = s11; C[c1 + k + 2] = s12; C[c1 + k + 3] = s13;
+      C[c2 + k] = s20; C[c2 + k + 1] = s21; C[c2 + k + 2] = s22; C[c2 + k + 3] = s23;
+      C[c3 + k] = s30; C[c3 + k + 1] = s31; C[c3 + k + 2] = s32; C[c3 + k + 3] = s33;
+    }
+    for (; k < K; k++) {
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      let p = po + k;
+      for (let m = 0; m < M; m++, p += ldp) {
+        const w = P[p];
+        s0 += G[g0 + m] * w; s1 += G[g1 + m] * w; s2 += G[g2 + m] * w; s3 += G[g3 + m] * w;
+      }
+      C[c0 + k] = s0; C[c1 + k] = s1; C[c2 + k] = s2; C[c3 + k] = s3;
     }
   }
   for (; r < R; r++) {
     const c0 = co + r * ldc, g0 = go + r * ldg;
-    for (let k = 0; k < K; k++) C[c0 + k] = 0;
-    for (let m = 0; m < M; m++) {
-      const x = G[g0 + m], p0 = po + m * ldp;
-      for (let k = 0; k < K; k++) C[c0 + k] += x * P[p0 + k];
+    for (let k = 0; k < K; k++) {
+      let s = 0;
+      for (let m = 0; m < M; m++) s += G[g0 + m] * P[po + m * ldp + k];
+      C[c0 + k] = s;
     }
   }
 }
+// The weight gradient reduces over all T*B rows: both operands are transposed first (a pass over them,
+// against M*K passes of multiply-adds), so that the reduction runs over contiguous memory in gemmNT.
+let tnScratch;
 function gemmTN(D, dof, ldd, G, go, ldg, X, xo, ldx, R, M, K) {
-  let m = 0;
-  for (; m + 4 <= M; m += 4) {
-    const d0 = dof + m * ldd, d1 = d0 + ldd, d2 = d1 + ldd, d3 = d2 + ldd;
-    for (let r = 0; r < R; r++) {
-      const g = go + r * ldg + m, x0 = xo + r * ldx;
-      const y0 = G[g], y1 = G[g + 1], y2 = G[g + 2], y3 = G[g + 3];
-      for (let k = 0; k < K; k++) {
-        const x = X[x0 + k];
-        D[d0 + k] += y0 * x; D[d1 + k] += y1 * x; D[d2 + k] += y2 * x; D[d3 + k] += y3 * x;
-      }
-    }
+  const need = R * (M + K);
+  if (!tnScratch || tnScratch.length < need || tnScratch.constructor !== D.constructor)
+    tnScratch = new D.constructor(need);
+  const T = tnScratch;
+  for (let r = 0; r < R; r++) {
+    const g = go + r * ldg, x = xo + r * ldx;
+    for (let m = 0; m < M; m++) T[m * R + r] = G[g + m];
+    for (let k = 0; k < K; k++) T[(M + k) * R + r] = X[x + k];
   }
-  for (; m < M; m++) {
-    const d0 = dof + m * ldd;
-    for (let r = 0; r < R; r++) {
-      const y = G[go + r * ldg + m], x0 = xo + r * ldx;
-      for (let k = 0; k < K; k++) D[d0 + k] += y * X[x0 + k];
-    }
-  }
+  gemmNT(D, dof, ldd, T, 0, R, T, M * R, R, M, K, R, 1);
 }
 `;
 
@@ -258,11 +277,13 @@ class JsKernelWriter extends KernelAddressing {
         w.close();
         return;
       case "sumbatch": {
+        // Row by row, so that the reduction over the batch reads memory in order.
         const t = n.type;
-        w.open(t.dims.length ? `for (let j = 0; j < ${this.len(t)}; j++) {` : "{");
-        w.line("let acc = 0;");
-        w.line(`for (let b = 0; b < B; b++) acc += ${this.read(a0!, "b", t.dims.length ? "j" : "0")};`);
-        w.line(`${this.at(out, "0", t.dims.length ? "j" : "0")} = acc;`);
+        const j = t.dims.length ? "j" : "0";
+        const len = t.dims.length ? this.len(t) : "1";
+        w.line(`for (let j = 0; j < ${len}; j++) ${this.at(out, "0", j)} = 0;`);
+        w.open("for (let b = 0; b < B; b++) {");
+        w.line(`for (let j = 0; j < ${len}; j++) ${this.at(out, "0", j)} += ${this.read(a0!, "b", j)};`);
         w.close();
         return;
       }
