@@ -1,0 +1,429 @@
+// SIMD128 GEMM kernels over f32 row-major arrays in one memory (all pointers are byte offsets, all leading
+// dimensions are in elements). The right-hand operand is first packed into column panels of `nr` columns
+// (inner index major, `nr` floats per inner step, zero padded), so the micro-kernel streams it contiguously;
+// the left operand is read in place, one f32 splat per row and inner step. The micro-kernel keeps
+// `mr x nr/4` f32x4 accumulators in locals (4x8 by default: 8 accumulators + 2 panel vectors + 1 splat,
+// which fits the 16 xmm registers V8 allocates). Inner (kc) and column (nc) blocking keep the packed block
+// in L2 and the left tile in L1. Each output element is summed in the same inner order whatever the row or
+// column range a call covers, so splitting a call across threads gives bit-identical results.
+import { Func, T, type ModuleWriter, type ValType } from "./writer.js";
+
+export interface GemmTiling {
+  /** Rows per micro-tile. */
+  mr: number;
+  /** Columns per packed panel (a multiple of 4). */
+  nr: number;
+  /** Inner steps per block. */
+  kc: number;
+  /** Columns per block (a multiple of nr). */
+  nc: number;
+}
+
+export const DEFAULT_TILING: GemmTiling = { mr: 4, nr: 8, kc: 256, nc: 128 };
+
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+const i32s = (n: number): ValType[] => range(n).map(() => T.i32);
+
+/** for (v = from; v < to; v += step) body — from/to/step push one i32 each. */
+function forLoop(f: Func, v: number, from: () => void, to: () => void, step: () => void, body: () => void) {
+  from();
+  f.set(v).block().loop();
+  f.get(v);
+  to();
+  f.op("i32.ge_s").brIf(1);
+  body();
+  f.get(v);
+  step();
+  f.op("i32.add").set(v).br(0).end().end();
+}
+
+/** Pushes min(a, b) of two i32 locals. */
+function minI32(f: Func, a: number, b: number): void {
+  f.get(a).get(b).get(a).get(b).op("i32.lt_s", "select");
+}
+
+/**
+ * Micro-kernel for an mr-row tile and one panel: params (c, ldcBytes, a, aStrideBytes, b, n, nc, acc).
+ * mode "rows": A(i,k) at a + i*aStride + 4k; mode "cols": A(i,k) at a + 4i + k*aStride.
+ */
+function tile(mode: "rows" | "cols", mr: number, nr: number): Func {
+  const f = new Func(i32s(8));
+  const [c, ldc, a, lda, b, n, nc, acc] = range(8);
+  const nv = nr / 4;
+  const accs = range(mr).map(() => range(nv).map(() => f.local(T.v128)));
+  const bv = range(nv).map(() => f.local(T.v128));
+  const av = f.local(T.v128);
+  const k = f.local(T.i32);
+  const rowPtr = range(mr).map((i) => (i === 0 || mode === "cols" ? a : f.local(T.i32)));
+  for (let i = 1; i < mr && mode === "rows"; i++)
+    f.get(lda).i32(i).op("i32.mul").get(a).op("i32.add").set(rowPtr[i]!);
+
+  const step = (u: number): void => {
+    for (let v = 0; v < nv; v++)
+      f.get(b)
+        .mem("v128.load", (u * nr + v * 4) * 4)
+        .set(bv[v]!);
+    for (let i = 0; i < mr; i++) {
+      f.get(rowPtr[i]!)
+        .mem("v128.load32_splat", mode === "rows" ? u * 4 : i * 4)
+        .set(av);
+      for (let v = 0; v < nv; v++) {
+        f.get(accs[i]![v]!).get(av).get(bv[v]!).op("f32x4.mul", "f32x4.add").set(accs[i]![v]!);
+      }
+    }
+    if (mode === "cols") f.get(a).get(lda).op("i32.add").set(a);
+  };
+  const advance = (u: number): void => {
+    if (mode === "rows")
+      for (const p of rowPtr)
+        f.get(p)
+          .i32(4 * u)
+          .op("i32.add")
+          .set(p);
+    f.get(b)
+      .i32(nr * 4 * u)
+      .op("i32.add")
+      .set(b);
+  };
+  const U = 4;
+  f.i32(0).set(k).block().loop();
+  f.get(k).i32(U).op("i32.add").get(n).op("i32.gt_s").brIf(1);
+  for (let u = 0; u < U; u++) step(u);
+  advance(U);
+  f.get(k).i32(U).op("i32.add").set(k).br(0).end().end();
+  f.block().loop();
+  f.get(k).get(n).op("i32.ge_s").brIf(1);
+  step(0);
+  advance(1);
+  f.get(k).i32(1).op("i32.add").set(k).br(0).end().end();
+
+  // Store: whole vectors for a full panel, lane by lane for the last, partial one.
+  const cRow = f.local(T.i32);
+  const store = (accumulate: boolean, full: boolean): void => {
+    f.get(c).set(cRow);
+    for (let i = 0; i < mr; i++) {
+      for (let v = 0; v < nv; v++) {
+        if (full) {
+          f.get(cRow).get(accs[i]![v]!);
+          if (accumulate)
+            f.get(cRow)
+              .mem("v128.load", v * 16)
+              .op("f32x4.add");
+          f.mem("v128.store", v * 16);
+          continue;
+        }
+        for (let l = 0; l < 4; l++) {
+          f.get(nc)
+            .i32(v * 4 + l)
+            .op("i32.gt_s")
+            .if();
+          f.get(cRow).get(accs[i]![v]!).lane("f32x4.extract_lane", l);
+          if (accumulate)
+            f.get(cRow)
+              .mem("f32.load", v * 16 + l * 4)
+              .op("f32.add");
+          f.mem("f32.store", v * 16 + l * 4).end();
+        }
+      }
+      if (i + 1 < mr) f.get(cRow).get(ldc).op("i32.add").set(cRow);
+    }
+  };
+  f.get(nc).i32(nr).op("i32.eq").if();
+  f.get(acc).if();
+  store(true, true);
+  f.else();
+  store(false, true);
+  f.end().else();
+  f.get(acc).if();
+  store(true, false);
+  f.else();
+  store(false, false);
+  f.end().end();
+  return f;
+}
+
+/**
+ * Driver: (C, ldc, A, lda, B, rows, cols, inner, acc): C[rows, cols] (+)= A · Bpacked, B packed by
+ * pack_n/pack_t with `inner` steps. Mode "rows": A is [rows, inner] with row stride lda; mode "cols":
+ * A is [inner, rows] with row stride lda (so the product uses A transposed).
+ */
+function driver(mode: "rows" | "cols" | "packed", tiles: number[], t: GemmTiling): Func {
+  const f = new Func(i32s(9));
+  const [C, ldc, A, lda, B, rows, cols, inner, acc] = range(9);
+  const [kb, kn, accK, cb, ce, r, mr, aPtr, cc, nc, tmp, cap] = range(12).map(() => f.local(T.i32));
+  f.get(ldc).i32(2).op("i32.shl").set(ldc);
+  if (mode === "packed") f.i32(t.mr * 4).set(lda);
+  else f.get(lda).i32(2).op("i32.shl").set(lda);
+  const [cPtr, bPtr] = [f.local(T.i32), f.local(T.i32)];
+  const body = (): void => {
+    f.get(C).get(r).get(ldc).op("i32.mul", "i32.add").get(cc).i32(2).op("i32.shl", "i32.add").set(cPtr);
+    f.get(B).get(cc).get(inner).op("i32.mul").get(kb).i32(t.nr).op("i32.mul", "i32.add");
+    f.i32(2).op("i32.shl", "i32.add").set(bPtr);
+    f.get(cols).get(cc).op("i32.sub").set(tmp).i32(t.nr).set(cap);
+    minI32(f, tmp, cap);
+    f.set(nc);
+    // mr in 1..t.mr: call the matching micro-kernel.
+    const call = (m: number): void => {
+      const args = (): void => void [cPtr, ldc, aPtr, lda, bPtr, kn, nc, accK].forEach((l) => f.get(l));
+      if (m === t.mr) {
+        args();
+        f.call(tiles[m - 1]!);
+        return;
+      }
+      f.get(mr).i32(m).op("i32.eq").if();
+      args();
+      f.call(tiles[m - 1]!);
+      f.else();
+      call(m + 1);
+      f.end();
+    };
+    call(1);
+  };
+  const c = (n: number) => () => f.i32(n);
+  forLoop(
+    f,
+    kb,
+    c(0),
+    () => f.get(inner),
+    c(t.kc),
+    () => {
+      f.get(inner).get(kb).op("i32.sub").set(tmp).i32(t.kc).set(cap);
+      minI32(f, tmp, cap);
+      f.set(kn);
+      f.get(acc).get(kb).i32(0).op("i32.gt_s", "i32.or").set(accK);
+      forLoop(
+        f,
+        cb,
+        c(0),
+        () => f.get(cols),
+        c(t.nc),
+        () => {
+          f.get(cb).i32(t.nc).op("i32.add").set(tmp);
+          minI32(f, tmp, cols);
+          f.set(ce);
+          forLoop(
+            f,
+            r,
+            c(0),
+            () => f.get(rows),
+            c(t.mr),
+            () => {
+              f.get(rows).get(r).op("i32.sub").set(tmp).i32(t.mr).set(cap);
+              minI32(f, tmp, cap);
+              f.set(mr);
+              const a = f.get(A).get(r);
+              if (mode === "rows")
+                a.get(lda).op("i32.mul", "i32.add").get(kb).i32(2).op("i32.shl", "i32.add");
+              if (mode === "cols")
+                a.i32(2).op("i32.shl", "i32.add").get(kb).get(lda).op("i32.mul", "i32.add");
+              // packed: panel r / mr of mr-wide columns over all `inner` steps, then step kb
+              if (mode === "packed")
+                a.get(inner)
+                  .op("i32.mul")
+                  .get(kb)
+                  .i32(t.mr)
+                  .op("i32.mul", "i32.add")
+                  .i32(2)
+                  .op("i32.shl", "i32.add");
+              f.set(aPtr);
+              forLoop(
+                f,
+                cc,
+                () => f.get(cb),
+                () => f.get(ce),
+                c(t.nr),
+                body,
+              );
+            },
+          );
+        },
+      );
+    },
+  );
+  return f;
+}
+
+/** pack_t(dst, src, ld, cols, inner): src is [cols, inner]; dst gets panels of nr columns. */
+function packT(t: GemmTiling): Func {
+  const f = new Func(i32s(5));
+  const [dst, src, ld, cols, inner] = range(5);
+  const [col, pcols, d, s, k] = range(5).map(() => f.local(T.i32));
+  f.get(cols)
+    .i32(t.nr - 1)
+    .op("i32.add")
+    .i32(t.nr)
+    .op("i32.div_u")
+    .i32(t.nr)
+    .op("i32.mul")
+    .set(pcols);
+  forLoop(
+    f,
+    col,
+    () => f.i32(0),
+    () => f.get(pcols),
+    () => f.i32(1),
+    () => {
+      // d = dst + ((col - col % nr) * inner + col % nr) * 4
+      f.get(dst).get(col).get(col).i32(t.nr).op("i32.rem_u", "i32.sub").get(inner).op("i32.mul");
+      f.get(col).i32(t.nr).op("i32.rem_u", "i32.add").i32(2).op("i32.shl", "i32.add").set(d);
+      f.get(src).get(col).get(ld).op("i32.mul").i32(2).op("i32.shl", "i32.add").set(s);
+      forLoop(
+        f,
+        k,
+        () => f.i32(0),
+        () => f.get(inner),
+        () => f.i32(1),
+        () => {
+          f.get(d);
+          f.get(col).get(cols).op("i32.lt_s").if(T.f32).get(s).mem("f32.load").else().f32(0).end();
+          f.mem("f32.store");
+          f.get(d)
+            .i32(t.nr * 4)
+            .op("i32.add")
+            .set(d);
+          f.get(s).i32(4).op("i32.add").set(s);
+        },
+      );
+    },
+  );
+  return f;
+}
+
+/** pack_n(dst, src, ld, inner, cols): src is [inner, cols]; dst gets panels of w columns. */
+function packN(w: number): Func {
+  const f = new Func(i32s(5));
+  const [dst, src, ld, inner, cols] = range(5);
+  const [c0, k, d, s] = range(4).map(() => f.local(T.i32));
+  forLoop(
+    f,
+    c0,
+    () => f.i32(0),
+    () => f.get(cols),
+    () => f.i32(w),
+    () => {
+      forLoop(
+        f,
+        k,
+        () => f.i32(0),
+        () => f.get(inner),
+        () => f.i32(1),
+        () => {
+          f.get(dst).get(c0).get(inner).op("i32.mul").get(k).i32(w).op("i32.mul", "i32.add");
+          f.i32(2).op("i32.shl", "i32.add").set(d);
+          f.get(src)
+            .get(k)
+            .get(ld)
+            .op("i32.mul")
+            .get(c0)
+            .op("i32.add")
+            .i32(2)
+            .op("i32.shl", "i32.add")
+            .set(s);
+          f.get(c0).i32(w).op("i32.add").get(cols).op("i32.le_s").if();
+          for (let v = 0; v < w / 4 && w % 4 === 0; v++)
+            f.get(d)
+              .get(s)
+              .mem("v128.load", v * 16)
+              .mem("v128.store", v * 16);
+          for (let j = 0; j < w && w % 4 !== 0; j++)
+            f.get(d)
+              .get(s)
+              .mem("f32.load", j * 4)
+              .mem("f32.store", j * 4);
+          f.else();
+          for (let j = 0; j < w; j++) {
+            f.get(d).get(c0).i32(j).op("i32.add").get(cols).op("i32.lt_s");
+            f.if(T.f32)
+              .get(s)
+              .mem("f32.load", j * 4)
+              .else()
+              .f32(0)
+              .end()
+              .mem("f32.store", j * 4);
+          }
+          f.end();
+        },
+      );
+    },
+  );
+  return f;
+}
+
+/** Byte size of the panels that pack_n/pack_t write for `cols` columns and `inner` steps. */
+export function packedBytes(t: GemmTiling, cols: number, inner: number): number {
+  return Math.ceil(cols / t.nr) * t.nr * inner * 4;
+}
+
+export interface GemmExports {
+  packT: number;
+  packN: number;
+  packA: number;
+  mmRows: number;
+  mmCols: number;
+  mmPacked: number;
+}
+
+/** Bytes of scratch that gemm_<form> needs: the right operand's panels (and for tn the left's, after). */
+export function scratchBytes(
+  t: GemmTiling,
+  form: "nt" | "nn" | "tn",
+  R: number,
+  M: number,
+  K: number,
+): number {
+  if (form === "nt") return packedBytes(t, M, K);
+  if (form === "nn") return packedBytes(t, K, M);
+  return packedBytes(t, K, R) + Math.ceil(M / t.mr) * t.mr * R * 4;
+}
+
+/**
+ * Adds the packers, both drivers, and the three self-contained forms (which pack into `scratch`, at least
+ * packedBytes(...) long) to the module, exported under the names in the interface doc of kernels.ts.
+ */
+export function addGemm(m: ModuleWriter, t: GemmTiling): GemmExports {
+  if (t.nr % 4 !== 0 || t.nc % t.nr !== 0 || t.mr < 1 || t.kc < 1) throw new RangeError("bad GEMM tiling");
+  const tilesRows = range(t.mr).map((i) => m.add(tile("rows", i + 1, t.nr)));
+  const tilesCols = range(t.mr).map((i) => m.add(tile("cols", i + 1, t.nr)));
+  const ids: GemmExports = {
+    packT: m.add(packT(t), "pack_t"),
+    packN: m.add(packN(t.nr), "pack_n"),
+    packA: m.add(packN(t.mr), "pack_a"),
+    mmRows: m.add(driver("rows", tilesRows, t), "mm_rows"),
+    mmCols: m.add(driver("cols", tilesCols, t), "mm_cols"),
+    mmPacked: m.add(driver("packed", tilesCols, t), "mm_packed"),
+  };
+  // (C/D, ldc, A/G, lda, P/X, ldp, R, M, K, acc, scratch)
+  const form = (pack: number, pk: (f: Func) => void, mm: number, mk: (f: Func) => void): Func => {
+    const f = new Func(i32s(11));
+    pk(f);
+    f.call(pack);
+    mk(f);
+    f.call(mm);
+    return f;
+  };
+  const [C, ldc, A, lda, P, ldp, R, M, K, acc, scratch] = range(11);
+  const g = (f: Func, ...ls: number[]): void => void ls.forEach((l) => f.get(l));
+  m.add(form(ids.packT, (f) => g(f, scratch, P, ldp, M, K), ids.mmRows, (f) => g(f, C, ldc, A, lda, scratch, R, M, K, acc)), "gemm_nt"); // prettier-ignore
+  m.add(form(ids.packN, (f) => g(f, scratch, P, ldp, M, K), ids.mmRows, (f) => g(f, C, ldc, A, lda, scratch, R, K, M, acc)), "gemm_nn"); // prettier-ignore
+  // gemm_tn: X into panels at scratch, G into mr-wide panels after them (the left operand read in place
+  // would stride by a whole row of G per step, which thrashes L1 when ldg is a multiple of 4 KiB).
+  const tn = new Func(i32s(11));
+  const gAt = tn.local(T.i32);
+  g(tn, scratch, P, ldp, R, K);
+  tn.call(ids.packN);
+  tn.get(scratch)
+    .get(K)
+    .i32(t.nr - 1)
+    .op("i32.add")
+    .i32(t.nr)
+    .op("i32.div_u")
+    .i32(t.nr * 4)
+    .op("i32.mul");
+  tn.get(R).op("i32.mul", "i32.add").set(gAt);
+  g(tn, gAt, A, lda, R, M);
+  tn.call(ids.packA);
+  g(tn, C, ldc, gAt, lda, scratch, M, K, R, acc);
+  tn.call(ids.mmPacked);
+  m.add(tn, "gemm_tn");
+  return ids;
+}
