@@ -45,7 +45,15 @@ export function jsDim(d: Dim, dimNames: readonly string[]): string {
  * an offset with a leading dimension: C[R, M] = A[R, K] P[M, K]^T (`gemmNT`), C[R, K] = G[R, M] P[M, K]
  * (`gemmNN`), D[M, K] += G[R, M]^T X[R, K] (`gemmTN`).
  */
-export const JS_PRELUDE = `function gemmNT(C, co, ldc, A, ao, lda, P, po, ldp, R, M, K, acc = 0) {
+export const JS_PRELUDE = `// Blocked so that a panel of P (64 of its rows, 256 of its columns) stays in cache while all rows stream by.
+function gemmNT(C, co, ldc, A, ao, lda, P, po, ldp, R, M, K, acc = 0) {
+  for (let k0 = 0; k0 < K || k0 === 0; k0 += 256) {
+    const kn = Math.min(256, K - k0);
+    for (let m0 = 0; m0 < M; m0 += 64)
+      ntBlock(C, co + m0, ldc, A, ao + k0, lda, P, po + m0 * ldp + k0, ldp, R, Math.min(64, M - m0), kn, k0 > 0 ? 1 : acc);
+  }
+}
+function ntBlock(C, co, ldc, A, ao, lda, P, po, ldp, R, M, K, acc) {
   let r = 0;
   for (; r + 4 <= R; r += 4) {
     const a0 = ao + r * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda;
@@ -96,6 +104,13 @@ export const JS_PRELUDE = `function gemmNT(C, co, ldc, A, ao, lda, P, po, ldp, R
   }
 }
 function gemmNN(C, co, ldc, G, go, ldg, P, po, ldp, R, M, K) {
+  for (let m0 = 0; m0 < M || m0 === 0; m0 += 256) {
+    const mn = Math.min(256, M - m0);
+    for (let k0 = 0; k0 < K; k0 += 64)
+      nnBlock(C, co + k0, ldc, G, go + m0, ldg, P, po + m0 * ldp + k0, ldp, R, mn, Math.min(64, K - k0), m0 > 0 ? 1 : 0);
+  }
+}
+function nnBlock(C, co, ldc, G, go, ldg, P, po, ldp, R, M, K, acc) {
   let r = 0;
   for (; r + 4 <= R; r += 4) {
     const g0 = go + r * ldg, g1 = g0 + ldg, g2 = g1 + ldg, g3 = g2 + ldg;
@@ -113,6 +128,12 @@ function gemmNN(C, co, ldc, G, go, ldg, P, po, ldp, R, M, K) {
         s20 += x2 * w0; s21 += x2 * w1; s22 += x2 * w2; s23 += x2 * w3;
         s30 += x3 * w0; s31 += x3 * w1; s32 += x3 * w2; s33 += x3 * w3;
       }
+      if (acc) {
+        s00 += C[c0 + k]; s01 += C[c0 + k + 1]; s02 += C[c0 + k + 2]; s03 += C[c0 + k + 3];
+        s10 += C[c1 + k]; s11 += C[c1 + k + 1]; s12 += C[c1 + k + 2]; s13 += C[c1 + k + 3];
+        s20 += C[c2 + k]; s21 += C[c2 + k + 1]; s22 += C[c2 + k + 2]; s23 += C[c2 + k + 3];
+        s30 += C[c3 + k]; s31 += C[c3 + k + 1]; s32 += C[c3 + k + 2]; s33 += C[c3 + k + 3];
+      }
       C[c0 + k] = s00; C[c0 + k + 1] = s01; C[c0 + k + 2] = s02; C[c0 + k + 3] = s03;
       C[c1 + k] = s10; C[c1 + k + 1] = s11; C[c1 + k + 2] = s12; C[c1 + k + 3] = s13;
       C[c2 + k] = s20; C[c2 + k + 1] = s21; C[c2 + k + 2] = s22; C[c2 + k + 3] = s23;
@@ -125,6 +146,7 @@ function gemmNN(C, co, ldc, G, go, ldg, P, po, ldp, R, M, K) {
         const w = P[p];
         s0 += G[g0 + m] * w; s1 += G[g1 + m] * w; s2 += G[g2 + m] * w; s3 += G[g3 + m] * w;
       }
+      if (acc) { s0 += C[c0 + k]; s1 += C[c1 + k]; s2 += C[c2 + k]; s3 += C[c3 + k]; }
       C[c0 + k] = s0; C[c1 + k] = s1; C[c2 + k] = s2; C[c3 + k] = s3;
     }
   }
@@ -133,7 +155,7 @@ function gemmNN(C, co, ldc, G, go, ldg, P, po, ldp, R, M, K) {
     for (let k = 0; k < K; k++) {
       let s = 0;
       for (let m = 0; m < M; m++) s += G[g0 + m] * P[po + m * ldp + k];
-      C[c0 + k] = s;
+      C[c0 + k] = acc ? C[c0 + k] + s : s;
     }
   }
 }

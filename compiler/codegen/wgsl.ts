@@ -128,6 +128,12 @@ class WgslKernelWriter extends KernelAddressing {
     w.line(`var<workgroup> tileA: array<array<f32, ${TILE}>, ${BIG_TILE}>;`);
     w.line(`var<workgroup> tileB: array<array<f32, ${BIG_TILE}>, ${TILE}>;`);
     w.line(`var<workgroup> partial: array<f32, ${WORKGROUP}>;`);
+    // Non-finite values as in JS: WGSL's min, max and clamp may drop a NaN, and a compiler may assume
+    // there are none, so NaN is tested on the bits.
+    w.line("fn nan_(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }");
+    w.line("fn tanh_(x: f32) -> f32 { return select(tanh(clamp(x, -30.0, 30.0)), x, nan_(x)); }");
+    w.line("fn min_(a: f32, b: f32) -> f32 { return select(min(a, b), a + b, nan_(a) || nan_(b)); }");
+    w.line("fn max_(a: f32, b: f32) -> f32 { return select(max(a, b), a + b, nan_(a) || nan_(b)); }");
     this.k.premask.forEach((m, i) => this.maskEntry(`pre${i}`, "premask", m));
     let n = 0;
     for (const s of this.plan.steps) {

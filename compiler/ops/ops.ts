@@ -142,14 +142,15 @@ export const OPS: Readonly<Record<OpKind, OpDef>> = {
   tanh: unary(
     Math.tanh,
     (x) => `Math.tanh(${x})`,
-    // Clamped: some WebGPU implementations return NaN for tanh of large arguments.
-    (x) => `tanh(clamp(${x}, -30.0, 30.0))`,
+    // tanh_ (codegen/wgsl.ts) clamps, since some WebGPU implementations return NaN for tanh of large
+    // arguments, and keeps NaN a NaN as JS does.
+    (x) => `tanh_(${x})`,
     (b, ct, _a, y) => [b.mul(ct, b.sub(b.one(), b.mul(y, y)))],
   ),
   relu: unary(
     (x) => Math.max(x, 0),
     (x) => `Math.max(${x}, 0)`,
-    (x) => `max(${x}, 0.0)`,
+    (x) => `max_(${x}, 0.0)`,
     (b, ct, [x]) => [b.mul(ct, b.gt(x!, b.zero()))],
   ),
   exp: unary(
@@ -173,7 +174,7 @@ export const OPS: Readonly<Record<OpKind, OpDef>> = {
   softplus: unary(
     softplus,
     (x) => `(Math.max(${x}, 0) + Math.log1p(Math.exp(-Math.abs(${x}))))`,
-    (x) => `(max(${x}, 0.0) + log(1.0 + exp(-abs(${x}))))`,
+    (x) => `(max_(${x}, 0.0) + log(1.0 + exp(-abs(${x}))))`,
     (b, ct, [x]) => [b.mul(ct, b.op("sigmoid", [x!]))],
   ),
   softsign: unary(
@@ -194,7 +195,7 @@ export const OPS: Readonly<Record<OpKind, OpDef>> = {
   min: binary(
     Math.min,
     (a, b) => `Math.min(${a}, ${b})`,
-    (a, b) => `min(${a}, ${b})`,
+    (a, b) => `min_(${a}, ${b})`,
     // Ties go to the first argument, as in PyTorch's clamp.
     (b, ct, [x, y]) => {
       const m = b.gt(x!, y!);
@@ -204,7 +205,7 @@ export const OPS: Readonly<Record<OpKind, OpDef>> = {
   max: binary(
     Math.max,
     (a, b) => `Math.max(${a}, ${b})`,
-    (a, b) => `max(${a}, ${b})`,
+    (a, b) => `max_(${a}, ${b})`,
     (b, ct, [x, y]) => {
       const m = b.gt(y!, x!);
       return [b.mul(ct, b.sub(b.one(), m)), b.mul(ct, m)];
