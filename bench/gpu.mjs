@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The WebGPU benchmark, to run in one go on a machine with a real GPU (after `npm ci` and `npm run build`):
-//   node bench/gpu.mjs [--sizes M,L] [--cells lstm,gru] [--reps 5] [--js-reps 1] [--small]
+//   node bench/gpu.mjs [--sizes M,L] [--cells lstm,gru] [--reps 5] [--js-reps 1] [--js-sizes S,M,L]
+//                      [--no-parity] [--small]
 // First a parity check on this adapter: every built-in cell, two layers, bidirectional, with sequence
 // lengths and initial states, forward and backward on WebGPU against the JS backend (relative 2e-3).
 // Then LSTM and GRU forward (inference) and training step (forward + backward) on WebGPU and on the JS
@@ -29,6 +30,7 @@ const root = new URL("../examples/cells/", import.meta.url);
 const backend = await createNodeWebGpuBackend();
 console.log(`adapter: ${backend.adapterName}`);
 
+const jsSizes = arg("js-sizes", "S,M,L,XS").split(",");
 // ---- Parity on this adapter.
 const rng = (() => {
   let s = 12345;
@@ -124,7 +126,7 @@ for (const name of cells)
     );
     const gF = await time(() => gpu.forwardAsync({ x }, { train: false }), REPS);
     const gT = await time(async () => gpu.backwardAsync(await gpu.forwardAsync({ x })), REPS);
-    const skipJs = size === "XL";
+    const skipJs = !jsSizes.includes(size);
     const cF = skipJs ? NaN : await time(() => cpu.forward({ x }, { train: false }), JS_REPS);
     const cT = skipJs ? NaN : await time(() => cpu.backward(cpu.forward({ x })), JS_REPS);
     const macs = cell.signature.params

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { checkProgram, buildCellIR } from "../../compiler/driver.js";
-import { compileCell, Model, tensor, type Tensor } from "../../runtime/index.js";
+import { compileCell, Model, tensor, type Backend, type Tensor } from "../../runtime/index.js";
+import { hasWebGpu, webgpu } from "../webgpu/setup.js";
 import { printCell } from "../../compiler/ir/print.js";
 import { evalDim } from "../../compiler/ir/shape.js";
 import { builtinCellFiles, checkSource, nodeHost } from "../helpers.js";
@@ -158,12 +159,13 @@ interface Run {
 }
 
 /** Forward and backward (loss: the sum of the outputs) on a fixed input, every tensor under its base name. */
-function run(
+async function run(
   src: string,
   file: string,
   cell: string,
   map: ReadonlyMap<string, string>,
   params?: Map<string, Tensor>,
+  backend?: Backend,
 ) {
   const to = (n: string) => map.get(n) ?? n;
   const c = compileCell(renameAll(src, map), { file, cell: to(cell), host: renamingHost(map) });
@@ -173,6 +175,7 @@ function run(
     dims: sizes,
     seed: 5,
     params: params && new Map([...params].map(([n, t]) => [to(n), t])),
+    backend,
   });
   const xs = new Map<string, Tensor>();
   c.ir.inputs.forEach((inp, k) => {
@@ -181,8 +184,8 @@ function run(
     for (let i = 0; i < t.data.length; i++) t.data[i] = Math.sin(1 + i * 0.7 + k);
     xs.set(inp.name, t);
   });
-  const fwd = model.forward(xs);
-  const g = model.backward(fwd);
+  const fwd = await model.forwardAsync(xs);
+  const g = await model.backwardAsync(fwd);
   const back = new Map([...map].map(([k, v]) => [v, k]));
   const from = <T>(m: Map<string, T>) => new Map([...m].map(([n, t]) => [back.get(n) ?? n, t]));
   const grads = new Map<string, Tensor>();
@@ -198,15 +201,33 @@ describe("built-in cells run identically with their names replaced by those word
   for (const { file, cell, src, names } of CELLS) {
     // The recurrent cell of the README example takes every word in every role; the others each word once.
     const full = file.endsWith("/rnn.cell");
-    it(`${file} ${cell}${full ? " (every name takes every word)" : ""}`, () => {
+    it(`${file} ${cell}${full ? " (every name takes every word)" : ""}`, async () => {
       BASE_DIMS.set(`${file}:${cell}`, compileCell(src, { file, cell, host: nodeHost }).ir.dims);
-      const base = run(src, file, cell, new Map());
+      const base = await run(src, file, cell, new Map());
       const step = full ? 1 : names.length;
       for (let r = 0; r < WORDS.length; r += step) {
         const map = rotation(names, r);
-        const got = run(src, file, cell, map, base.params).run;
+        const got = (await run(src, file, cell, map, base.params)).run;
         expect(got, `round ${r}: ${[...map].map(([a, b]) => `${a}->${b}`).join(" ")}`).toEqual(base.run);
       }
     });
   }
 });
+
+describe.skipIf(!hasWebGpu)(
+  "built-in cells run identically with their names replaced (WebGPU backend)",
+  () => {
+    for (const { file, cell, src, names } of CELLS)
+      it(`${file} ${cell}`, async () => {
+        const backend = (await webgpu())!;
+        BASE_DIMS.set(`${file}:${cell}`, compileCell(src, { file, cell, host: nodeHost }).ir.dims);
+        const base = await run(src, file, cell, new Map(), undefined, backend);
+        // Two rounds: the Object.prototype names, then the WGSL keywords, in every role of the cell.
+        for (const r of [0, WORDS.length - WGSL.length]) {
+          const map = rotation(names, r);
+          const got = (await run(src, file, cell, map, base.params, backend)).run;
+          expect(got, `round ${r}: ${[...map].map(([a, b]) => `${a}->${b}`).join(" ")}`).toEqual(base.run);
+        }
+      });
+  },
+);
