@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The CPU benchmark of the JS backend (a script, not a test): LSTM and GRU at
+// The CPU benchmark of the JS and wasm backends (a script, not a test): LSTM and GRU at
 //   S (T50 B32 D128 H128), M (T100 B64 D256 H256), L (T100 B64 D512 H512),
 // forward (inference) and training step (forward + backward), each configuration in its own process so
 // that peak memory is its own. Prints milliseconds (median of --reps after one warm-up, with min and max),
@@ -27,7 +27,11 @@ if (process.argv.includes("--one")) {
   const api = await import(`${dir}/dist/runtime/index.js`);
   const src = readFileSync(`${root}/examples/cells/${cellName}.cell`, "utf8");
   const cell = api.compileCell(src);
-  const model = new api.Model(cell, { dims: { D, H }, seed: 1 });
+  const backend =
+    arg("backend") === "wasm"
+      ? (await import(`${dir}/dist/runtime/cpu/wasm.js`)).createWasmBackend()
+      : undefined;
+  const model = new api.Model(cell, { dims: { D, H }, seed: 1, backend });
   const x = api.tensor(
     "f32",
     [T, B, D],
@@ -75,7 +79,8 @@ const sizes = arg("sizes", "S,M,L").split(",");
 const cells = arg("cells", "lstm,gru").split(",");
 const reps = arg("reps", "5");
 const before = arg("before");
-const impls = [["now", root], ...(before ? [["before", before]] : [])];
+// "js" and "wasm": this checkout's backends; "before": the JS backend of the --before checkout.
+const impls = [["js", root], ["wasm", root], ...(before ? [["before", before]] : [])];
 console.log(`# cellc JS backend: ${cpus()[0].model}, ${cpus().length} cores, Node ${process.version}`);
 console.log(
   `# medians of ${reps} after a warm-up (min-max); GFLOP/s of the cell's matmuls; peak RSS per process`,
@@ -91,7 +96,20 @@ for (const cell of cells)
       const n = name === "before" && size === "L" ? "1" : reps;
       const out = execFileSync(
         process.execPath,
-        [fileURLToPath(import.meta.url), "--one", "--dir", dir, "--cell", cell, "--size", size, "--reps", n],
+        [
+          fileURLToPath(import.meta.url),
+          "--one",
+          "--dir",
+          dir,
+          "--cell",
+          cell,
+          "--size",
+          size,
+          "--reps",
+          n,
+          "--backend",
+          name,
+        ],
         { encoding: "utf8", maxBuffer: 1 << 20 },
       );
       const r = (got[name] = JSON.parse(out.trim().split("\n").pop()));
@@ -102,7 +120,8 @@ for (const cell of cells)
       );
     }
     if (got.before)
-      console.log(
-        `| ${cell} | ${size} | speed-up | ${(got.before.fwd.median / got.now.fwd.median).toFixed(2)}x | | ${(got.before.train.median / got.now.train.median).toFixed(2)}x | | | | |`,
-      );
+      for (const now of ["js", "wasm"])
+        console.log(
+          `| ${cell} | ${size} | ${now} vs before | ${(got.before.fwd.median / got[now].fwd.median).toFixed(2)}x | | ${(got.before.train.median / got[now].train.median).toFixed(2)}x | | | | |`,
+        );
   }

@@ -20,7 +20,7 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
   },
   run: {
     synopsis:
-      "run FILE.cell [--cell NAME] --params P.safetensors --inputs X.safetensors --out OUT.safetensors [--grad] [--backend js|webgpu] [--f64] [--layers N] [--bidirectional]",
+      "run FILE.cell [--cell NAME] --params P.safetensors --inputs X.safetensors --out OUT.safetensors [--grad] [--backend js|wasm|webgpu] [--f64] [--layers N] [--bidirectional]",
     files: [1, 1],
     values: ["cell", "params", "inputs", "out", "backend", "layers"],
     flags: ["grad", "f64", "bidirectional"],
@@ -44,7 +44,7 @@ export interface Parsed {
 const CHOICES: Record<string, readonly string[]> = {
   emit: ["ast", "ir", "schedule", "grad-ir", "js", "wgsl"],
   target: ["js", "wgsl", "onnx", "torch"],
-  backend: ["js", "webgpu"],
+  backend: ["js", "wasm", "webgpu"],
 };
 
 export function parseArgs(argv: readonly string[]): Parsed {

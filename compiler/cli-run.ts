@@ -32,6 +32,8 @@ export async function runCommand(args: Parsed, io: Io): Promise<number> {
   const webgpu = args.options.backend === "webgpu";
   if (webgpu && args.flags.has("f64"))
     throw new CliError("--f64 needs --backend js: WebGPU computes in float32");
+  if (args.options.backend === "wasm" && args.flags.has("f64"))
+    throw new CliError("--f64 needs --backend js: the wasm backend computes in float32");
   const layersText = args.options.layers;
   const layers = layersText === undefined ? 1 : Number(layersText);
   if (!Number.isInteger(layers) || layers < 1)
@@ -72,7 +74,9 @@ export async function runCommand(args: Parsed, io: Io): Promise<number> {
   }
   const backend = webgpu
     ? await (await import("../runtime/webgpu/node.js")).createNodeWebGpuBackend()
-    : undefined;
+    : args.options.backend === "wasm"
+      ? (await import("../runtime/cpu/wasm.js")).createWasmBackend()
+      : undefined;
   const model = new Model(cell, {
     backend,
     params,

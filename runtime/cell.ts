@@ -8,10 +8,20 @@ export interface KernelFns {
   premask(mem: FloatArray, pmem: FloatArray, offs: Float64Array, t: number, lens: Int32Array): void;
   postmask(mem: FloatArray, pmem: FloatArray, offs: Float64Array, t: number, lens: Int32Array): void;
 }
+/**
+ * The three GEMMs of the generated kernels, on (array, element offset, leading dimension) operands:
+ * nt: C[R, M] (+)= A[R, K] P[M, K]^T (acc 1 adds); nn: C[R, K] = G[R, M] P[M, K]; tn: D[M, K] += G[R, M]^T X[R, K].
+ */
+export interface Gemms {
+  nt(C: FloatArray, co: number, ldc: number, A: FloatArray, ao: number, lda: number, P: FloatArray, po: number, ldp: number, R: number, M: number, K: number, acc?: number): void; // prettier-ignore
+  nn(C: FloatArray, co: number, ldc: number, G: FloatArray, go: number, ldg: number, P: FloatArray, po: number, ldp: number, R: number, M: number, K: number): void; // prettier-ignore
+  tn(D: FloatArray, dof: number, ldd: number, G: FloatArray, go: number, ldg: number, X: FloatArray, xo: number, ldx: number, R: number, M: number, K: number): void; // prettier-ignore
+}
 export type KernelFactory = (
   rows: number,
   dims: readonly number[],
   F: Float32ArrayConstructor | Float64ArrayConstructor,
+  gemms?: Gemms,
 ) => KernelFns;
 
 /** A cell ready to run: its artifact, and the artifact's JS kernels loaded. */
@@ -19,6 +29,8 @@ export interface CompiledCell {
   readonly artifact: Artifact;
   readonly signature: Signature;
   readonly kernels: Readonly<Record<KernelName, KernelFactory>>;
+  /** The JS GEMMs of the kernels' module: what a GEMM provider falls back to. */
+  readonly gemms: Gemms;
 }
 
 /**
@@ -30,8 +42,13 @@ export function loadArtifact(artifact: Artifact): CompiledCell {
     throw new CellcError("not a cellc artifact (format cellc-artifact, version 1)");
   if (artifact.js === undefined) throw new CellcError("the artifact has no JS kernels");
   const body =
-    artifact.js.replace(/^export function /gm, "function ") + `\nreturn { ${KERNEL_NAMES.join(", ")} };`;
+    artifact.js.replace(/^export (function|const) /gm, "$1 ") +
+    `\nreturn { ${KERNEL_NAMES.join(", ")}, GEMMS };`;
   // The generated code holds no user text (see compiler/codegen/js.ts), so evaluating it is safe.
-  const kernels = new Function(body)() as Record<KernelName, KernelFactory>;
-  return { artifact, signature: artifact.signature, kernels };
+  const mod = new Function(body)() as Record<KernelName, KernelFactory> & { GEMMS: Gemms };
+  const kernels = Object.fromEntries(KERNEL_NAMES.map((k) => [k, mod[k]])) as Record<
+    KernelName,
+    KernelFactory
+  >;
+  return { artifact, signature: artifact.signature, kernels, gemms: mod.GEMMS };
 }

@@ -13,9 +13,10 @@ import { planKernel, type Domain, type LoopItem } from "./plan.js";
 import { Writer } from "./writer.js";
 
 /**
- * JS code generation. Each kernel of the schedule becomes a factory `(B, dims, F) => { run, premask,
+ * JS code generation. Each kernel of the schedule becomes a factory `(B, dims, F, g?) => { run, premask,
  * postmask }`: B is the number of rows the kernel iterates (the batch at a step, or T*B before and after
- * the loop), F the float array type of the scratch it allocates once. `run(mem, pmem, offs, t)` runs it at
+ * the loop), F the float array type of the scratch it allocates once, g the GEMMs it calls (`GEMMS`, the
+ * module's own, by default). `run(mem, pmem, offs, t)` runs it at
  * step t: binding i is at `offs[2i] + t * offs[2i + 1]` in `mem` or `pmem`. The masks take `lens` too.
  * Nothing is allocated per call. No user text reaches the code: buffers are offsets, values `v<id>`,
  * dimensions `d<i>`.
@@ -174,6 +175,8 @@ function gemmTN(D, dof, ldd, G, go, ldg, X, xo, ldx, R, M, K) {
   }
   gemmNT(D, dof, ldd, T, 0, R, T, M * R, R, M, K, R, 1);
 }
+/** The GEMMs a kernel calls, unless its factory is given others (the WebAssembly ones, say). */
+export const GEMMS = { nt: gemmNT, nn: gemmNN, tn: gemmTN };
 `;
 
 class JsKernelWriter extends KernelAddressing {
@@ -201,7 +204,7 @@ class JsKernelWriter extends KernelAddressing {
 
   emit(fnName: string): void {
     const w = this.w;
-    w.open(`export function ${fnName}(B, dims, F) {`);
+    w.open(`export function ${fnName}(B, dims, F, g = GEMMS) {`);
     this.dims.forEach((_, i) => w.line(`const d${i} = dims[${i}];`));
     this.plan.scratch.forEach((t, i) => w.line(`const s${i} = new F(${this.size(t)});`));
     const offsets = () =>
@@ -285,7 +288,7 @@ class JsKernelWriter extends KernelAddressing {
         const v = this.place(a1!);
         const pt = this.k.graph.node(a0!).type;
         const [M, K] = [this.dim(pt.dims[0]!), this.dim(pt.dims[1]!)];
-        const fn = n.op === "gemm" ? "gemmNT" : "gemmNN";
+        const fn = n.op === "gemm" ? "g.nt" : "g.nn";
         w.line(`${fn}(${mat(out)}, ${mat(v)}, ${mat(P)}, ${this.rowsOf(out)}, ${M}, ${K});`);
         return;
       }
@@ -341,7 +344,7 @@ class JsKernelWriter extends KernelAddressing {
     const X = this.place(o.x);
     const rows = G.batched ? "B" : "1";
     this.w.line(
-      `gemmTN(${D}, ${G.arena}, ${G.off}, ${G.ld}, ${X.arena}, ${X.off}, ${X.ld}, ${rows}, ${this.dim(t.dims[0]!)}, ${this.dim(t.dims[1]!)});`,
+      `g.tn(${D}, ${G.arena}, ${G.off}, ${G.ld}, ${X.arena}, ${X.off}, ${X.ld}, ${rows}, ${this.dim(t.dims[0]!)}, ${this.dim(t.dims[1]!)});`,
     );
   }
 }

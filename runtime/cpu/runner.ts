@@ -1,5 +1,5 @@
 import { KERNEL_NAMES, type KernelName } from "../../compiler/schedule/types.js";
-import type { CompiledCell, KernelFns } from "../cell.js";
+import type { CompiledCell, Gemms, KernelFns } from "../cell.js";
 import { bufferIndex, packCopies, planLayout, runCopies, type BlockCopy, type Layout } from "../layout.js";
 import { RowSizes, type DirectionRunner, type SequenceGrads, type SequenceResult } from "../sequence.js";
 import { floatArray, type FloatArray } from "../tensor.js";
@@ -34,6 +34,8 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
     sizes: Readonly<Record<string, number>>,
     readonly B: number,
     readonly dtype: "f32" | "f64",
+    /** Other GEMMs than the kernels' own JS ones (WebAssembly: wasm.ts), with where their arenas live. */
+    private readonly gemms?: Gemms & { alloc(n: number): Float32Array },
   ) {
     super(cell, sizes);
   }
@@ -49,7 +51,7 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
       const dims = this.a.signature.dims.map((d) => this.sizes[d]!);
       const F = this.dtype === "f32" ? Float32Array : Float64Array;
       const fns = {} as Record<KernelName, KernelFns>;
-      for (const k of KERNEL_NAMES) fns[k] = this.cell.kernels[k](L.rows[k], dims, F);
+      for (const k of KERNEL_NAMES) fns[k] = this.cell.kernels[k](L.rows[k], dims, F, this.gemms);
       p = {
         L,
         fns,
@@ -87,7 +89,11 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
     // The parameter arena is the runner's: parameters copied in and packed at every call (a pass over the
     // weights, against T*B passes of compute).
     let pmem = this.pmem.get(L.pmemSize);
-    if (!pmem) this.pmem.set(L.pmemSize, (pmem = floatArray(this.dtype, L.pmemSize)));
+    if (!pmem)
+      this.pmem.set(
+        L.pmemSize,
+        (pmem = this.gemms ? this.gemms.alloc(L.pmemSize) : floatArray(this.dtype, L.pmemSize)),
+      );
     const sig = this.a.signature;
     inputs.forEach((x, i) => mem.set(x, this.at(L, "input", i).base));
     inits.forEach((s, i) => mem.set(s, this.at(L, "state", i).base));

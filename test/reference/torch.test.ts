@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { compileCell, Model, readSafetensors, type Backend, type Tensor } from "../../runtime/index.js";
+import { createWasmBackend } from "../../runtime/cpu/wasm.js";
 import { hasWebGpu, webgpu } from "../webgpu/setup.js";
 import { mismatches } from "../compare.js";
 import { nodeHost } from "../helpers.js";
@@ -76,6 +77,15 @@ describe.skipIf(!hasWebGpu)("PyTorch reference values on WebGPU", () => {
   for (const c of cases)
     it(c.name, async () => {
       const out = await runApi(c, "f32", await webgpu());
+      expect(mismatches(out, load(c, "expected"), 2e-5, 2e-4)).toEqual([]);
+    });
+});
+
+describe("PyTorch reference values on the wasm backend (GEMMs in WebAssembly SIMD)", () => {
+  const wasm = createWasmBackend();
+  for (const c of cases)
+    it(c.name, async () => {
+      const out = await runApi(c, "f32", wasm);
       expect(mismatches(out, load(c, "expected"), 2e-5, 2e-4)).toEqual([]);
     });
 });

@@ -170,7 +170,7 @@ describe("cellc compile --target js", () => {
     expect(Array.from(got as Float32Array)).toEqual(Array.from(expected));
     // The generated module is a plain ES module: its kernel factories run without cellc.
     const mod = await import(pathToFileURL(join(dir, "gru.js")).href);
-    expect(Object.keys(mod).sort()).toEqual(["after", "before", "loop", "step"]);
+    expect(Object.keys(mod).sort()).toEqual(["GEMMS", "after", "before", "loop", "step"]);
   });
 
   it("the runtime's entry point imports nothing of the compiler's front end", () => {
