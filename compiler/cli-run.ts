@@ -12,7 +12,8 @@ import type { Tensor } from "../runtime/tensor.js";
 import type { CellIR } from "./ir/cell.js";
 import { UsageError } from "./cli-args.js";
 
-function readTensors(path: string, what: string): Map<string, Tensor> {
+/** A safetensors file, or a CliError that names it. */
+export function readTensors(path: string, what: string): Map<string, Tensor> {
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(path);

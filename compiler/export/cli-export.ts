@@ -1,8 +1,8 @@
+import { readTensors } from "../cli-run.js";
 import { readFileSync, writeFileSync } from "node:fs";
 import { compileCell, CellCompileError, loadIR } from "../../runtime/compile.js";
 import { Model } from "../../runtime/model.js";
-import { readSafetensors, writeSafetensors } from "../../runtime/safetensors.js";
-import type { Tensor } from "../../runtime/tensor.js";
+import { writeSafetensors } from "../../runtime/safetensors.js";
 import type { Parsed } from "../cli-args.js";
 import type { Io } from "../cli.js";
 import { CliError } from "../cli.js";
@@ -10,19 +10,6 @@ import type { CellIR } from "../ir/cell.js";
 import { exportOnnx } from "./onnx.js";
 import { importTorch } from "./import-torch.js";
 import { exportTorch } from "./torch.js";
-
-function readTensors(path: string, what: string): Map<string, Tensor> {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    const code = (e as { code?: string }).code;
-    throw new CliError(
-      `cannot read ${what} '${path}': ${code === "ENOENT" ? "no such file" : (e as Error).message}`,
-    );
-  }
-  return readSafetensors(bytes, `${what} '${path}'`);
-}
 
 function write(path: string, data: string | Uint8Array): void {
   try {

@@ -1,3 +1,4 @@
+import { reachableNodes } from "../ir/cell.js";
 import { Model } from "../../runtime/model.js";
 import { CellcError, type Tensor } from "../../runtime/tensor.js";
 import type { CellIR } from "../ir/cell.js";
@@ -232,7 +233,7 @@ function scanBody(
     return weights.get(key)!;
   };
   const get = (id: NodeId) => val.get(id)!;
-  const live = reachable(ir);
+  const live = reachableNodes(ir);
   for (const n of ir.graph.nodes) {
     if (!live.has(n.id)) continue;
     const a = n.args.map(get);
@@ -312,18 +313,6 @@ const ELEMENTWISE: Readonly<Record<string, string>> = {
   min: "Min",
   max: "Max",
 };
-
-function reachable(ir: CellIR): Set<NodeId> {
-  const seen = new Set<NodeId>();
-  const stack = [...ir.outputs.map((o) => o.node), ...ir.next.map((n) => n.node)];
-  while (stack.length) {
-    const id = stack.pop()!;
-    if (seen.has(id)) continue;
-    seen.add(id);
-    stack.push(...ir.graph.node(id).args);
-  }
-  return seen;
-}
 
 /** ONNX's LSTM, GRU or RNN for one layer, both directions, weights packed in ONNX's gate order. */
 function nativeLayer(

@@ -1,3 +1,4 @@
+import { reachableNodes } from "../ir/cell.js";
 import { CellcError } from "../../runtime/tensor.js";
 import type { InitSpec } from "../check/types.js";
 import type { CellIR } from "../ir/cell.js";
@@ -40,7 +41,7 @@ export function exportTorch(ir: CellIR): string {
   const val = new Map<NodeId, string>();
   const pIndex = new Map(ir.params.map((p, i) => [p.name, i]));
   let k = 0;
-  const live = reachable(ir);
+  const live = reachableNodes(ir);
   for (const n of ir.graph.nodes) {
     if (!live.has(n.id)) continue;
     const a = n.args.map((x) => val.get(x)!);
@@ -311,16 +312,4 @@ function initLine(p: string, spec: InitSpec, num: (v: number) => string): string
     case "orthogonal":
       return `_orthogonal(${p}, ${num(spec.gain)})`;
   }
-}
-
-function reachable(ir: CellIR): Set<NodeId> {
-  const seen = new Set<NodeId>();
-  const stack = [...ir.outputs.map((o) => o.node), ...ir.next.map((n) => n.node)];
-  while (stack.length) {
-    const id = stack.pop()!;
-    if (seen.has(id)) continue;
-    seen.add(id);
-    stack.push(...ir.graph.node(id).args);
-  }
-  return seen;
 }

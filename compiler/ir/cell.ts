@@ -25,3 +25,16 @@ export interface CellIR {
 export function cellRoots(c: CellIR): NodeId[] {
   return [...c.outputs.map((o) => o.node), ...c.next.map((n) => n.node)];
 }
+
+/** The nodes the cell's outputs and next states need. */
+export function reachableNodes(c: CellIR): Set<NodeId> {
+  const seen = new Set<NodeId>();
+  const stack = cellRoots(c);
+  while (stack.length) {
+    const id = stack.pop()!;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    stack.push(...c.graph.node(id).args);
+  }
+  return seen;
+}

@@ -6,6 +6,13 @@ import { CellcError, type FloatArray } from "../tensor.js";
 import { CpuSequenceRunner } from "./runner.js";
 
 type Fn = (...args: number[]) => void;
+/** A matrix operand: array, element offset, leading dimension, rows, columns. */
+type Operand = [FloatArray, number, number, number, number];
+interface Placed {
+  readonly ptr: number;
+  readonly ld: number;
+  readonly staged: boolean;
+}
 const align = (bytes: number) => Math.ceil(bytes / 16) * 16;
 
 /**
@@ -64,9 +71,9 @@ export class WasmGemms implements Gemms {
    * Byte addresses and leading dimensions of the operands (rows x cols each, from (array, offset, ld)),
    * staging those outside the memory; `out` (the last) is copied in only when accumulating.
    */
-  private place(ops: [FloatArray, number, number, number, number][], scratch: number, accOut: boolean) {
+  private place(ops: readonly Operand[], scratch: number, accOut: boolean) {
     let at = this.top;
-    const where = ops.map(([x, off, ld, rows, cols]) => {
+    const where = ops.map(([x, off, ld, rows, cols]): Placed => {
       if (this.inHeap(x)) return { ptr: x.byteOffset + off * 4, ld, staged: false };
       const ptr = at;
       at += align(rows * cols * 4);
@@ -99,98 +106,37 @@ export class WasmGemms implements Gemms {
     }
   }
 
-  nt(
-    C: FloatArray,
-    co: number,
-    ldc: number,
-    A: FloatArray,
-    ao: number,
-    lda: number,
-    P: FloatArray,
-    po: number,
-    ldp: number,
-    R: number,
-    M: number,
-    K: number,
-    acc = 0,
-  ): void {
-    // prettier-ignore
-    if (R === 0 || M === 0) return;
-    const { where, scratchAt } = this.place(
-      [
-        [A, ao, lda, R, K],
-        [P, po, ldp, M, K],
-        [C, co, ldc, R, M],
-      ],
-      scratchBytes(DEFAULT_TILING, "nt", R, M, K),
-      acc === 1,
-    );
-    const [a, p, c] = where as [(typeof where)[0], (typeof where)[0], (typeof where)[0]];
+  /**
+   * One GEMM form on (array, offset, ld, rows, cols) operands: left, right, then the output. The output
+   * is staged in only when the form accumulates into it.
+   */
+  private run(
+    form: "nt" | "nn" | "tn",
+    ops: [Operand, Operand, Operand],
+    dims: [number, number, number],
+    acc: boolean,
+  ) {
+    const [R, M, K] = dims;
+    const out = ops[2];
+    if (out[3] === 0 || out[4] === 0) return;
+    const { where, scratchAt } = this.place(ops, scratchBytes(DEFAULT_TILING, form, R, M, K), acc);
+    const [l, r, o] = where as [Placed, Placed, Placed];
     this.calls++;
-    this.fns.nt(c.ptr, c.ld, a.ptr, a.ld, p.ptr, p.ld, R, M, K, acc ? 1 : 0, scratchAt);
-    if (c.staged) this.copyOut(C, co, ldc, R, M, c.ptr);
+    this.fns[form](o.ptr, o.ld, l.ptr, l.ld, r.ptr, r.ld, R, M, K, acc ? 1 : 0, scratchAt);
+    if (o.staged) this.copyOut(out[0], out[1], out[2], out[3], out[4], o.ptr);
   }
 
-  nn(
-    C: FloatArray,
-    co: number,
-    ldc: number,
-    G: FloatArray,
-    go: number,
-    ldg: number,
-    P: FloatArray,
-    po: number,
-    ldp: number,
-    R: number,
-    M: number,
-    K: number,
-  ): void {
-    // prettier-ignore
-    if (R === 0 || K === 0) return;
-    const { where, scratchAt } = this.place(
-      [
-        [G, go, ldg, R, M],
-        [P, po, ldp, M, K],
-        [C, co, ldc, R, K],
-      ],
-      scratchBytes(DEFAULT_TILING, "nn", R, M, K),
-      false,
-    );
-    const [g, p, c] = where as [(typeof where)[0], (typeof where)[0], (typeof where)[0]];
-    this.calls++;
-    this.fns.nn(c.ptr, c.ld, g.ptr, g.ld, p.ptr, p.ld, R, M, K, 0, scratchAt);
-    if (c.staged) this.copyOut(C, co, ldc, R, K, c.ptr);
+  // prettier-ignore
+  nt(C: FloatArray, co: number, ldc: number, A: FloatArray, ao: number, lda: number, P: FloatArray, po: number, ldp: number, R: number, M: number, K: number, acc = 0): void {
+    this.run("nt", [[A, ao, lda, R, K], [P, po, ldp, M, K], [C, co, ldc, R, M]], [R, M, K], acc === 1);
   }
-
-  tn(
-    D: FloatArray,
-    dof: number,
-    ldd: number,
-    G: FloatArray,
-    go: number,
-    ldg: number,
-    X: FloatArray,
-    xo: number,
-    ldx: number,
-    R: number,
-    M: number,
-    K: number,
-  ): void {
-    // prettier-ignore
-    if (M === 0 || K === 0) return;
-    const { where, scratchAt } = this.place(
-      [
-        [G, go, ldg, R, M],
-        [X, xo, ldx, R, K],
-        [D, dof, ldd, M, K],
-      ],
-      scratchBytes(DEFAULT_TILING, "tn", R, M, K),
-      true,
-    );
-    const [g, x, d] = where as [(typeof where)[0], (typeof where)[0], (typeof where)[0]];
-    this.calls++;
-    this.fns.tn(d.ptr, d.ld, g.ptr, g.ld, x.ptr, x.ld, R, M, K, 1, scratchAt);
-    if (d.staged) this.copyOut(D, dof, ldd, M, K, d.ptr);
+  // prettier-ignore
+  nn(C: FloatArray, co: number, ldc: number, G: FloatArray, go: number, ldg: number, P: FloatArray, po: number, ldp: number, R: number, M: number, K: number): void {
+    this.run("nn", [[G, go, ldg, R, M], [P, po, ldp, M, K], [C, co, ldc, R, K]], [R, M, K], false);
+  }
+  // prettier-ignore
+  tn(D: FloatArray, dof: number, ldd: number, G: FloatArray, go: number, ldg: number, X: FloatArray, xo: number, ldx: number, R: number, M: number, K: number): void {
+    this.run("tn", [[G, go, ldg, R, M], [X, xo, ldx, R, K], [D, dof, ldd, M, K]], [R, M, K], true);
   }
 }
 
