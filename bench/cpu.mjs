@@ -5,7 +5,7 @@
 // that peak memory is its own. Prints milliseconds (median of --reps after one warm-up, with min and max),
 // GFLOP/s (2 FLOPs per multiply-add of the cell's matmuls: forward 1x, training step 3x), kernel launches
 // per step, bytes kept per step for the backward pass, and peak RSS.
-//   node bench/cpu.mjs [--sizes S,M,L] [--cells lstm,gru] [--reps 5] [--before DIR]
+//   node bench/cpu.mjs [--sizes S,M,L] [--cells lstm,gru] [--reps 5] [--before DIR] [--impls js,wasm,wasm2,before]
 // --before DIR runs the same against another checkout of cellc (built, with its dist/), side by side in
 // the same run, and prints the ratio: `git worktree add /tmp/before <rev> && (cd /tmp/before && npm ci)`.
 import { execFileSync } from "node:child_process";
@@ -27,10 +27,14 @@ if (process.argv.includes("--one")) {
   const api = await import(`${dir}/dist/runtime/index.js`);
   const src = readFileSync(`${root}/examples/cells/${cellName}.cell`, "utf8");
   const cell = api.compileCell(src);
+  const which = arg("backend");
+  const wasm = which.startsWith("wasm") ? await import(`${dir}/dist/runtime/cpu/wasm.js`) : undefined;
   const backend =
-    arg("backend") === "wasm"
-      ? (await import(`${dir}/dist/runtime/cpu/wasm.js`)).createWasmBackend()
-      : undefined;
+    which === "wasm"
+      ? wasm.createWasmBackend()
+      : which === "wasm2"
+        ? await wasm.createThreadedWasmBackend(2)
+        : undefined;
   const model = new api.Model(cell, { dims: { D, H }, seed: 1, backend });
   const x = api.tensor(
     "f32",
@@ -79,8 +83,12 @@ const sizes = arg("sizes", "S,M,L").split(",");
 const cells = arg("cells", "lstm,gru").split(",");
 const reps = arg("reps", "5");
 const before = arg("before");
-// "js" and "wasm": this checkout's backends; "before": the JS backend of the --before checkout.
-const impls = [["js", root], ["wasm", root], ...(before ? [["before", before]] : [])];
+// "js", "wasm" and "wasm2" (its GEMMs on 2 threads): this checkout's backends; "before": the JS backend
+// of the --before checkout. --impls chooses among them.
+const chosen = arg("impls", "js,wasm,before").split(",");
+const impls = [["js", root], ["wasm", root], ["wasm2", root], ...(before ? [["before", before]] : [])].filter(
+  ([name]) => chosen.includes(name),
+);
 console.log(`# cellc JS backend: ${cpus()[0].model}, ${cpus().length} cores, Node ${process.version}`);
 console.log(
   `# medians of ${reps} after a warm-up (min-max); GFLOP/s of the cell's matmuls; peak RSS per process`,
@@ -120,7 +128,7 @@ for (const cell of cells)
       );
     }
     if (got.before)
-      for (const now of ["js", "wasm"])
+      for (const now of ["js", "wasm", "wasm2"].filter((n) => got[n]))
         console.log(
           `| ${cell} | ${size} | ${now} vs before | ${(got.before.fwd.median / got[now].fwd.median).toFixed(2)}x | | ${(got.before.train.median / got[now].train.median).toFixed(2)}x | | | | |`,
         );

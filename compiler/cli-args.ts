@@ -20,9 +20,9 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
   },
   run: {
     synopsis:
-      "run FILE.cell [--cell NAME] --params P.safetensors --inputs X.safetensors --out OUT.safetensors [--grad] [--backend js|wasm|webgpu] [--f64] [--layers N] [--bidirectional]",
+      "run FILE.cell [--cell NAME] --params P.safetensors --inputs X.safetensors --out OUT.safetensors [--grad] [--backend js|wasm|webgpu] [--threads N] [--f64] [--layers N] [--bidirectional]",
     files: [1, 1],
-    values: ["cell", "params", "inputs", "out", "backend", "layers"],
+    values: ["cell", "params", "inputs", "out", "backend", "layers", "threads"],
     flags: ["grad", "f64", "bidirectional"],
   },
   import: {

@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import { randomBytes } from "node:crypto";
 import { readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
@@ -76,7 +77,7 @@ export async function runCommand(args: Parsed, io: Io): Promise<number> {
   const backend = webgpu
     ? await (await import("../runtime/webgpu/node.js")).createNodeWebGpuBackend()
     : args.options.backend === "wasm"
-      ? (await import("../runtime/cpu/wasm.js")).createWasmBackend()
+      ? await wasmBackend(args.options.threads)
       : undefined;
   const model = new Model(cell, {
     backend,
@@ -174,4 +175,16 @@ function inputDims(ir: CellIR, inputs: ReadonlyMap<string, Tensor>): Record<stri
     });
   }
   return dims;
+}
+
+/**
+ * The wasm backend on `--threads` threads (default 1: with the elementwise kernels still single-threaded
+ * JS, a second thread gave 1.2-1.3x at best here, and less on a busy machine; see BENCHMARKS.md).
+ */
+async function wasmBackend(text: string | undefined) {
+  const threads = text === undefined ? 1 : text === "all" ? availableParallelism() : Number(text);
+  if (!Number.isInteger(threads) || threads < 1 || threads > 256)
+    throw new CliError(`--threads must be 'all' or an integer from 1 to 256, got '${text}'`);
+  const { createThreadedWasmBackend } = await import("../runtime/cpu/wasm.js");
+  return createThreadedWasmBackend(threads);
 }

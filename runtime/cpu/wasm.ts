@@ -4,6 +4,8 @@ import type { Gemms } from "../cell.js";
 import { hostOps, type Backend } from "../model.js";
 import { CellcError, type FloatArray } from "../tensor.js";
 import { CpuSequenceRunner } from "./runner.js";
+import { gemm as poolGemm } from "../wasm/gemm.js";
+import { CONTROL_BYTES, type Pool } from "../wasm/pool.js";
 
 type Fn = (...args: number[]) => void;
 /** A matrix operand: array, element offset, leading dimension, rows, columns. */
@@ -23,6 +25,9 @@ const align = (bytes: number) => Math.ceil(bytes / 16) * 16;
  */
 export class WasmGemms implements Gemms {
   private readonly memory: WebAssembly.Memory;
+  private readonly module: WebAssembly.Module;
+  /** Workers sharing the memory: the GEMMs are split across them (bit-identical to one thread). */
+  private pool?: Pool;
   private readonly fns: { nt: Fn; nn: Fn; tn: Fn };
   /** Every SharedArrayBuffer the memory has had: a growth gives a new one over the same bytes. */
   private readonly buffers = new Set<ArrayBufferLike>();
@@ -35,9 +40,8 @@ export class WasmGemms implements Gemms {
   constructor() {
     const { bytes } = buildKernelModule(DEFAULT_TILING);
     this.memory = new WebAssembly.Memory({ initial: 16, maximum: 65536, shared: true });
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-      env: { memory: this.memory },
-    });
+    this.module = new WebAssembly.Module(bytes);
+    const instance = new WebAssembly.Instance(this.module, { env: { memory: this.memory } });
     const e = instance.exports as Record<string, Fn>;
     this.fns = { nt: e.gemm_nt!, nn: e.gemm_nn!, tn: e.gemm_tn! };
     this.heap = new Float32Array(this.memory.buffer);
@@ -53,6 +57,20 @@ export class WasmGemms implements Gemms {
     this.memory.grow(want - have / 65536);
     this.buffers.add(this.memory.buffer);
     this.heap = new Float32Array(this.memory.buffer);
+  }
+
+  /** Threads for the GEMMs, the caller included (Node: worker_threads; they do not keep the process alive). */
+  async useThreads(threads: number): Promise<void> {
+    await this.pool?.close();
+    this.pool = undefined;
+    if (threads <= 1) return;
+    const { createNodePool } = await import("../wasm/node.js");
+    const control = this.alloc(CONTROL_BYTES / 4).byteOffset;
+    this.pool = await createNodePool({ module: this.module, memory: this.memory, threads, control });
+  }
+
+  get threads(): number {
+    return this.pool?.threads ?? 1;
   }
 
   /** A float array in the module's memory, kept for good (a runner's parameter arena). */
@@ -122,7 +140,9 @@ export class WasmGemms implements Gemms {
     const { where, scratchAt } = this.place(ops, scratchBytes(DEFAULT_TILING, form, R, M, K), acc);
     const [l, r, o] = where as [Placed, Placed, Placed];
     this.calls++;
-    this.fns[form](o.ptr, o.ld, l.ptr, l.ld, r.ptr, r.ld, R, M, K, acc ? 1 : 0, scratchAt);
+    const args = [o.ptr, o.ld, l.ptr, l.ld, r.ptr, r.ld, R, M, K, acc ? 1 : 0, scratchAt];
+    if (this.pool) poolGemm(this.pool, DEFAULT_TILING, form, args);
+    else this.fns[form](...args);
     if (o.staged) this.copyOut(out[0], out[1], out[2], out[3], out[4], o.ptr);
   }
 
@@ -142,7 +162,8 @@ export class WasmGemms implements Gemms {
 
 /**
  * The CPU backend with its GEMMs in WebAssembly SIMD (`--backend wasm`): float32 only (`--f64` runs on the
- * JS backend). The time loop, masks and elementwise kernels are the JS backend's.
+ * JS backend). The time loop, masks and elementwise kernels are the JS backend's. One thread; see
+ * createThreadedWasmBackend for more.
  */
 export function createWasmBackend(): Backend & { readonly gemms: WasmGemms } {
   if (typeof WebAssembly === "undefined" || typeof SharedArrayBuffer === "undefined")
@@ -159,4 +180,13 @@ export function createWasmBackend(): Backend & { readonly gemms: WasmGemms } {
     },
     ops: hostOps,
   };
+}
+
+/** The wasm backend with its GEMMs split across `threads` threads (Node: worker_threads over shared memory). */
+export async function createThreadedWasmBackend(
+  threads: number,
+): Promise<Backend & { readonly gemms: WasmGemms }> {
+  const b = createWasmBackend();
+  await b.gemms.useThreads(threads);
+  return b;
 }

@@ -8,6 +8,8 @@ const SOURCE = workerSource(`require("node:worker_threads").parentPort.once("mes
 export const nodePlatform: Platform = {
   spawn(data) {
     const w = new Worker(SOURCE, { eval: true });
+    // The workers wait on shared memory between calls: they must not keep a finished process alive.
+    w.unref();
     w.postMessage(data);
     return {
       onError: (cb) => void w.on("error", cb),
