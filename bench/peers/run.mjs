@@ -1,0 +1,337 @@
+#!/usr/bin/env node
+// cellc against its peers, in one run on one machine (a script, not a test): LSTM and GRU, forward and
+// training step (forward + backward of the summed outputs + an SGD update), each implementation in its own
+// process so that peak RSS is its own.
+//   cd bench/peers && ONNXRUNTIME_NODE_INSTALL=skip npm install     (once; the peers are not cellc's deps)
+//   node bench/peers/run.mjs [--sizes S,M] [--cells lstm,gru] [--reps 5] [--impls a,b] [--webgpu]
+// Peers: TensorFlow.js (tf.layers.lstm/gru, cpu and wasm backends), onnxruntime-node (CPU, 1 and 2 intra-op
+// threads) and onnxruntime-web (wasm, 1 and 2 threads) running the single ONNX LSTM/GRU node that
+// `cellc compile --target onnx` emits with cellc's own weights (forward only), PyTorch when
+// /usr/bin/python3 has torch (torch_rnn.py, 1 and 2 threads). Each peer first checks its output against
+// cellc's on a tiny case with the same weights, where it can take them.
+import { spawnSync, execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = fileURLToPath(new URL(".", import.meta.url));
+const root = join(here, "../..");
+const SIZES = { S: [50, 32, 128, 128], M: [100, 64, 256, 256], L: [100, 64, 512, 512] };
+const GATES = { lstm: 4, gru: 3 };
+const LR = 1e-5;
+const PY = "/usr/bin/python3";
+const arg = (name, dflt) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i < 0 ? dflt : process.argv[i + 1];
+};
+
+// A warm-up, then `reps` runs; when one run takes over 10 s, 2 runs; over 30 s, the warm-up alone.
+async function timed(fn, reps) {
+  let t0 = performance.now();
+  await fn();
+  const w = performance.now() - t0;
+  if (w > 30000) return { median: w, min: w, max: w, n: 1, warm: false };
+  const n = w > 10000 ? 2 : reps;
+  const ms = [];
+  const cpu0 = process.cpuUsage();
+  for (let i = 0; i < n; i++) {
+    t0 = performance.now();
+    await fn();
+    ms.push(performance.now() - t0);
+  }
+  const cpu = process.cpuUsage(cpu0);
+  // CPU time over wall time: how many cores the implementation kept busy (threads actually used).
+  const cores = (cpu.user + cpu.system) / 1000 / ms.reduce((a, b) => a + b, 0);
+  ms.sort((a, b) => a - b);
+  return { median: ms[Math.floor(n / 2)], min: ms[0], max: ms[n - 1], n, warm: true, cores };
+}
+
+const cellc = await import(join(root, "dist/runtime/index.js"));
+const cellSource = (cell) => readFileSync(join(root, `examples/cells/${cell}.cell`), "utf8");
+const input = (T, B, D) => Float32Array.from({ length: T * B * D }, (_, i) => Math.sin(i * 0.37));
+
+/** cellc's model (JS backend unless given) with the benchmark's weights: seed 1. */
+function cellcModel(cell, D, H, backend) {
+  return new cellc.Model(cellc.compileCell(cellSource(cell)), { dims: { D, H }, seed: 1, backend });
+}
+function cellcOut(model, T, B, D, x) {
+  const r = model.forward({ x: cellc.tensor("f32", [T, B, D], x) }, { train: false });
+  return [...r.outputs.values()][0].data;
+}
+const maxDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+const TINY = [5, 3, 4, 6];
+
+/** Rows of the gate matrices stacked in `names` order: [G*H, K]. */
+const stack = (p, names) => Float32Array.from(names.flatMap((n) => [...p.get(n).data]));
+/** [K, G*H] with column g*H + j = row j of gate g (Keras' kernels). */
+function stackT(p, names, H) {
+  const K = p.get(names[0]).shape[1];
+  const out = new Float32Array(K * names.length * H);
+  names.forEach((n, g) => {
+    const w = p.get(n).data;
+    for (let j = 0; j < H; j++)
+      for (let k = 0; k < K; k++) out[k * names.length * H + g * H + j] = w[j * K + k];
+  });
+  return out;
+}
+
+/** cellc: backend "js", "wasm" or "webgpu". */
+async function runCellc(kind, cell, T, B, D, H, reps) {
+  let backend;
+  if (kind === "wasm") backend = (await import(join(root, "dist/runtime/cpu/wasm.js"))).createWasmBackend();
+  if (kind === "webgpu")
+    backend = await (await import(join(root, "dist/runtime/webgpu/node.js"))).createNodeWebGpuBackend();
+  const model = cellcModel(cell, D, H, backend);
+  const x = cellc.tensor("f32", [T, B, D], input(T, B, D));
+  const step = async () => {
+    const g = await model.backwardAsync(await model.forwardAsync({ x }));
+    for (const [name, grad] of g.params) {
+      const p = model.params.get(name).data;
+      for (let i = 0; i < p.length; i++) p[i] -= LR * grad.data[i];
+    }
+    model.paramsChanged();
+  };
+  const fwd = await timed(() => model.forwardAsync({ x }, { train: false }), reps);
+  return { fwd, train: await timed(step, reps), check: "reference" };
+}
+
+/** TensorFlow.js: backend "cpu" or "wasm". Inputs are batch-major there. */
+async function runTfjs(kind, cell, T, B, D, H, reps) {
+  const tf = await import("@tensorflow/tfjs");
+  if (kind === "wasm") {
+    const w = await import("@tensorflow/tfjs-backend-wasm");
+    w.setWasmPaths(join(here, "node_modules/@tensorflow/tfjs-backend-wasm/dist/"));
+  }
+  await tf.setBackend(kind);
+  await tf.ready();
+  const build = (T, D, H) =>
+    tf.sequential({
+      layers: [
+        tf.layers[cell]({
+          units: H,
+          returnSequences: true,
+          recurrentActivation: "sigmoid",
+          inputShape: [T, D],
+        }),
+      ],
+    });
+  // tf.layers.gru has no reset_after (it refuses resetAfter: true): its GRU applies r before Un, so only
+  // the LSTM can be checked against cellc; the GRU's FLOPs are the same.
+  let check = "n/a (GRU without reset_after)";
+  if (cell === "lstm") {
+    const [t, b, d, h] = TINY;
+    const ref = cellcModel(cell, d, h);
+    const p = ref.params;
+    const m = build(t, d, h);
+    m.layers[0].setWeights([
+      tf.tensor(stackT(p, ["Wi", "Wf", "Wg", "Wo"], h), [d, 4 * h]),
+      tf.tensor(stackT(p, ["Ui", "Uf", "Ug", "Uo"], h), [h, 4 * h]),
+      tf.tensor(stack(p, ["bi", "bf", "bg", "bo"]), [4 * h]),
+    ]);
+    const x = input(t, b, d);
+    const y = m.predict(tf.tensor(x, [t, b, d]).transpose([1, 0, 2])).transpose([1, 0, 2]);
+    check = `max abs diff ${maxDiff(y.dataSync(), cellcOut(ref, t, b, d, x)).toExponential(1)}`;
+  }
+  const model = build(T, D, H);
+  const x = tf.tensor(input(T, B, D), [T, B, D]).transpose([1, 0, 2]);
+  const opt = tf.train.sgd(LR);
+  const fwd = await timed(() => {
+    const y = model.predict(x);
+    y.dataSync();
+    y.dispose();
+  }, reps);
+  const train = await timed(() => {
+    const { value, grads } = tf.variableGrads(() => model.apply(x, { training: true }).sum());
+    opt.applyGradients(grads);
+    value.dataSync();
+    tf.dispose([value, grads]);
+  }, reps);
+  return { fwd, train, check, version: tf.version.tfjs };
+}
+
+/** The ONNX model cellc exports for this cell, with cellc's weights as initialisers. */
+function onnxBytes(cell, D, H) {
+  const dir = mkdtempSync(join(tmpdir(), "cellc-peers-"));
+  const [params, out] = [join(dir, "p.safetensors"), join(dir, "m.onnx")];
+  writeFileSync(params, cellc.writeSafetensors(cellcModel(cell, D, H).params));
+  execFileSync(process.execPath, [
+    join(root, "bin/cellc.js"),
+    "compile",
+    join(root, `examples/cells/${cell}.cell`),
+    ...["--target", "onnx", "--out", out, "--params", params, "--dims", `D=${D},H=${H}`],
+  ]);
+  return readFileSync(out);
+}
+
+/** ONNX Runtime: "node" (native CPU) or "web" (WebAssembly), with `threads` threads. Forward only. */
+async function runOrt(kind, threads, cell, T, B, D, H, reps) {
+  const ort = kind === "node" ? (await import("onnxruntime-node")).default : await import("onnxruntime-web");
+  if (kind === "web") ort.env.wasm.numThreads = threads;
+  const opts =
+    kind === "node"
+      ? { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: "sequential" }
+      : { executionProviders: ["wasm"] };
+  const feeds = (s, T, B, D, H) => {
+    const f = {
+      X: new ort.Tensor("float32", input(T, B, D), [T, B, D]),
+      sequence_lens: new ort.Tensor("int32", new Int32Array(B).fill(T), [B]),
+    };
+    for (const n of s.inputNames)
+      if (n.startsWith("initial_")) f[n] = new ort.Tensor("float32", new Float32Array(B * H), [1, B, H]);
+    return f;
+  };
+  const [t, b, d, h] = TINY;
+  const tiny = await ort.InferenceSession.create(onnxBytes(cell, d, h), opts);
+  const y = (await tiny.run(feeds(tiny, t, b, d, h))).Y.data;
+  const diff = maxDiff(y, cellcOut(cellcModel(cell, d, h), t, b, d, input(t, b, d)));
+  const s = await ort.InferenceSession.create(onnxBytes(cell, D, H), opts);
+  const f = feeds(s, T, B, D, H);
+  const fwd = await timed(() => s.run(f), reps);
+  return { fwd, check: `max abs diff ${diff.toExponential(1)}` };
+}
+
+function runTorch(threads, cell, T, B, D, H, reps) {
+  const r = spawnSync(PY, [join(here, "torch_rnn.py"), "time", cell, T, B, D, H, reps, threads].map(String), {
+    encoding: "utf8",
+    timeout: 1800e3,
+  });
+  if (r.status !== 0) throw new Error(r.stderr || `exit ${r.status}`);
+  const out = JSON.parse(r.stdout.trim().split("\n").pop());
+  // Check: the same weights (PyTorch's gate order is cellc's), tiny case.
+  const [t, b, d, h] = TINY;
+  const ref = cellcModel(cell, d, h);
+  const p = ref.params;
+  const names =
+    cell === "lstm"
+      ? [
+          ["Wi", "Wf", "Wg", "Wo"],
+          ["Ui", "Uf", "Ug", "Uo"],
+          ["bi", "bf", "bg", "bo"],
+        ]
+      : [
+          ["Wr", "Wz", "Wn"],
+          ["Ur", "Uz", "Un"],
+          ["br", "bz", "bin"],
+        ];
+  const G = names[0].length;
+  const bhh = new Float32Array(G * h);
+  if (cell === "gru") bhh.set(p.get("bhn").data, 2 * h);
+  const params = {
+    weight_ih_l0: [...stack(p, names[0])],
+    weight_hh_l0: [...stack(p, names[1])],
+    bias_ih_l0: [...stack(p, names[2])],
+    bias_hh_l0: [...bhh],
+  };
+  const x = input(t, b, d);
+  const q = JSON.stringify({ cell, T: t, B: b, D: d, H: h, x: [...x], params });
+  const c = spawnSync(PY, [join(here, "torch_rnn.py"), "check"], { input: q, encoding: "utf8" });
+  const y = JSON.parse(c.stdout);
+  out.check = `max abs diff ${maxDiff(y, cellcOut(ref, t, b, d, x)).toExponential(1)}`;
+  return out;
+}
+
+if (process.argv.includes("--one")) {
+  const [impl, cell, size] = [arg("impl"), arg("cell"), arg("size")];
+  const reps = Number(arg("reps", "5"));
+  const dims = SIZES[size];
+  const [lib, kind, threads] = impl.split("-");
+  let r;
+  if (lib === "cellc") r = await runCellc(kind, cell, ...dims, reps);
+  else if (lib === "tfjs") r = await runTfjs(kind, cell, ...dims, reps);
+  else if (lib === "ort") r = await runOrt(kind, Number(threads), cell, ...dims, reps);
+  else if (lib === "torch") r = runTorch(Number(threads), cell, ...dims, reps);
+  else throw new Error(`unknown implementation ${impl}`);
+  r.maxRssMiB ??= process.resourceUsage().maxRSS / 1024;
+  console.log(JSON.stringify(r));
+  process.exit(0);
+}
+
+const sizes = arg("sizes", "S,M").split(",");
+const cells = arg("cells", "lstm,gru").split(",");
+const reps = arg("reps", "5");
+const hasTorch = spawnSync(PY, ["-c", "import torch"]).status === 0;
+const all = [
+  "cellc-wasm",
+  "cellc-js",
+  ...(process.argv.includes("--webgpu") ? ["cellc-webgpu"] : []),
+  "tfjs-wasm",
+  "tfjs-cpu",
+  "ort-node-1",
+  "ort-node-2",
+  "ort-web-1",
+  "ort-web-2",
+  ...(hasTorch ? ["torch-cpu-1", "torch-cpu-2"] : []),
+];
+const impls = arg("impls") ? arg("impls").split(",") : all;
+
+const ms = (t) => (t ? `${t.median.toFixed(1)} (${t.min.toFixed(0)}-${t.max.toFixed(0)})` : "-");
+const runs = (t) =>
+  t ? (t.warm ? `${t.n}` : "1, no warm-up") + (t.cores ? `, ${t.cores.toFixed(1)} cores` : "") : "-";
+const gf = (t, flops) => (t ? (flops / (t.median * 1e6)).toFixed(2) : "-");
+console.log(
+  `Machine: ${cpus()[0].model}, ${cpus().length} cores, Node ${process.version}` +
+    (hasTorch ? "" : "; no PyTorch (/usr/bin/python3 cannot import torch)"),
+);
+console.log(
+  "\nMedians after one warm-up (min-max); n: timed runs, and CPU time / wall time over them (cores kept busy). GFLOP/s: 2 FLOPs per multiply-add of the gate " +
+    "matmuls, forward 2*T*B*G*H*(D+H) (G = 4 LSTM, 3 GRU), training step 3x forward. Training step: " +
+    `forward, backward of the sum of the outputs, SGD update (lr ${LR}). Peak RSS per process.\n`,
+);
+console.log(
+  "| cell | size | impl | forward ms | n | fwd GFLOP/s | train step ms | n | train GFLOP/s | peak RSS | check vs cellc (tiny case) |",
+);
+console.log("|---|---|---|---|---|---|---|---|---|---|---|");
+const results = [];
+for (const cell of cells)
+  for (const size of sizes) {
+    const [T, B, D, H] = SIZES[size];
+    const flops = 2 * T * B * GATES[cell] * H * (D + H);
+    const got = {};
+    for (const impl of impls) {
+      process.stderr.write(`${cell} ${size} ${impl}...\n`);
+      const p = spawnSync(
+        process.execPath,
+        [
+          fileURLToPath(import.meta.url),
+          "--one",
+          "--impl",
+          impl,
+          "--cell",
+          cell,
+          "--size",
+          size,
+          "--reps",
+          reps,
+        ],
+        { encoding: "utf8", timeout: 1800e3, maxBuffer: 1 << 24 },
+      );
+      const last = (p.stdout ?? "").trim().split("\n").pop();
+      if (p.status !== 0 || !last.startsWith("{")) {
+        const why = p.error ? p.error.message : (p.stderr || "").trim().split("\n").slice(-3).join(" ");
+        console.log(
+          `| ${cell} | ${size} | ${impl} | failed: ${why.replaceAll("|", "/").slice(0, 200)} |||||||| |`,
+        );
+        continue;
+      }
+      const r = (got[impl] = JSON.parse(last));
+      console.log(
+        `| ${cell} | ${size} | ${impl}${r.version ? ` ${r.version}` : ""} | ${ms(r.fwd)} | ${runs(r.fwd)} | ${gf(r.fwd, flops)} | ${ms(r.train)} | ${runs(r.train)} | ${gf(r.train, 3 * flops)} | ${r.maxRssMiB.toFixed(0)} MiB | ${r.check} |`,
+      );
+    }
+    results.push({ cell, size, got });
+  }
+
+console.log("\nRatios: the peer's median time / cellc's (above 1: cellc is faster).\n");
+console.log("| cell | size | peer | fwd: cellc-wasm | fwd: cellc-js | train: cellc-wasm | train: cellc-js |");
+console.log("|---|---|---|---|---|---|---|");
+const ratio = (peer, me, k) =>
+  peer?.[k] && me?.[k] ? `${(peer[k].median / me[k].median).toFixed(2)}x` : "-";
+for (const { cell, size, got } of results)
+  for (const [impl, r] of Object.entries(got)) {
+    if (impl.startsWith("cellc")) continue;
+    const [w, j] = [got["cellc-wasm"], got["cellc-js"]];
+    console.log(
+      `| ${cell} | ${size} | ${impl} | ${ratio(r, w, "fwd")} | ${ratio(r, j, "fwd")} | ${ratio(r, w, "train")} | ${ratio(r, j, "train")} |`,
+    );
+  }
