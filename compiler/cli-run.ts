@@ -40,29 +40,8 @@ export async function runCommand(args: Parsed, io: Io): Promise<number> {
   const layers = layersText === undefined ? 1 : Number(layersText);
   if (!Number.isInteger(layers) || layers < 1)
     throw new CliError(`--layers must be a positive integer, got '${layersText}'`);
-  const file = args.files[0]!;
-  let source: string;
-  try {
-    source = nodeHost.read(file);
-  } catch (e) {
-    throw new CliError(
-      `cannot read '${file}': ${(e as { code?: string }).code === "ENOENT" ? "no such file" : (e as Error).message}`,
-    );
-  }
-  let cell;
-  try {
-    cell = compileCell(source, {
-      file,
-      cell: args.options.cell,
-      host: nodeHost,
-    });
-  } catch (e) {
-    if (e instanceof CellCompileError) {
-      io.err(e.message + "\n");
-      return 1;
-    }
-    throw e;
-  }
+  const cell = compileCellFile(args.files[0]!, args.options.cell, io);
+  if (!cell) return 1;
   const params = readTensors(args.options.params!, "parameters");
   const inputsFile = readTensors(args.options.inputs!, "inputs");
   const dtype = args.flags.has("f64") ? "f64" : "f32";
@@ -187,4 +166,28 @@ async function wasmBackend(text: string | undefined) {
     throw new CliError(`--threads must be 'all' or an integer from 1 to 256, got '${text}'`);
   const { createThreadedWasmBackend } = await import("../runtime/cpu/wasm.js");
   return createThreadedWasmBackend(threads);
+}
+
+/**
+ * Reads and compiles one cell of a file, imports through the guarded host; prints the diagnostics and
+ * gives undefined when it has errors.
+ */
+export function compileCellFile(file: string, cellName: string | undefined, io: Io) {
+  let source: string;
+  try {
+    source = nodeHost.read(file);
+  } catch (e) {
+    throw new CliError(
+      `cannot read '${file}': ${(e as { code?: string }).code === "ENOENT" ? "no such file" : (e as Error).message}`,
+    );
+  }
+  try {
+    return compileCell(source, { file, cell: cellName, host: nodeHost });
+  } catch (e) {
+    if (e instanceof CellCompileError) {
+      io.err(e.message + "\n");
+      return undefined;
+    }
+    throw e;
+  }
 }

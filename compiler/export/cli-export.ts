@@ -1,6 +1,6 @@
-import { readTensors } from "../cli-run.js";
-import { readFileSync, writeFileSync } from "node:fs";
-import { compileCell, CellCompileError, loadIR } from "../../runtime/compile.js";
+import { compileCellFile, readTensors } from "../cli-run.js";
+import { writeFileSync } from "node:fs";
+import { loadIR } from "../../runtime/compile.js";
 import { Model } from "../../runtime/model.js";
 import { writeSafetensors } from "../../runtime/safetensors.js";
 import type { Parsed } from "../cli-args.js";
@@ -69,28 +69,8 @@ export function importCommand(args: Parsed, io: Io): number {
     throw new CliError("usage: cellc import torch STATE.safetensors --cell F.cell --out P.safetensors");
   const file = args.options.cell;
   if (!file || !args.options.out) throw new CliError("import needs --cell F.cell and --out P.safetensors");
-  let source: string;
-  try {
-    source = readFileSync(file, "utf8");
-  } catch (e) {
-    throw new CliError(
-      `cannot read '${file}': ${(e as { code?: string }).code === "ENOENT" ? "no such file" : (e as Error).message}`,
-    );
-  }
-  let cell;
-  try {
-    cell = compileCell(source, {
-      file,
-      cell: args.options.name,
-      host: { read: (p) => readFileSync(p, "utf8") },
-    });
-  } catch (e) {
-    if (e instanceof CellCompileError) {
-      io.err(e.message + "\n");
-      return 1;
-    }
-    throw e;
-  }
+  const cell = compileCellFile(file, args.options.name, io);
+  if (!cell) return 1;
   const layers = layersOf(args);
   const bidirectional = args.flags.has("bidirectional");
   const prefixed = args.options.layers !== undefined || bidirectional;
