@@ -7,21 +7,14 @@ import { compileCell, Model, readSafetensors, writeSafetensors, type Tensor } fr
 import { mismatches } from "../compare.js";
 import { nodeHost } from "../helpers.js";
 import { hasTorch, PYTHON } from "./python.js";
+import { cases, DIR, loadFixture, type Case } from "../reference/fixtures.js";
 
 /**
  * `cellc import torch` against the PyTorch fixtures (test/reference/gen_torch.py): a state dict in
  * PyTorch's layout goes in, and the imported parameters must reproduce PyTorch's outputs, final states and
  * gradients; with torch installed, also real nn.LSTM / nn.GRU / nn.RNN state dicts.
  */
-interface Case {
-  name: string;
-  cell: string;
-  layers: number;
-  bidirectional: boolean;
-}
-const DIR = "test/fixtures/torch";
-const cases: Case[] = JSON.parse(readFileSync(`${DIR}/cases.json`, "utf8"));
-const load = (c: string, f: string) => readSafetensors(readFileSync(`${DIR}/${c}/${f}.safetensors`));
+const load = loadFixture;
 const tmp = mkdtempSync(join(tmpdir(), "cellc-import-"));
 const cellc = (...args: string[]) =>
   spawnSync(process.execPath, ["bin/cellc.js", ...args], { encoding: "utf8" });

@@ -8,21 +8,14 @@ import { createWasmBackend } from "../../runtime/cpu/wasm.js";
 import { hasWebGpu, webgpu } from "../webgpu/setup.js";
 import { mismatches } from "../compare.js";
 import { nodeHost } from "../helpers.js";
+import { cases, DIR, loadFixture, type Case } from "./fixtures.js";
 
 /**
  * PyTorch's nn.RNN / nn.LSTM / nn.GRU values (test/reference/gen_torch.py wrote them) against cellc's
  * rnn.cell, lstm.cell and gru.cell: outputs, final states and every gradient, through the library API in
  * float64 and float32, and through the `cellc run` command line.
  */
-interface Case {
-  name: string;
-  cell: string;
-  layers: number;
-  bidirectional: boolean;
-}
-const DIR = "test/fixtures/torch";
-const cases: Case[] = JSON.parse(readFileSync(`${DIR}/cases.json`, "utf8"));
-const load = (c: Case, f: string) => readSafetensors(readFileSync(`${DIR}/${c.name}/${f}.safetensors`));
+const load = (c: Case, f: string) => loadFixture(c.name, f);
 
 async function runApi(c: Case, dtype: "f32" | "f64", backend?: Backend): Promise<Map<string, Tensor>> {
   const file = `examples/cells/${c.cell}.cell`;
