@@ -1,6 +1,17 @@
 export class UsageError extends Error {}
 
-export type Command = "check" | "compile" | "run" | "import" | "help" | "version";
+export type Command =
+  | "check"
+  | "compile"
+  | "run"
+  | "import"
+  | "init"
+  | "train"
+  | "sample"
+  | "compare"
+  | "gradflow"
+  | "help"
+  | "version";
 
 interface CommandSpec {
   readonly synopsis: string;
@@ -32,6 +43,78 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
     values: ["cell", "name", "out", "layers"],
     flags: ["bidirectional"],
   },
+  init: {
+    synopsis:
+      "init FILE.cell [--cell NAME] --dims D=16,H=32 [--seed S] [--layers N] [--bidirectional] --out P.safetensors",
+    files: [1, 1],
+    values: ["cell", "dims", "seed", "layers", "out"],
+    flags: ["bidirectional"],
+  },
+  train: {
+    synopsis:
+      "train FILE.cell [--cell NAME] [--model NAME] (--task NAME [--T N] | --data TRAIN.safetensors [--eval EVAL.safetensors]) [--steps N] [--batch B] [--lr X] [--optim sgd|momentum|adam|adamw] [--clip NORM] [--warmup N] [--decay none|linear|cosine] [--tbptt K] [--eval-every N] [--seed S] [--init P.safetensors] [--resume DIR] [--no-shuffle] [--backend js|wasm|webgpu] [--dims H=32] [--out DIR]",
+    files: [1, 1],
+    values: [
+      "cell",
+      "model",
+      "task",
+      "T",
+      "data",
+      "eval",
+      "steps",
+      "batch",
+      "lr",
+      "optim",
+      "clip",
+      "warmup",
+      "decay",
+      "tbptt",
+      "eval-every",
+      "seed",
+      "init",
+      "resume",
+      "backend",
+      "threads",
+      "dims",
+      "out",
+      "weight-decay",
+      "momentum",
+    ],
+    flags: ["no-shuffle", "quiet"],
+  },
+  sample: {
+    synopsis: "sample DIR [--length N] [--temperature X] [--seed S] [--prime TEXT]",
+    files: [1, 1],
+    values: ["length", "temperature", "seed", "prime"],
+    flags: [],
+  },
+  compare: {
+    synopsis:
+      "compare A.cell B.cell... --task NAME [--T N] [--steps N] [--seeds K] [--batch B] [--lr X] [--optim NAME] [--dims H=32] [--backend js|wasm] --out DIR",
+    files: [1, Infinity],
+    values: [
+      "task",
+      "T",
+      "steps",
+      "seeds",
+      "batch",
+      "lr",
+      "optim",
+      "clip",
+      "eval-every",
+      "dims",
+      "backend",
+      "threads",
+      "out",
+    ],
+    flags: ["quiet"],
+  },
+  gradflow: {
+    synopsis: "gradflow A.cell B.cell... [--T N] [--steps N] [--dims H=32] [--seed S] --out DIR",
+    files: [1, Infinity],
+    values: ["task", "T", "steps", "batch", "lr", "optim", "dims", "seed", "out"],
+    flags: ["quiet"],
+  },
 };
 
 export interface Parsed {
@@ -45,6 +128,8 @@ const CHOICES: Record<string, readonly string[]> = {
   emit: ["ast", "ir", "schedule", "grad-ir", "js", "wgsl"],
   target: ["js", "wgsl", "onnx", "torch"],
   backend: ["js", "wasm", "webgpu"],
+  optim: ["sgd", "momentum", "adam", "adamw"],
+  decay: ["none", "linear", "cosine"],
 };
 
 export function parseArgs(argv: readonly string[]): Parsed {
@@ -76,7 +161,8 @@ export function parseArgs(argv: readonly string[]): Parsed {
       } else throw new UsageError(`unknown option --${name} for '${cmd}'`);
     } else files.push(a);
   }
-  if (files.length < spec.files[0]) throw new UsageError(`'${cmd}' needs a .cell file`);
+  if (files.length < spec.files[0])
+    throw new UsageError(`'${cmd}' needs ${cmd === "sample" ? "a training output folder" : "a .cell file"}`);
   if (files.length > spec.files[1])
     throw new UsageError(`'${cmd}' takes one .cell file, got ${files.length}`);
   if (options.target && !options.out) throw new UsageError("--target needs --out DIR");

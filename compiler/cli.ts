@@ -52,6 +52,17 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
         const { importCommand } = await import("./export/cli-export.js");
         return importCommand(args, io);
       }
+      case "init":
+      case "train":
+      case "sample": {
+        const train = await import("./cli-train.js");
+        return await train.trainCommands[args.command](args, io);
+      }
+      case "compare":
+      case "gradflow": {
+        const compare = await import("./cli-compare.js");
+        return await compare.compareCommands[args.command](args, io);
+      }
     }
   } catch (e) {
     if (e instanceof CliError || e instanceof CellcError) {
