@@ -100,6 +100,18 @@ export interface Gradients {
   readonly params: Map<string, Tensor>;
   readonly inputs: Map<string, Tensor>;
   readonly initialStates: Map<string, Tensor>;
+  /**
+   * With `stateGrads`: per (prefixed) state name, `[T, B, ...]`, the gradient of the loss with respect to
+   * the state after step t (a reverse direction's in forward time). It counts what the later steps and the
+   * final state take from it, and the output at t where that output is the state's next value itself
+   * (`output h'`); 0 past a row's length.
+   */
+  readonly stateSteps?: Map<string, Tensor>;
+}
+
+export interface BackwardOptions {
+  /** Also return every step's state gradient (`Gradients.stateSteps`): the gradient-flow picture. */
+  readonly stateGrads?: boolean;
 }
 
 export type Inputs = ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>>;
@@ -396,16 +408,20 @@ export class Model {
    * Backpropagation through time. `upstream.outputs` are the gradients flowing into each output sequence,
    * `upstream.finalStates` into each final state; with neither, the loss is the sum of all output elements.
    */
-  backward(fwd: ForwardResult, upstream: Upstream = {}): Gradients {
-    return this.sync(this.backwardSteps(fwd, upstream), "backward");
+  backward(fwd: ForwardResult, upstream: Upstream = {}, opts: BackwardOptions = {}): Gradients {
+    return this.sync(this.backwardSteps(fwd, upstream, opts), "backward");
   }
 
   /** backward() for any backend. */
-  backwardAsync(fwd: ForwardResult, upstream: Upstream = {}): Promise<Gradients> {
-    return this.async(this.backwardSteps(fwd, upstream));
+  backwardAsync(fwd: ForwardResult, upstream: Upstream = {}, opts: BackwardOptions = {}): Promise<Gradients> {
+    return this.async(this.backwardSteps(fwd, upstream, opts));
   }
 
-  private *backwardSteps(fwd: ForwardResult, upstream: Upstream): Generator<unknown, Gradients, unknown> {
+  private *backwardSteps(
+    fwd: ForwardResult,
+    upstream: Upstream,
+    opts: BackwardOptions,
+  ): Generator<unknown, Gradients, unknown> {
     const tape = fwd.tape;
     if (!tape) throw new CellcError("backward() needs a forward() run with train: true");
     const ir = this.cell.signature;
@@ -428,7 +444,8 @@ export class Model {
       return defaultLoss ? floatArray(this.dtype, out.data.length).fill(1) : undefined;
     });
     const ops = this.backend.ops;
-    const grads: { kind: "param" | "init"; name: string; shape: readonly number[]; seq: Seq }[] = [];
+    const grads: { kind: "param" | "init" | "step"; name: string; shape: readonly number[]; seq: Seq }[] = [];
+    const stateGrads = opts.stateGrads ?? false;
     let dInputs: Seq[] = [];
     for (let l = this.layers - 1; l >= 0; l--) {
       const perDir: Seq[][] = [];
@@ -454,6 +471,7 @@ export class Model {
           dOutDir,
           dFin,
           this.paramVersion,
+          stateGrads,
         )) as SequenceGrads;
         ir.params.forEach((p, i) => {
           const name = this.name(l, d, p.name);
@@ -463,6 +481,7 @@ export class Model {
           const name = this.name(l, d, s.name);
           grads.push({ kind: "init", name, shape: fwd.finalStates.get(name)!.shape, seq: g.inits[i]! });
         });
+        if (stateGrads) grads.push(...this.stateStepGrads(g, fwd.finalStates, l, d, T, lens, runner));
         perDir.push(
           d ? g.inputs.map((x, i) => ops.reverseValid(x, T, B, runner.inputRow(i), lens)) : g.inputs,
         );
@@ -473,12 +492,10 @@ export class Model {
     const values = (yield ops.readAll([...dInputs, ...grads.map((g) => g.seq)], this.dtype)) as FloatArray[];
     const params = new Map<string, Tensor>();
     const initialStates = new Map<string, Tensor>();
+    const stateSteps = new Map<string, Tensor>();
+    const into = { param: params, init: initialStates, step: stateSteps };
     grads.forEach((g, k) =>
-      (g.kind === "param" ? params : initialStates).set(g.name, {
-        dtype: this.dtype,
-        shape: g.shape,
-        data: values[dInputs.length + k]!,
-      }),
+      into[g.kind].set(g.name, { dtype: this.dtype, shape: g.shape, data: values[dInputs.length + k]! }),
     );
     const inputs = new Map<string, Tensor>();
     const r0 = tape.runs[0]![0]!.runner;
@@ -489,7 +506,31 @@ export class Model {
         data: values[i]!,
       }),
     );
-    return { params, inputs, initialStates };
+    return stateGrads ? { params, inputs, initialStates, stateSteps } : { params, inputs, initialStates };
+  }
+
+  /** Each state's per-step gradients of one layer and direction, the reverse direction's in forward time. */
+  private stateStepGrads(
+    g: SequenceGrads,
+    finals: ReadonlyMap<string, Tensor>,
+    l: number,
+    d: number,
+    T: number,
+    lens: Int32Array | undefined,
+    runner: DirectionRunner,
+  ): { kind: "step"; name: string; shape: readonly number[]; seq: Seq }[] {
+    if (!g.stateSteps)
+      throw new CellcError(
+        `per-step state gradients (stateGrads) are not available on the ${this.backend.name} backend`,
+      );
+    return this.cell.signature.states.map((s, i) => {
+      const name = this.name(l, d, s.name);
+      const F = runner.stateRow(i);
+      const shape = finals.get(name)!.shape; // [B, ...]
+      const steps = g.stateSteps![i]!;
+      const seq = d ? this.backend.ops.reverseValid(steps, T, shape[0]!, F, lens) : steps;
+      return { kind: "step" as const, name, shape: [T, ...shape], seq };
+    });
   }
 
   /** Steps one time step at a time, carrying the state: for streaming inference. */

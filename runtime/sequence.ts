@@ -35,6 +35,8 @@ export interface SequenceGrads {
   readonly inputs: Seq[]; // [T, B, ...] per cell input
   readonly inits: Seq[]; // [B, ...] per state
   readonly params: Seq[]; // per cell param
+  /** [T, B, ...] per state, when asked for: the gradient of the state after each step (see Model.backward). */
+  readonly stateSteps?: Seq[];
 }
 
 /**
@@ -61,6 +63,8 @@ export interface DirectionRunner {
     dOutputs: readonly (Seq | undefined)[],
     dFinals: readonly (FloatArray | undefined)[],
     paramVersion?: number,
+    /** Also return `stateSteps`; a runner that cannot leaves it out. */
+    stateSteps?: boolean,
   ): SequenceGrads | Promise<SequenceGrads>;
 }
 

@@ -299,7 +299,10 @@ export function buildSchedule(cell: CellIR): Schedule {
     inputs: cell.inputs,
     states: cell.states,
     params: cell.params.map(({ name, type, init }) => ({ name, type, init })),
-    outputs: cell.outputs.map((o, i) => ({ name: o.name, type: outTypes[i]! })),
+    outputs: cell.outputs.map((o, i) => {
+      const s = st.next.indexOf(st.outputs[i]!);
+      return { name: o.name, type: outTypes[i]!, ...(s >= 0 ? { state: s } : {}) };
+    }),
     ...(cell.unusedParams?.length ? { unusedParams: cell.unusedParams } : {}),
   };
   return {

@@ -116,7 +116,8 @@ export interface Signature {
   readonly inputs: readonly { readonly name: string; readonly type: Type }[];
   readonly states: readonly { readonly name: string; readonly type: Type; readonly init: number }[];
   readonly params: readonly { readonly name: string; readonly type: Type; readonly init: InitSpec }[];
-  readonly outputs: readonly { readonly name: string; readonly type: Type }[];
+  /** `state`: the output is that state's next value itself (`output h'`), the same value, not a copy of it. */
+  readonly outputs: readonly { readonly name: string; readonly type: Type; readonly state?: number }[];
   /** Parameters the cell declares but never uses: accepted in a parameter file, with a warning. */
   readonly unusedParams?: readonly string[];
 }

@@ -119,6 +119,8 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
     params: readonly FloatArray[],
     dOutputs: readonly (FloatArray | undefined)[],
     dFinals: readonly (FloatArray | undefined)[],
+    _paramVersion?: number,
+    stateSteps = false,
   ): SequenceGrads {
     const { T, mem, lens, plan: p } = tapeIn as CpuTape;
     const L = p.L;
@@ -158,6 +160,30 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
       const g = this.at(L, "grad_param", i);
       return pmem.slice(g.base, g.base + g.size);
     });
-    return { inputs, inits, params: grads };
+    if (!stateSteps) return { inputs, inits, params: grads };
+    return {
+      inputs,
+      inits,
+      params: grads,
+      stateSteps: sig.states.map((_, i) => this.stepGrads(L, mem, T, i)),
+    };
+  }
+
+  /**
+   * The gradient of state i after each step t, [T, B, ...]. The backward loop leaves it in the state's
+   * gradient buffer at t + 1 (what the steps after t, or the final state, take from it; 0 past a row's
+   * length); an output that is this state's next value adds its own gradient at t.
+   */
+  private stepGrads(L: Layout, mem: FloatArray, T: number, i: number): FloatArray {
+    const g = this.at(L, "grad_state", i);
+    const n = this.B * this.stateRow(i);
+    const out = mem.slice(g.base + n, g.base + (T + 1) * n);
+    this.a.signature.outputs.forEach((o, k) => {
+      if (o.state !== i) return;
+      // Masked like the loop read it: 0 past each row's length.
+      const d = this.at(L, "grad_output", k).base;
+      for (let j = 0; j < out.length; j++) out[j]! += mem[d + j]!;
+    });
+    return out;
   }
 }

@@ -356,6 +356,7 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
     dOutputs: readonly (Seq | undefined)[],
     dFinals: readonly (FloatArray | undefined)[],
     paramVersion = 0,
+    stateSteps = false,
   ): Promise<SequenceGrads> {
     const tape = tapeIn as GpuTape;
     const ctx = this.ctx;
@@ -401,7 +402,25 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
         const g = this.at(L, "grad_param", i);
         return ref(pmem, g.base, g.size);
       }),
+      ...(stateSteps ? { stateSteps: sig.states.map((_, s) => this.stepGrads(L, mem, T, s, ref)) } : {}),
     };
+  }
+
+  /** As the CPU runner's: the state's gradient buffer from t + 1, plus an output that is its next value. */
+  private stepGrads(
+    L: Layout,
+    mem: GPUBuffer,
+    T: number,
+    s: number,
+    ref: (buffer: GPUBuffer, offset: number, length: number) => DeviceSeq,
+  ): Seq {
+    const n = this.B * this.stateRow(s);
+    let seq: Seq = ref(mem, this.at(L, "grad_state", s).base + n, T * n);
+    this.a.signature.outputs.forEach((o, k) => {
+      if (o.state === s && T * n > 0)
+        seq = this.ctx.ops.add(seq, ref(mem, this.at(L, "grad_output", k).base, T * n));
+    });
+    return seq;
   }
 
   /** The tape's buffers go once the work encoded so far has run (their results are read before that). */

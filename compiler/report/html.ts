@@ -1,0 +1,74 @@
+// report.html: one self-contained page (inline SVG, no scripts, no external files) with what was run,
+// where, the table and the pictures.
+import { cpus, platform, release, totalmem } from "node:os";
+
+export interface ReportPage {
+  readonly title: string;
+  /** The command line as given. */
+  readonly command: string;
+  readonly header: readonly string[];
+  readonly rows: readonly (readonly string[])[];
+  /** SVG text (from vega, whose text it escapes), each with a caption. */
+  readonly figures: readonly { readonly caption: string; readonly svg: string }[];
+  /** Further lines under the table (settings, notes). */
+  readonly notes?: readonly string[];
+  readonly machine?: string;
+}
+
+/** CPU, cores, memory, OS and Node: enough to read a ms/step column against. */
+export function machineInfo(): string {
+  const c = cpus();
+  const gib = (totalmem() / 2 ** 30).toFixed(1);
+  return `${c[0]?.model.trim() ?? "unknown CPU"} (${c.length} cores), ${gib} GiB, ${platform()} ${release()}, Node ${process.version}`;
+}
+
+const ESCAPES: Readonly<Record<string, string>> = {
+  "&": "&amp;",
+  "<": "&lt;",
+  ">": "&gt;",
+  '"': "&quot;",
+  "'": "&#39;",
+};
+export const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
+
+export function reportHtml(p: ReportPage): string {
+  const e = escapeHtml;
+  const head = p.header.map((h) => `<th>${e(h)}</th>`).join("");
+  const body = p.rows.map((r) => `<tr>${r.map((v) => `<td>${e(v)}</td>`).join("")}</tr>`).join("\n");
+  const figures = p.figures
+    .map((f) => `<figure>\n${stripProlog(f.svg)}\n<figcaption>${e(f.caption)}</figcaption>\n</figure>`)
+    .join("\n");
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>${e(p.title)}</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { padding: 0.3em 0.8em; border-bottom: 1px solid #ddd; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+code { background: #f4f4f4; padding: 0.1em 0.3em; }
+figure { margin: 1.5em 0; }
+figcaption, .meta { color: #555; font-size: 0.9em; }
+</style>
+</head>
+<body>
+<h1>${e(p.title)}</h1>
+<p><code>${e(p.command)}</code></p>
+<table>
+<thead><tr>${head}</tr></thead>
+<tbody>
+${body}
+</tbody>
+</table>
+${(p.notes ?? []).map((n) => `<p class="meta">${e(n)}</p>`).join("\n")}
+${figures}
+<p class="meta">${e(p.machine ?? machineInfo())}; ${e(new Date().toISOString())}</p>
+</body>
+</html>
+`;
+}
+
+/** An XML prolog is not allowed inside HTML. */
+const stripProlog = (svg: string) => svg.replace(/^<\?xml[^>]*>\s*/, "");
