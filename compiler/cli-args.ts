@@ -24,9 +24,9 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
   check: { synopsis: "check FILE.cell...", files: [1, Infinity], values: [], flags: [] },
   compile: {
     synopsis:
-      "compile FILE.cell [--cell NAME] [--emit ast|ir|schedule|grad-ir|js|wgsl] [--target js|wgsl --out DIR] [--target onnx|torch --out FILE [--params P.safetensors | --dims D=8,H=16] [--layers N] [--bidirectional]]",
+      "compile FILE.cell [--cell NAME | --model NAME] [--emit ast|ir|schedule|grad-ir|js|wgsl] [--target js|wgsl --out DIR] [--target onnx|torch --out FILE [--params P.safetensors | --dims D=8,H=16] [--layers N] [--bidirectional]]",
     files: [1, 1],
-    values: ["cell", "emit", "target", "out", "params", "dims", "layers"],
+    values: ["cell", "model", "emit", "target", "out", "params", "dims", "layers"],
     flags: ["bidirectional"],
   },
   run: {

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { nodeHost } from "./check/node-host.js";
-import { checkProgram, selectCell, buildCellIR } from "./driver.js";
+import { checkProgram, selectCell, selectModel, buildCellIR, type CompileResult } from "./driver.js";
 import { renderAll, hasErrors, type Diagnostic } from "./diag/diagnostic.js";
 import { printCell } from "./ir/print.js";
 import { lineCol, type SourceMap } from "./diag/span.js";
@@ -83,7 +83,12 @@ function check(args: Parsed, io: Io): number {
     const r = checkProgram(file, nodeHost);
     report(io, r.diagnostics, r.program.sources);
     if (hasErrors(r.diagnostics)) failed = true;
-    else io.out(`${file}: ${r.cellNames.length} cell(s) ok: ${r.cellNames.join(", ")}\n`);
+    else if (r.modelNames.length === 0)
+      io.out(`${file}: ${r.cellNames.length} cell(s) ok: ${r.cellNames.join(", ")}\n`);
+    else {
+      const names = [...r.cellNames, ...r.modelNames].join(", ");
+      io.out(`${file}: ${r.cellNames.length} cell(s), ${r.modelNames.length} model(s) ok: ${names}\n`);
+    }
   }
   return failed ? 1 : 0;
 }
@@ -105,6 +110,8 @@ async function compile(args: Parsed, io: Io): Promise<number> {
     );
     return 0;
   }
+  if (args.options.model !== undefined || (r.cellNames.length === 0 && r.modelNames.length > 0))
+    return compileModels(r, args, io, emit);
   const names = args.options.cell
     ? [args.options.cell]
     : emit === "ir" && !args.options.target
@@ -117,6 +124,41 @@ async function compile(args: Parsed, io: Io): Promise<number> {
     const ir = buildCellIR(sel.cell);
     if (emit === "ir") io.out(printCell(ir, r.program.sources));
     else {
+      const { emitCompiled } = await import("./cli-emit.js");
+      await emitCompiled(ir, args, io, r.program.sources);
+    }
+  }
+  // The printed IR of the whole file: its models after its cells.
+  if (emit === "ir" && !args.options.cell && !args.options.target && r.modelNames.length)
+    return compileModels(r, args, io, emit);
+  return 0;
+}
+
+/** `compile` on a model: its header line, then its readout as a stateless cell. */
+async function compileModels(
+  r: CompileResult,
+  args: Parsed,
+  io: Io,
+  emit: string | undefined,
+): Promise<number> {
+  const names =
+    args.options.model !== undefined || emit !== "ir" || args.options.target
+      ? [args.options.model]
+      : r.modelNames;
+  for (const name of names) {
+    const sel = selectModel(r, name);
+    report(io, sel.diagnostics, r.program.sources);
+    if (!sel.model) return 1;
+    const m = sel.model;
+    const ir = buildCellIR(m.readout);
+    if (emit === "ir") {
+      const options = [m.layers > 1 ? `layers ${m.layers}` : "", m.bidirectional ? "bidirectional" : ""];
+      const embed = m.embed ? `, embed ${m.embed.name}` : "";
+      const cell = [m.cell.name, ...options.filter((o) => o)].join(", ");
+      io.out(`model ${m.name}: input ${m.input.name} (${m.input.kind})${embed}, cell ${cell}, `);
+      io.out(`readout on ${m.on}, loss ${m.loss}\n`);
+      io.out(printCell(ir, r.program.sources));
+    } else {
       const { emitCompiled } = await import("./cli-emit.js");
       await emitCompiled(ir, args, io, r.program.sources);
     }

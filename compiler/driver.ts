@@ -1,5 +1,5 @@
 import { checkCell } from "./check/check.js";
-import { entryCells, loadProgram, type Program, type SourceHost } from "./check/program.js";
+import { entryCells, entryModels, loadProgram, type Program, type SourceHost } from "./check/program.js";
 import type { CheckedCell } from "./check/types.js";
 import {
   capDiagnostics,
@@ -14,6 +14,7 @@ import { lowerCell } from "./ir/lower.js";
 import { verifyGraph } from "./ir/verify.js";
 import { cellRoots } from "./ir/cell.js";
 import { optimiseCell } from "./passes/pipeline.js";
+import { checkModel, type CheckedModel } from "./model/check.js";
 
 export interface CompileResult {
   readonly program: Program;
@@ -22,6 +23,10 @@ export interface CompileResult {
   readonly checked: Map<string, CheckedCell>;
   /** Names of the cells defined in the entry file, in order. */
   readonly cellNames: string[];
+  /** Checked models of the entry file, by name (only those without errors). */
+  readonly models: Map<string, CheckedModel>;
+  /** Names of the models defined in the entry file, in order. */
+  readonly modelNames: string[];
 }
 
 /** Parses and checks every cell of the entry file (and what it imports). */
@@ -39,18 +44,52 @@ export function checkProgram(entry: string, host: SourceHost, text?: string): Co
       const c = checkCell(program, name, bag);
       if (c) checked.set(name, c);
     }
-  return { program, diagnostics: capDiagnostics(sortDiagnostics(bag.items)), checked, cellNames };
+  const { models, modelNames } = checkModels(program, bag, checked);
+  return {
+    program,
+    diagnostics: capDiagnostics(sortDiagnostics(bag.items)),
+    checked,
+    cellNames,
+    models,
+    modelNames,
+  };
 }
+
+/** The entry file's models; a cell a model uses from an import is checked once, here. */
+function checkModels(program: Program, bag: DiagnosticBag, checked: Map<string, CheckedCell>) {
+  const models = new Map<string, CheckedModel>();
+  const asts = entryModels(program);
+  const imported = new Map<string, CheckedCell | undefined>();
+  const entry = new Set(entryCells(program).map((c) => c.name));
+  const cellOf = (name: string) => {
+    if (entry.has(name)) return checked.get(name);
+    if (!imported.has(name))
+      imported.set(name, cleanCell(program, name, new Set()) ? checkCell(program, name, bag) : undefined);
+    return imported.get(name);
+  };
+  const errors = program.diagnostics.filter((d) => d.severity === "error");
+  for (const m of asts) {
+    // As for cells: a syntax error in the model, or outside every cell and model, stops its check.
+    const outside = errors.some((d) => !d.span || !containers(program).some((c) => inside(d, c)));
+    if (outside || errors.some((d) => inside(d, m))) continue;
+    const c = checkModel(program, m, bag, cellOf);
+    if (c) models.set(m.name, c);
+  }
+  return { models, modelNames: asts.map((m) => m.name) };
+}
+
+type Spanned = { span: { file: string; start: number; end: number } };
+const inside = (d: Diagnostic, c: Spanned) =>
+  d.span !== undefined &&
+  d.span.file === c.span.file &&
+  d.span.start >= c.span.start &&
+  d.span.start <= c.span.end;
+const containers = (program: Program): Spanned[] => program.files.flatMap((f) => [...f.cells, ...f.models]);
 
 function cleanCell(program: Program, name: string, seen: Set<string>): boolean {
   const errors = program.diagnostics.filter((d) => d.severity === "error");
   if (errors.length === 0) return true;
-  const cells = program.files.flatMap((f) => f.cells);
-  const inside = (d: Diagnostic, c: { span: { file: string; start: number; end: number } }) =>
-    d.span !== undefined &&
-    d.span.file === c.span.file &&
-    d.span.start >= c.span.start &&
-    d.span.start <= c.span.end;
+  const cells = containers(program);
   if (errors.some((d) => !d.span || !cells.some((c) => inside(d, c)))) return false;
   const cell = program.cells.get(name);
   if (!cell || seen.has(name) || errors.some((d) => inside(d, cell))) return false;
@@ -84,6 +123,30 @@ export function selectCell(
       ],
     };
   return { cell: r.checked.get(name), diagnostics: [] };
+}
+
+/** Picks one model: the one named, or the only one in the file. */
+export function selectModel(
+  r: CompileResult,
+  name: string | undefined,
+  how = "choose one with --model",
+): { model?: CheckedModel; diagnostics: Diagnostic[] } {
+  const names = r.modelNames;
+  if (name === undefined) {
+    if (names.length === 1) return { model: r.models.get(names[0]!), diagnostics: [] };
+    const hint = names.length ? `; the file defines ${names.join(", ")}: ${how}` : "";
+    return { diagnostics: [diag("E089", undefined, { name: "(none given)", hint })] };
+  }
+  if (!names.includes(name))
+    return {
+      diagnostics: [
+        diag("E089", undefined, {
+          name,
+          hint: didYouMean(name, names) || (names.length ? `; it defines ${names.join(", ")}` : ""),
+        }),
+      ],
+    };
+  return { model: r.models.get(name), diagnostics: [] };
 }
 
 /** Lowers and optimises a checked cell, verifying the IR after each stage. */

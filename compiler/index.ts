@@ -1,4 +1,13 @@
-export { checkProgram, selectCell, buildCellIR, type CompileResult } from "./driver.js";
+export { checkProgram, selectCell, selectModel, buildCellIR, type CompileResult } from "./driver.js";
+export type { CheckedModel } from "./model/check.js";
+export {
+  buildModelIR,
+  buildNetworkSpec,
+  networkSpecFromFile,
+  networkSpecFromSource,
+  type ModelNetworkSpec,
+  type ModelSpecResult,
+} from "./model/network.js";
 export { loadProgram, type SourceHost, type Program } from "./check/program.js";
 export type { CheckedCell, InitSpec } from "./check/types.js";
 export type { CellIR } from "./ir/cell.js";

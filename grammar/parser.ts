@@ -17,8 +17,21 @@ export class CellParser extends CstParser {
         { ALT: () => this.SUBRULE(this.importDecl) },
         { ALT: () => this.SUBRULE(this.fnDecl) },
         { ALT: () => this.SUBRULE(this.cellDecl) },
+        { GATE: () => this.LA(1).image === "model", ALT: () => this.SUBRULE(this.modelDecl) },
       ]),
     );
+  });
+
+  /**
+   * `model NAME { ... }`. `model` and the words that open its clauses (`embed`, `readout`, `loss`, `on`) are
+   * not reserved: they stay usable as names, and are recognised by where they stand.
+   */
+  modelDecl = this.RULE("modelDecl", () => {
+    this.CONSUME(T.Ident, { LABEL: "keyword" });
+    this.CONSUME1(T.Ident, { LABEL: "name" });
+    this.CONSUME(T.LBrace);
+    this.MANY(() => this.SUBRULE(this.member));
+    this.CONSUME(T.RBrace);
   });
 
   importDecl = this.RULE("importDecl", () => {
@@ -49,19 +62,95 @@ export class CellParser extends CstParser {
   });
 
   member = this.RULE("member", () => {
-    this.OR([
-      { ALT: () => this.SUBRULE(this.inputDecl) },
-      { ALT: () => this.SUBRULE(this.stateDecl) },
-      { ALT: () => this.SUBRULE(this.paramDecl) },
-      { ALT: () => this.SUBRULE(this.outputDecl) },
-      { ALT: () => this.SUBRULE(this.equation) },
-    ]);
+    // One token of lookahead, the model clauses first and each gated on its word: a line that is no
+    // clause stays an equation, so that broken cells get the messages they always got.
+    this.OR({
+      MAX_LOOKAHEAD: 1,
+      IGNORE_AMBIGUITIES: true,
+      DEF: [
+        { ALT: () => this.SUBRULE(this.inputDecl) },
+        { ALT: () => this.SUBRULE(this.stateDecl) },
+        { ALT: () => this.SUBRULE(this.paramDecl) },
+        { ALT: () => this.SUBRULE(this.outputDecl) },
+        // Model clauses: parsed in cells too, so that one written in the wrong place gets a clear message.
+        { ALT: () => this.SUBRULE(this.cellClause) },
+        { GATE: () => this.clause("embed"), ALT: () => this.SUBRULE(this.embedDecl) },
+        { GATE: () => this.clause("readout"), ALT: () => this.SUBRULE(this.readoutDecl) },
+        { GATE: () => this.clause("loss"), ALT: () => this.SUBRULE(this.lossDecl) },
+        { ALT: () => this.SUBRULE(this.equation) },
+      ],
+    });
     this.OPTION(() => this.CONSUME(T.Semi));
   });
 
+  /** A clause word is a name like any other unless a name follows it (`loss = ...` is an equation). */
+  private clause(word: string): boolean {
+    return this.LA(1).image === word && this.LA(2).tokenType === T.Ident;
+  }
+
   inputDecl = this.RULE("inputDecl", () => {
     this.CONSUME(T.Input);
-    this.AT_LEAST_ONE_SEP({ SEP: T.Comma, DEF: () => this.SUBRULE(this.tensorDecl) });
+    this.AT_LEAST_ONE_SEP({
+      SEP: T.Comma,
+      DEF: () =>
+        this.OR({
+          MAX_LOOKAHEAD: 1,
+          IGNORE_AMBIGUITIES: true,
+          DEF: [
+            { GATE: () => this.LA(2).tokenType === T.Colon, ALT: () => this.SUBRULE(this.typedInput) },
+            { ALT: () => this.SUBRULE(this.tensorDecl) },
+          ],
+        }),
+    });
+  });
+
+  /** `tokens : int[V]`: token ids, in a model. */
+  typedInput = this.RULE("typedInput", () => {
+    this.CONSUME(T.Ident, { LABEL: "name" });
+    this.CONSUME(T.Colon);
+    this.CONSUME1(T.Ident, { LABEL: "type" });
+    this.SUBRULE(this.shape);
+  });
+
+  /** `cell NAME, layers 2, bidirectional` in a model. */
+  cellClause = this.RULE("cellClause", () => {
+    this.CONSUME(T.Cell);
+    this.CONSUME(T.Ident, { LABEL: "name" });
+    this.MANY(() => {
+      this.CONSUME(T.Comma);
+      this.CONSUME1(T.Ident, { LABEL: "option" });
+      this.OPTION(() => this.CONSUME(T.NumberLit, { LABEL: "value" }));
+    });
+  });
+
+  /** `embed E : [V, D] ~ normal(0, 0.1)` */
+  embedDecl = this.RULE("embedDecl", () => {
+    this.CONSUME(T.Ident, { LABEL: "keyword" });
+    this.CONSUME1(T.Ident, { LABEL: "name" });
+    this.CONSUME(T.Colon);
+    this.SUBRULE(this.shape);
+    this.OPTION(() => this.SUBRULE(this.initialiser));
+  });
+
+  /** `readout y = expr`, or `readout on last y = expr` */
+  readoutDecl = this.RULE("readoutDecl", () => {
+    this.CONSUME(T.Ident, { LABEL: "keyword" });
+    this.OPTION({
+      GATE: () => this.LA(1).image === "on" && this.LA(2).tokenType === T.Ident,
+      DEF: () => {
+        this.CONSUME1(T.Ident, { LABEL: "on" });
+        this.CONSUME2(T.Ident, { LABEL: "position" });
+      },
+    });
+    this.SUBRULE(this.nameRef);
+    this.CONSUME(T.Equals);
+    this.SUBRULE(this.expr);
+  });
+
+  /** `loss cross_entropy(y, target)` */
+  lossDecl = this.RULE("lossDecl", () => {
+    this.CONSUME(T.Ident, { LABEL: "keyword" });
+    this.SUBRULE(this.call);
   });
 
   stateDecl = this.RULE("stateDecl", () => {

@@ -92,9 +92,56 @@ export interface ImportAst {
   readonly span: Span;
 }
 
+/** `input tokens : int[V]` (token ids) or `input x[D]` (features), in a model. */
+export interface ModelInputAst {
+  readonly name: string;
+  readonly nameSpan: Span;
+  readonly shape: ShapeAst;
+  /** The written element type (`int`), if any. */
+  readonly type?: { readonly name: string; readonly span: Span };
+}
+
+export interface ModelCellAst {
+  readonly name: string;
+  readonly nameSpan: Span;
+  readonly options: readonly { readonly name: string; readonly span: Span; readonly value?: number }[];
+  readonly span: Span;
+}
+
+export interface ReadoutAst {
+  readonly target: string;
+  readonly prime: boolean;
+  readonly targetSpan: Span;
+  /** `on last` / `on every`, as written. */
+  readonly on?: { readonly word: string; readonly span: Span };
+  readonly value: Expr;
+  readonly span: Span;
+}
+
+export interface LossAst {
+  readonly kind: string;
+  readonly kindSpan: Span;
+  readonly args: readonly Expr[];
+  readonly span: Span;
+}
+
+/** A model: one cell wrapped in an input encoding, a readout and a loss. Lists keep repeats (reported). */
+export interface ModelAst {
+  readonly name: string;
+  readonly nameSpan: Span;
+  readonly inputs: readonly ModelInputAst[];
+  readonly embeds: readonly ParamDeclAst[];
+  readonly cells: readonly ModelCellAst[];
+  readonly params: readonly ParamDeclAst[];
+  readonly readouts: readonly ReadoutAst[];
+  readonly losses: readonly LossAst[];
+  readonly span: Span;
+}
+
 export interface FileAst {
   readonly file: string;
   readonly imports: readonly ImportAst[];
   readonly fns: readonly FnAst[];
   readonly cells: readonly CellAst[];
+  readonly models: readonly ModelAst[];
 }

@@ -33,7 +33,7 @@ export function parseFile(file: string, text: string): { ast: A.FileAst; diagnos
   if (deep) {
     const span = { file, start: deep.startOffset, end: (deep.endOffset ?? deep.startOffset) + 1 };
     diagnostics.push(diag("E004", span, { limit: NESTING_LIMIT }));
-    return { ast: { file, imports: [], fns: [], cells: [] }, diagnostics };
+    return { ast: { file, imports: [], fns: [], cells: [], models: [] }, diagnostics };
   }
   // Recovery resynchronises by scanning ahead, which grows quadratic on long broken input; a real cell is
   // a few hundred tokens.
@@ -64,7 +64,9 @@ export function parseFile(file: string, text: string): { ast: A.FileAst; diagnos
   }
   const b = new AstBuilder(file, text, diagnostics);
   // Without recovery a failed parse may give no tree at all.
-  const ast = (cst as CstNode | undefined) ? b.fileAst(cst) : { file, imports: [], fns: [], cells: [] };
+  const ast = (cst as CstNode | undefined)
+    ? b.fileAst(cst)
+    : { file, imports: [], fns: [], cells: [], models: [] };
   return { ast, diagnostics };
 }
 
@@ -101,8 +103,12 @@ function unclosed(tokens: readonly IToken[], offset: number): IToken | undefined
 
 /** Chevrotain's messages list token type names; say them as a person reads them. */
 const EXPECTED_IN_RULE: Record<string, string> = {
-  file: "expected 'cell', 'fn' or 'import'",
+  file: "expected 'cell', 'model', 'fn' or 'import'",
   member: "expected a declaration (input, state, param, output) or an equation",
+  modelDecl: "expected a model clause (input, embed, cell, param, readout, loss)",
+  cellClause: "expected ', layers N' or ', bidirectional'",
+  lossDecl: "expected a loss such as cross_entropy(y, target)",
+  readoutDecl: "expected 'y = expression'",
   expr: "expected an expression",
   term: "expected an expression",
   product: "expected an expression",
@@ -216,7 +222,146 @@ class AstBuilder {
       }),
       fns: this.nodes(c, "fnDecl").flatMap((d) => this.fn(d)),
       cells: this.nodes(c, "cellDecl").flatMap((d) => this.cell(d)),
+      models: this.nodes(c, "modelDecl").flatMap((d) => this.model(d)),
     };
+  }
+
+  /** A syntax error lies in the span: what the parser recovered there may not be what was meant. */
+  private broken(span: Span): boolean {
+    return this.diagnostics.some(
+      (d) =>
+        d.code === "E002" && d.span !== undefined && d.span.start >= span.start && d.span.start <= span.end,
+    );
+  }
+
+  /** Model clauses written in a cell: parsed, and refused here with what to do instead. */
+  private modelOnly(mc: Children): void {
+    const refuse = (what: string, n: CstNode, note: string) => {
+      if (!this.broken(this.nodeSpan(n)))
+        this.diagnostics.push(diag("E070", this.nodeSpan(n), { what }, [{ message: note }]));
+    };
+    const wrap = "a model wraps a cell: model NAME { input x[D]  cell NAME  readout y = ...  loss ... }";
+    for (const d of this.nodes(mc, "cellClause")) refuse("'cell NAME'", d, wrap);
+    for (const d of this.nodes(mc, "embedDecl")) refuse("'embed'", d, wrap);
+    for (const d of this.nodes(mc, "readoutDecl")) refuse("'readout'", d, wrap);
+    for (const d of this.nodes(mc, "lossDecl")) refuse("'loss'", d, wrap);
+    for (const d of this.nodes(mc, "inputDecl"))
+      for (const t of this.nodes(d.children, "typedInput"))
+        refuse("a typed input ('name : int[V]')", t, "a cell's inputs are vectors: write x[D]");
+  }
+
+  private model(n: CstNode): A.ModelAst[] {
+    const c = n.children;
+    const name = this.toks(c, "name")[0];
+    if (!name) return [];
+    const inputs: A.ModelInputAst[] = [];
+    const embeds: A.ParamDeclAst[] = [];
+    const cells: A.ModelCellAst[] = [];
+    const params: A.ParamDeclAst[] = [];
+    const readouts: A.ReadoutAst[] = [];
+    const losses: A.LossAst[] = [];
+    const refuse = (what: string, span: Span, note: string) => {
+      if (!this.broken(span)) this.diagnostics.push(diag("E071", span, { what }, [{ message: note }]));
+    };
+    for (const m of this.nodes(c, "member")) {
+      const mc = m.children;
+      for (const d of this.nodes(mc, "inputDecl")) {
+        for (const t of this.nodes(d.children, "tensorDecl"))
+          for (const x of this.tensor(t)) {
+            if (x.init !== undefined)
+              refuse(
+                "an initial value of an input",
+                this.nodeSpan(t),
+                "only a cell's states start at a value",
+              );
+            inputs.push({ name: x.name, nameSpan: x.nameSpan, shape: x.shape });
+          }
+        for (const t of this.nodes(d.children, "typedInput")) {
+          const id = this.toks(t.children, "name")[0];
+          const ty = this.toks(t.children, "type")[0];
+          const shape = this.nodes(t.children, "shape")[0];
+          if (id && ty && shape)
+            inputs.push({
+              name: id.image,
+              nameSpan: this.tokSpan(id),
+              shape: this.shape(shape),
+              type: { name: ty.image, span: this.tokSpan(ty) },
+            });
+        }
+      }
+      for (const d of this.nodes(mc, "stateDecl"))
+        refuse("'state'", this.nodeSpan(d), "a model's states are its cell's: declare them in the cell");
+      for (const d of this.nodes(mc, "outputDecl"))
+        refuse("'output'", this.nodeSpan(d), "a model's output is its readout: readout y = ...");
+      for (const d of this.nodes(mc, "equation"))
+        refuse(
+          "an equation",
+          this.nodeSpan(d),
+          "a model computes with its cell; write its readout as readout y = ...",
+        );
+      for (const d of this.nodes(mc, "paramDecl")) params.push(...this.param(d));
+      for (const d of this.nodes(mc, "embedDecl")) {
+        embeds.push(...this.param(d, this.toks(d.children, "name")));
+      }
+      for (const d of this.nodes(mc, "cellClause")) {
+        const id = this.toks(d.children, "name")[0];
+        if (!id) continue;
+        // Each option is a name, then a number if one follows before the next comma.
+        const toks = [...this.toks(d.children, "option"), ...this.toks(d.children, "value")].sort(
+          (a, b) => a.startOffset - b.startOffset,
+        );
+        const options: { name: string; span: Span; value?: number }[] = [];
+        for (const t of toks) {
+          const last = options[options.length - 1];
+          if (t.tokenType.name === "NumberLit" && last) {
+            last.value = this.literal(t);
+            last.span = { ...last.span, end: (t.endOffset ?? t.startOffset) + 1 };
+          } else if (t.tokenType.name !== "NumberLit") options.push({ name: t.image, span: this.tokSpan(t) });
+        }
+        cells.push({ name: id.image, nameSpan: this.tokSpan(id), options, span: this.nodeSpan(d) });
+      }
+      for (const d of this.nodes(mc, "readoutDecl")) {
+        const target = this.nodes(d.children, "nameRef")[0];
+        const value = this.nodes(d.children, "expr")[0];
+        const ref = target && this.nameRef(target);
+        const v = value && this.expr(value);
+        const on = this.toks(d.children, "position")[0];
+        if (ref && v)
+          readouts.push({
+            target: ref.name,
+            prime: ref.prime,
+            targetSpan: ref.span,
+            on: on ? { word: on.image, span: this.tokSpan(on) } : undefined,
+            value: v,
+            span: this.nodeSpan(d),
+          });
+      }
+      for (const d of this.nodes(mc, "lossDecl")) {
+        const call = this.nodes(d.children, "call")[0];
+        const id = call && this.toks(call.children, "Ident")[0];
+        const args = call ? this.nodes(call.children, "expr").map((a) => this.expr(a)) : [];
+        if (id && args.every((a) => a))
+          losses.push({
+            kind: id.image,
+            kindSpan: this.tokSpan(id),
+            args: args as A.Expr[],
+            span: this.nodeSpan(d),
+          });
+      }
+    }
+    return [
+      {
+        name: name.image,
+        nameSpan: this.tokSpan(name),
+        inputs,
+        embeds,
+        cells,
+        params,
+        readouts,
+        losses,
+        span: this.nodeSpan(n),
+      },
+    ];
   }
 
   private fn(n: CstNode): A.FnAst[] {
@@ -249,6 +394,7 @@ class AstBuilder {
     const equations: A.EquationAst[] = [];
     for (const m of this.nodes(c, "member")) {
       const mc = m.children;
+      this.modelOnly(mc);
       for (const d of this.nodes(mc, "inputDecl"))
         inputs.push(...this.nodes(d.children, "tensorDecl").flatMap((t) => this.tensor(t)));
       for (const d of this.nodes(mc, "stateDecl"))
@@ -342,7 +488,7 @@ class AstBuilder {
     ];
   }
 
-  private param(n: CstNode): A.ParamDeclAst[] {
+  private param(n: CstNode, names = this.toks(n.children, "Ident")): A.ParamDeclAst[] {
     const shapeNode = this.nodes(n.children, "shape")[0];
     if (!shapeNode) return [];
     const shape = this.shape(shapeNode);
@@ -355,7 +501,7 @@ class AstBuilder {
       if (dist) init = { kind: "dist", name: dist.image, args: nums, span: this.nodeSpan(initNode) };
       else if (nums.length) init = { kind: "const", value: nums[0]!, span: this.nodeSpan(initNode) };
     }
-    return this.toks(n.children, "Ident").map((t) => ({
+    return names.map((t) => ({
       name: t.image,
       nameSpan: this.tokSpan(t),
       shape,

@@ -218,55 +218,11 @@ class CellChecker {
   }
 
   private declType(shape: A.ShapeAst, maxRank: number, name: string, batched: boolean): Type {
-    if (shape.dims.length > maxRank)
-      this.bag.report("E048", shape.span, { name, rank: shape.dims.length, max: maxRank });
-    const dims: Dim[] = shape.dims.map((d) => {
-      let acc = dimConst(0);
-      for (const t of d.terms) {
-        if (t.coeff <= 0 || !Number.isInteger(t.coeff)) this.bag.report("E050", t.span, { value: t.coeff });
-        else if (t.coeff > MAX_DIM) this.bag.report("E054", t.span, { value: t.coeff, limit: MAX_DIM });
-        acc = dimAdd(acc, t.name ? dim({ [t.name]: t.coeff }) : dimConst(t.coeff));
-      }
-      if (acc.c > MAX_DIM && d.terms.every((t) => t.coeff <= MAX_DIM))
-        this.bag.report("E054", d.span, { value: acc.c, limit: MAX_DIM });
-      return acc;
-    });
-    return { dims, batched };
+    return shapeType(shape, maxRank, name, batched, this.bag);
   }
 
   private init(d: A.ParamDeclAst): InitSpec {
-    const i = d.init;
-    if (!i) return { kind: "uniform" };
-    if (i.kind === "const") return { kind: "const", value: i.value };
-    const spec = INITIALISERS[i.name];
-    if (!spec) {
-      this.bag.report("E025", i.span, { name: i.name, hint: didYouMean(i.name, Object.keys(INITIALISERS)) });
-      return { kind: "uniform" };
-    }
-    if (i.args.length < spec.min || i.args.length > spec.max) {
-      const expected = spec.min === spec.max ? `${spec.min}` : `${spec.min} to ${spec.max}`;
-      this.bag.report("E026", i.span, { name: i.name, expected, actual: i.args.length });
-      return { kind: "uniform" };
-    }
-    const a = i.args;
-    switch (i.name) {
-      case "uniform":
-        return a.length === 0
-          ? { kind: "uniform" }
-          : a.length === 1
-            ? { kind: "uniform", lo: -a[0]!, hi: a[0]! }
-            : { kind: "uniform", lo: a[0]!, hi: a[1]! };
-      case "normal":
-        return {
-          kind: "normal",
-          mean: a.length === 2 ? a[0]! : 0,
-          std: a.length === 2 ? a[1]! : (a[0] ?? 1),
-        };
-      case "orthogonal":
-        return { kind: "orthogonal", gain: a[0] ?? 1 };
-      default:
-        return { kind: "xavier", gain: a[0] ?? 1 };
-    }
+    return initSpec(d, this.bag);
   }
 
   private typeEquation(k: string): TExpr | null {
@@ -745,6 +701,66 @@ class CellChecker {
       equations,
       outputs,
     };
+  }
+}
+
+/** A declared shape as a type, reporting bad dimensions (shared with models' declarations). */
+export function shapeType(
+  shape: A.ShapeAst,
+  maxRank: number,
+  name: string,
+  batched: boolean,
+  bag: DiagnosticBag,
+): Type {
+  if (shape.dims.length > maxRank)
+    bag.report("E048", shape.span, { name, rank: shape.dims.length, max: maxRank });
+  const dims: Dim[] = shape.dims.map((d) => {
+    let acc = dimConst(0);
+    for (const t of d.terms) {
+      if (t.coeff <= 0 || !Number.isInteger(t.coeff)) bag.report("E050", t.span, { value: t.coeff });
+      else if (t.coeff > MAX_DIM) bag.report("E054", t.span, { value: t.coeff, limit: MAX_DIM });
+      acc = dimAdd(acc, t.name ? dim({ [t.name]: t.coeff }) : dimConst(t.coeff));
+    }
+    if (acc.c > MAX_DIM && d.terms.every((t) => t.coeff <= MAX_DIM))
+      bag.report("E054", d.span, { value: acc.c, limit: MAX_DIM });
+    return acc;
+  });
+  return { dims, batched };
+}
+
+/** A parameter's initialiser, reporting unknown ones and wrong argument counts. */
+export function initSpec(d: A.ParamDeclAst, bag: DiagnosticBag): InitSpec {
+  const i = d.init;
+  if (!i) return { kind: "uniform" };
+  if (i.kind === "const") return { kind: "const", value: i.value };
+  const spec = INITIALISERS[i.name];
+  if (!spec) {
+    bag.report("E025", i.span, { name: i.name, hint: didYouMean(i.name, Object.keys(INITIALISERS)) });
+    return { kind: "uniform" };
+  }
+  if (i.args.length < spec.min || i.args.length > spec.max) {
+    const expected = spec.min === spec.max ? `${spec.min}` : `${spec.min} to ${spec.max}`;
+    bag.report("E026", i.span, { name: i.name, expected, actual: i.args.length });
+    return { kind: "uniform" };
+  }
+  const a = i.args;
+  switch (i.name) {
+    case "uniform":
+      return a.length === 0
+        ? { kind: "uniform" }
+        : a.length === 1
+          ? { kind: "uniform", lo: -a[0]!, hi: a[0]! }
+          : { kind: "uniform", lo: a[0]!, hi: a[1]! };
+    case "normal":
+      return {
+        kind: "normal",
+        mean: a.length === 2 ? a[0]! : 0,
+        std: a.length === 2 ? a[1]! : (a[0] ?? 1),
+      };
+    case "orthogonal":
+      return { kind: "orthogonal", gain: a[0] ?? 1 };
+    default:
+      return { kind: "xavier", gain: a[0] ?? 1 };
   }
 }
 

@@ -1,4 +1,4 @@
-import type { CellAst, FileAst, FnAst } from "../ast/ast.js";
+import type { CellAst, FileAst, FnAst, ModelAst } from "../ast/ast.js";
 import { parseFile } from "../ast/build.js";
 import { diag, type Diagnostic } from "../diag/diagnostic.js";
 import { SourceMap } from "../diag/span.js";
@@ -17,6 +17,7 @@ export interface Program {
   readonly files: readonly FileAst[];
   readonly cells: ReadonlyMap<string, CellAst>;
   readonly fns: ReadonlyMap<string, FnAst>;
+  readonly models: ReadonlyMap<string, ModelAst>;
   readonly diagnostics: readonly Diagnostic[];
 }
 
@@ -44,6 +45,7 @@ export function loadProgram(entry: string, host: SourceHost, entryText?: string)
   const diagnostics: Diagnostic[] = [];
   const cells = new Map<string, CellAst>();
   const fns = new Map<string, FnAst>();
+  const models = new Map<string, ModelAst>();
   const seen = new Set<string>();
 
   const load = (path: string, text: string) => {
@@ -61,6 +63,16 @@ export function loadProgram(entry: string, host: SourceHost, entryText?: string)
           ]),
         );
       else cells.set(c.name, c);
+    }
+    for (const m of ast.models) {
+      const prev = models.get(m.name);
+      if (prev)
+        diagnostics.push(
+          diag("E072", m.nameSpan, { name: m.name }, [
+            { message: "first defined here", span: prev.nameSpan },
+          ]),
+        );
+      else models.set(m.name, m);
     }
     for (const f of ast.fns) {
       const prev = fns.get(f.name);
@@ -97,18 +109,18 @@ export function loadProgram(entry: string, host: SourceHost, entryText?: string)
   if (text !== undefined && text.length > MAX_SOURCE_BYTES) {
     const reason = `larger than the limit of ${MAX_SOURCE_BYTES} bytes`;
     diagnostics.push(diag("E003", undefined, { path: entry, reason }));
-    return { entry, sources, files, cells, fns, diagnostics };
+    return { entry, sources, files, cells, fns, models, diagnostics };
   }
   if (text === undefined) {
     try {
       text = host.read(entry);
     } catch (e) {
       diagnostics.push(diag("E003", undefined, { path: entry, reason: reason(e) }));
-      return { entry, sources, files, cells, fns, diagnostics };
+      return { entry, sources, files, cells, fns, models, diagnostics };
     }
   }
   load(entry, text);
-  return { entry, sources, files, cells, fns, diagnostics };
+  return { entry, sources, files, cells, fns, models, diagnostics };
 }
 
 function reason(e: unknown): string {
@@ -122,4 +134,8 @@ function reason(e: unknown): string {
 
 export function entryCells(p: Program): CellAst[] {
   return p.files.find((f) => f.file === p.entry)?.cells.slice() ?? [];
+}
+
+export function entryModels(p: Program): ModelAst[] {
+  return p.files.find((f) => f.file === p.entry)?.models.slice() ?? [];
 }
