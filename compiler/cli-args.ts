@@ -52,8 +52,8 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
   },
   train: {
     synopsis:
-      "train FILE.cell [--cell NAME] [--model NAME] (--task NAME [--T N] | --data TRAIN.safetensors [--eval EVAL.safetensors]) [--steps N] [--batch B] [--lr X] [--optim sgd|momentum|adam|adamw] [--clip NORM] [--warmup N] [--decay none|linear|cosine] [--tbptt K] [--eval-every N] [--seed S] [--init P.safetensors] [--resume DIR] [--no-shuffle] [--backend js|wasm|webgpu] [--dims H=32] [--out DIR]",
-    files: [1, 1],
+      "train FILE.cell [--cell NAME] [--model NAME] (--task NAME [--T N] | --data TRAIN.safetensors [--eval EVAL.safetensors]) [--steps N] [--batch B] [--lr X] [--optim sgd|momentum|adam|adamw] [--clip NORM] [--warmup N] [--decay none|linear|cosine] [--tbptt K] [--eval-every N] [--seed S] [--init P.safetensors] [--no-shuffle] [--backend js|wasm|webgpu] [--dims H=32] [--layers N] [--bidirectional] [--out DIR] [--quiet] | train --resume DIR [--steps N]",
+    files: [0, 1],
     values: [
       "cell",
       "model",
@@ -79,8 +79,9 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
       "out",
       "weight-decay",
       "momentum",
+      "layers",
     ],
-    flags: ["no-shuffle", "quiet"],
+    flags: ["no-shuffle", "quiet", "bidirectional"],
   },
   sample: {
     synopsis: "sample DIR [--length N] [--temperature X] [--seed S] [--prime TEXT]",

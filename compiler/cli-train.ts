@@ -1,13 +1,401 @@
-// Placeholder until training lands (issue 9): the commands are declared so that their modules can be built separately.
+// `cellc init`, `cellc train` and `cellc sample`: see the README's "Training" section.
+import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { nodeHost } from "./check/node-host.js";
 import type { Parsed } from "./cli-args.js";
+import { UsageError } from "./cli-args.js";
+import { compileCellFile, readTensors, writeAtomically } from "./cli-run.js";
 import { CliError, type Io } from "./cli.js";
+import { compileCell, CellCompileError } from "../runtime/compile.js";
+import { Rng } from "../runtime/init.js";
+import { Model, type Backend } from "../runtime/model.js";
+import { writeSafetensors } from "../runtime/safetensors.js";
+import { dataFromSafetensors, makeTask, TASK_NAMES } from "../runtime/tasks/index.js";
+import { loadCheckpoint } from "../runtime/train/checkpoint.js";
+import { cellParamNames, defaultNetworkSpec, Network } from "../runtime/train/network.js";
+import { Trainer, type CheckpointState } from "../runtime/train/trainer.js";
+import type { DataSource, Metric, OptimName, TrainConfig } from "../runtime/train/types.js";
+import type { Tensor } from "../runtime/tensor.js";
 
 type CommandFn = (args: Parsed, io: Io) => Promise<number> | number;
-const missing: CommandFn = (args) => {
-  throw new CliError(`'${args.command}' is not built yet`);
+
+/** What `--resume` and `cellc sample` rebuild a run from (saved in the checkpoint). */
+interface Origin {
+  readonly cell: { readonly file: string; readonly source: string; readonly name: string };
+  readonly data:
+    | { readonly task: string; readonly T?: number }
+    | { readonly train: string; readonly eval?: string; readonly shuffle: boolean };
+  readonly dims: Record<string, number>;
+  readonly layers: number;
+  readonly bidirectional: boolean;
+}
+
+/** A number option: `int` (>= 1 unless `min` says), or a positive real. */
+function num(
+  args: Parsed,
+  name: string,
+  kind: "int" | "real",
+  min = kind === "int" ? 1 : 0,
+): number | undefined {
+  const text = args.options[name];
+  if (text === undefined) return undefined;
+  const v = Number(text);
+  const ok = kind === "int" ? Number.isSafeInteger(v) && v >= min : Number.isFinite(v) && v > min;
+  if (!ok || text.trim() === "")
+    throw new CliError(
+      `--${name} must be ${kind === "int" ? (min === 0 ? "a non-negative integer" : min < 0 ? "an integer" : "a positive integer") : "a positive number"}, got '${text}'`,
+    );
+  return v;
+}
+
+/** `--dims D=16,H=32`. */
+function parseDims(text: string | undefined): Record<string, number> {
+  const dims = Object.create(null) as Record<string, number>;
+  if (text === undefined) return dims;
+  for (const part of text.split(",")) {
+    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\d+)\s*$/.exec(part);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 1 << 24)
+      throw new CliError(`--dims takes NAME=SIZE pairs separated by commas (D=16,H=32), got '${part}'`);
+    dims[m[1]!] = Number(m[2]);
+  }
+  return dims;
+}
+
+async function backendOf(args: Parsed): Promise<Backend | undefined> {
+  const name = args.options.backend;
+  if (name === "webgpu") return (await import("../runtime/webgpu/node.js")).createNodeWebGpuBackend();
+  if (name === "wasm") {
+    const text = args.options.threads ?? "1";
+    const threads = Number(text);
+    if (!Number.isInteger(threads) || threads < 1 || threads > 256)
+      throw new CliError(`--threads must be an integer from 1 to 256, got '${text}'`);
+    return (await import("../runtime/cpu/wasm.js")).createThreadedWasmBackend(threads);
+  }
+  return undefined;
+}
+
+/** `cellc init`: the cell's declared initialisers, from a seed, for the given sizes. */
+const init: CommandFn = (args, io) => {
+  if (!args.options.out) throw new UsageError("init needs --out P.safetensors");
+  if (!args.options.dims) throw new UsageError("init needs --dims (D=16,H=32): the sizes of the parameters");
+  const dims = parseDims(args.options.dims);
+  const seed = num(args, "seed", "int", 0) ?? 0;
+  const layers = num(args, "layers", "int");
+  const cell = compileCellFile(args.files[0]!, args.options.cell, io);
+  if (!cell) return 1;
+  const model = new Model(cell, {
+    dims,
+    seed,
+    layers,
+    bidirectional: args.flags.has("bidirectional"),
+    prefixed: layers !== undefined || args.flags.has("bidirectional"),
+  });
+  writeAtomically(args.options.out, writeSafetensors(model.params));
+  const listed = [...model.params].map(([n, t]) => `${n} [${t.shape.join(", ")}]`);
+  io.out(`wrote ${args.options.out} (seed ${seed}): ${listed.join(", ")}\n`);
+  return 0;
 };
-export const trainCommands: Record<"init" | "train" | "sample", CommandFn> = {
-  init: missing,
-  train: missing,
-  sample: missing,
+
+/** Options that a resumed run takes from its checkpoint. */
+const FIXED_ON_RESUME = [
+  "cell",
+  "task",
+  "T",
+  "data",
+  "eval",
+  "batch",
+  "lr",
+  "optim",
+  "clip",
+  "warmup",
+  "decay",
+  "tbptt",
+  "eval-every",
+  "seed",
+  "init",
+  "dims",
+  "layers",
+  "weight-decay",
+  "momentum",
+];
+
+function dataOf(o: Origin["data"], inputs: readonly string[]): DataSource {
+  if ("task" in o) return makeTask(o.task, { T: o.T });
+  const train = readTensors(o.train, "training data");
+  const evalSet = o.eval === undefined ? undefined : readTensors(o.eval, "eval data");
+  return dataFromSafetensors(train, evalSet, { inputs, shuffle: o.shuffle, name: o.train });
+}
+
+function compileSaved(o: Origin, io: Io) {
+  try {
+    return compileCell(o.cell.source, { file: o.cell.file, cell: o.cell.name, host: nodeHost });
+  } catch (e) {
+    if (e instanceof CellCompileError) io.err(e.message + "\n");
+    throw new CliError(`the cell saved with the run no longer compiles`);
+  }
+}
+
+function networkOf(
+  o: Origin,
+  data: DataSource,
+  io: Io,
+  extra: { backend?: Backend; seed: number; params?: Map<string, Tensor> },
+) {
+  const cell = compileSaved(o, io);
+  const spec = defaultNetworkSpec(
+    cell,
+    data,
+    { ...o.dims },
+    { layers: o.layers, bidirectional: o.bidirectional },
+  );
+  return new Network(spec, extra);
+}
+
+function savedOrigin(dir: string): { state: CheckpointState; origin: Origin; tensors: Map<string, Tensor> } {
+  const { state, tensors } = loadCheckpoint(dir);
+  const s = state as CheckpointState;
+  const o = s?.origin as Origin | undefined;
+  if (!o?.cell?.source || !o.data)
+    throw new CliError(`the checkpoint in '${dir}' was not written by cellc train`);
+  return { state: s, origin: o, tensors };
+}
+
+const train: CommandFn = async (args, io) => {
+  if (args.options.model) throw new CliError("declared models: not built yet");
+  const resumeDir = args.options.resume;
+  if (resumeDir) {
+    for (const n of FIXED_ON_RESUME)
+      if (args.options[n] !== undefined)
+        throw new CliError(
+          `--${n} cannot change on --resume: the run continues with its saved configuration`,
+        );
+    if (args.flags.has("no-shuffle") || args.flags.has("bidirectional"))
+      throw new CliError("--no-shuffle and --bidirectional cannot change on --resume");
+    if (args.options.out !== undefined && resolve(args.options.out) !== resolve(resumeDir))
+      throw new CliError("--resume DIR continues in DIR: leave out --out or give the same folder");
+    return runTraining(args, io, resumeDir);
+  }
+  if (args.files.length !== 1) throw new UsageError("'train' needs a .cell file (or --resume DIR)");
+  if (!args.options.task === !args.options.data)
+    throw new UsageError(`train needs --task NAME (${TASK_NAMES.join(", ")}) or --data TRAIN.safetensors`);
+  if (args.options.eval && !args.options.data) throw new UsageError("--eval goes with --data");
+  if (args.options.T && !args.options.task) throw new UsageError("--T goes with --task");
+  return runTraining(args, io);
 };
+
+async function runTraining(args: Parsed, io: Io, resumeDir?: string): Promise<number> {
+  const steps = num(args, "steps", "int");
+  const quiet = args.flags.has("quiet");
+  let trainer: Trainer;
+  let out: string;
+  let backend: Backend | undefined;
+  if (resumeDir) {
+    const { state, origin } = savedOrigin(resumeDir);
+    if (args.files[0] !== undefined && nodeHost.read(args.files[0]) !== origin.cell.source)
+      throw new CliError(`'${args.files[0]}' is not the cell the run in '${resumeDir}' was trained with`);
+    backend = await backendOf(args);
+    trainer = await Trainer.resume(resumeDir, {
+      steps,
+      rebuild: (s) => {
+        const data = dataOf(
+          origin.data,
+          compileSaved(origin, io).signature.inputs.map((i) => i.name),
+        );
+        return { net: networkOf(origin, data, io, { backend, seed: s.config.seed }), data };
+      },
+    });
+    out = resumeDir;
+    // The metrics up to the checkpoint, as they were; lines after it (a run killed later) are dropped.
+    writeFileSync(join(out, "metrics.jsonl"), state.metrics.map((m) => JSON.stringify(m) + "\n").join(""));
+  } else {
+    const optim = (args.options.optim ?? "adam") as OptimName;
+    const cfg: TrainConfig = {
+      steps: steps ?? 1000,
+      batch: num(args, "batch", "int") ?? 32,
+      lr: num(args, "lr", "real") ?? (optim === "adam" || optim === "adamw" ? 1e-3 : 1e-2),
+      optim,
+      momentum: num(args, "momentum", "real"),
+      weightDecay: args.options["weight-decay"] === "0" ? 0 : num(args, "weight-decay", "real"),
+      clip: num(args, "clip", "real"),
+      warmup: num(args, "warmup", "int", 0),
+      decay: args.options.decay as TrainConfig["decay"],
+      seed: num(args, "seed", "int", 0) ?? 0,
+      tbptt: num(args, "tbptt", "int"),
+      evalEvery: num(args, "eval-every", "int"),
+      shuffle: !args.flags.has("no-shuffle"),
+    };
+    const T = num(args, "T", "int", 2);
+    const layers = num(args, "layers", "int") ?? 1;
+    const dims = parseDims(args.options.dims);
+    const file = args.files[0]!;
+    const cell = compileCellFile(file, args.options.cell, io);
+    if (!cell) return 1;
+    const params = args.options.init ? readTensors(args.options.init, "initial parameters") : undefined;
+    if (params) {
+      // Sizes from the given weights first, so that --init needs no --dims.
+      const names = new Set(cellParamNames(cell, layers, args.flags.has("bidirectional") ? 2 : 1));
+      const probe = new Model(cell, {
+        params: new Map([...params].filter(([n]) => names.has(n))),
+        layers,
+        bidirectional: args.flags.has("bidirectional"),
+        dims,
+      });
+      Object.assign(dims, probe.sizes[0], dims);
+    }
+    if (cell.signature.dims.includes("H")) dims.H ??= 32;
+    const originData: Origin["data"] = args.options.task
+      ? { task: args.options.task, ...(T === undefined ? {} : { T }) }
+      : {
+          train: resolve(args.options.data!),
+          ...(args.options.eval ? { eval: resolve(args.options.eval) } : {}),
+          shuffle: cfg.shuffle ?? true,
+        };
+    // Read by the paths as given (for the messages); the checkpoint keeps them absolute.
+    const given =
+      "task" in originData
+        ? originData
+        : { ...originData, train: args.options.data!, eval: args.options.eval };
+    const data = dataOf(
+      given,
+      cell.signature.inputs.map((i) => i.name),
+    );
+    const origin: Origin = {
+      cell: { file: resolve(file), source: nodeHost.read(file), name: cell.signature.name },
+      data: originData,
+      dims: { ...dims },
+      layers,
+      bidirectional: args.flags.has("bidirectional"),
+    };
+    out =
+      args.options.out ?? join("runs", `${cell.signature.name}-${data.name === "data" ? "data" : data.name}`);
+    if (existsSync(join(out, "metrics.jsonl")) || existsSync(join(out, "checkpoint.json")))
+      throw new CliError(
+        `'${out}' already holds a training run: continue it with --resume ${out}, or give another --out`,
+      );
+    backend = await backendOf(args);
+    const net = networkOf(origin, data, io, { backend, seed: cfg.seed, params });
+    trainer = new Trainer(net, data, cfg, { origin });
+    try {
+      mkdirSync(out, { recursive: true });
+      writeFileSync(join(out, "metrics.jsonl"), "");
+    } catch (e) {
+      throw new CliError(`cannot write to '${out}': ${(e as Error).message}`);
+    }
+    if (!quiet)
+      io.out(
+        `training '${cell.signature.name}' (${net.paramCount} parameters) on ${data.summary}\n` +
+          `  ${cfg.optim}, lr ${cfg.lr}, batch ${cfg.batch}, ${cfg.steps} steps, seed ${cfg.seed}; writing ${out}\n`,
+      );
+  }
+  const progress = quiet ? undefined : new Progress(io, trainer.cfg.steps);
+  const metricsFile = join(out, "metrics.jsonl");
+  const onMetric = (m: Metric) => {
+    appendFileSync(metricsFile, JSON.stringify(m) + "\n");
+    progress?.metric(m);
+  };
+  trainer.onMetric = onMetric;
+  const r = await trainer.run({ checkpointDir: out }).finally(() => progress?.done());
+  writeAtomically(join(out, "params.safetensors"), writeSafetensors(r.params));
+  io.out(
+    `${r.solved ? "solved" : "not solved"}: eval loss ${r.finalEvalLoss.toPrecision(4)} after ${trainer.steps} steps` +
+      `${r.stepsToSolve !== null ? ` (first solved at step ${r.stepsToSolve})` : ""}, ${r.msPerStep.toFixed(1)} ms/step; wrote ${join(out, "params.safetensors")} and ${metricsFile}\n`,
+  );
+  return 0;
+}
+
+/** A one-line progress bar on a terminal; otherwise a plain line at each evaluation. */
+class Progress {
+  private readonly tty = process.stderr.isTTY === true;
+  private readonly start = performance.now();
+  private lastTrain?: Metric;
+  private drawn = 0;
+  constructor(
+    private readonly io: Io,
+    private readonly steps: number,
+  ) {}
+
+  metric(m: Metric): void {
+    if (m.split === "train") {
+      this.lastTrain = m;
+      const now = performance.now();
+      if (this.tty && now - this.drawn > 100) {
+        this.drawn = now;
+        const eta = ((now - this.start) / m.step) * (this.steps - m.step);
+        const width = 24;
+        const filled = Math.round((width * m.step) / this.steps);
+        this.io.err(
+          `\r[${"#".repeat(filled)}${".".repeat(width - filled)}] step ${m.step}/${this.steps}  loss ${m.loss.toFixed(4)}  ${m.examples_per_s} ex/s  ETA ${clock(eta)}\x1b[K`,
+        );
+      }
+      return;
+    }
+    const t = this.lastTrain;
+    const bpc = typeof m.bits_per_char === "number" ? `  ${m.bits_per_char.toFixed(3)} bits/char` : "";
+    const line = `step ${m.step}/${this.steps}  train loss ${t ? t.loss.toFixed(4) : "-"}  eval loss ${m.loss.toFixed(4)}${bpc}${t ? `  ${t.examples_per_s} ex/s` : ""}`;
+    if (this.tty) this.io.err(`\r${line}\x1b[K\n`);
+    else this.io.out(line + "\n");
+  }
+
+  done(): void {
+    if (this.tty) this.io.err("\r\x1b[K");
+  }
+}
+
+function clock(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return s >= 3600
+    ? `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, "0")}m`
+    : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+}
+
+/** `cellc sample DIR`: text from a model trained on `chars`. */
+const sample: CommandFn = (args, io) => {
+  const dir = args.files[0]!;
+  const length = num(args, "length", "int") ?? 200;
+  const temperature = num(args, "temperature", "real") ?? 1;
+  const seed = num(args, "seed", "int", 0) ?? 0;
+  if (length > 1_000_000) throw new CliError(`--length must be at most 1000000, got ${length}`);
+  const { origin, tensors } = savedOrigin(dir);
+  if (!("task" in origin.data) || origin.data.task !== "chars")
+    throw new CliError(
+      `'${dir}' holds a model trained on ${"task" in origin.data ? `'${origin.data.task}'` : "a data file"}; sample needs one trained on the chars task`,
+    );
+  const data = makeTask("chars", { T: origin.data.T });
+  const vocab = data.vocab!;
+  const final = join(dir, "params.safetensors");
+  const saved = existsSync(final) ? readTensors(final, "parameters") : tensors;
+  const net = networkOf(origin, data, io, {
+    seed: 0,
+    params: new Map([...saved].filter(([n]) => !n.includes("/"))),
+  });
+  const prime = args.options.prime ?? "We ";
+  const unknown = [...new Set(prime)].filter((c) => !vocab.includes(c));
+  if (unknown.length)
+    throw new CliError(
+      `--prime has characters the model never saw: ${unknown.map((c) => JSON.stringify(c)).join(", ")}`,
+    );
+  const step = net.stepper(1);
+  const V = vocab.length;
+  const oneHot = (c: number): Tensor => {
+    const x = new Float32Array(V);
+    x[c] = 1;
+    return { dtype: "f32", shape: [1, V], data: x };
+  };
+  let logits: ArrayLike<number> = new Float64Array(V);
+  for (const c of prime) logits = step(oneHot(vocab.indexOf(c)));
+  const rng = new Rng(seed);
+  let text = prime;
+  for (let i = 0; i < length; i++) {
+    const m = Math.max(...Array.from(logits));
+    const p = Array.from(logits, (l) => Math.exp((l - m) / temperature));
+    let u = rng.next() * p.reduce((a, b) => a + b, 0);
+    let c = 0;
+    while (c < V - 1 && (u -= p[c]!) > 0) c++;
+    text += vocab[c];
+    logits = step(oneHot(c));
+  }
+  io.out(text + "\n");
+  return 0;
+};
+
+export const trainCommands: Record<"init" | "train" | "sample", CommandFn> = { init, train, sample };

@@ -40,6 +40,11 @@ export interface TaskInfo {
 /** A source of batches: a built-in task or a safetensors file. Deterministic given the generator's state. */
 export interface DataSource extends TaskInfo {
   batch(split: "train" | "eval", B: number, rng: Rng): Batch;
+  /** Where a source with a position of its own (a file read in order) is, to checkpoint and restore. */
+  saveState?(): number[];
+  restoreState?(state: readonly number[]): void;
+  /** Characters of a character-level task, class id order (for sampling and bits per character). */
+  readonly vocab?: string;
 }
 
 /**
@@ -58,6 +63,8 @@ export interface NetworkSpec {
   readonly embed?: { readonly name: string; readonly V: number; readonly init: InitSpec };
   /** Sizes the parameters do not give (D, H, O, ...), by dimension name. */
   readonly dims: Readonly<Record<string, number>>;
+  /** The readout's sizes other than its input's (which is the cell's output), when not `dims`: `{ O }`. */
+  readonly readoutDims?: Readonly<Record<string, number>>;
 }
 
 export interface NetworkOptions {

@@ -1,0 +1,474 @@
+// A trainable network: an optional embedding, the recurrent cell (a Model: stacked, optionally
+// bidirectional, on any backend), a readout cell and a loss. See NetworkSpec in ./types.ts.
+import { evalDim, printDim } from "../../compiler/ir/shape.js";
+import type { CompiledCell } from "../cell.js";
+import { compileCell } from "../compile.js";
+import { initialise, Rng } from "../init.js";
+import { jsBackend, Model, type ForwardResult, type Gradients } from "../model.js";
+import { CellcError, floatArray, showShape, type FloatArray, type Tensor } from "../tensor.js";
+import { checkTarget, lossRows } from "./loss.js";
+import type { Batch, LossResult, NetworkOptions, NetworkSpec, TaskInfo } from "./types.js";
+
+/** What `loss()` computes: gradients, per-step state gradients, and truncated BPTT in chunks of `tbptt` steps. */
+export interface LossWant {
+  readonly grads?: boolean;
+  readonly stateGrads?: boolean;
+  /** Chunks of this many steps; states carried across chunks without gradient (see Trainer). */
+  readonly tbptt?: number;
+}
+
+/** The source of the default readout `y = Wy @ h + by`, initialised as nn.Linear: U(-1/sqrt(F), 1/sqrt(F)). */
+export function readoutSource(F: number): string {
+  const a = 1 / Math.sqrt(F);
+  return `cell readout {
+  input h[H]
+  param Wy : [O, H] ~ uniform(${-a}, ${a})
+  param by : [O] ~ uniform(${-a}, ${a})
+  y = Wy @ h + by
+  output y
+}
+`;
+}
+
+/** Features of the cell's first output per step, directions concatenated. */
+function outputFeatures(cell: CompiledCell, dims: Readonly<Record<string, number>>, dirs: number): number {
+  const out = cell.signature.outputs[0];
+  if (!out) throw new CellcError(`'${cell.signature.name}' has no output to read out`);
+  if (out.type.dims.length !== 1)
+    throw new CellcError(
+      `the readout reads a vector, but output '${out.name}' of '${cell.signature.name}' has shape ${showShape(out.type.dims.map(printDim))}`,
+    );
+  const d = out.type.dims[0]!;
+  for (const n of Object.keys(d.terms))
+    if (dims[n] === undefined)
+      throw new CellcError(
+        `dimension ${n} of output '${out.name}' is not known: give its size (--dims ${n}=32)`,
+      );
+  return evalDim(d, dims) * dirs;
+}
+
+/**
+ * The task's default model: the cell's first output, then `y = Wy @ h + by` on the last step for `[B, O]`
+ * targets or every step for `[T, B, O]`; MSE for real targets, cross-entropy for class ids. The cell's
+ * input dimension is bound to the task's input size; `dims` gives the rest (H, ...).
+ */
+export function defaultNetworkSpec(
+  cell: CompiledCell,
+  task: TaskInfo,
+  dims: Record<string, number>,
+  opts: { layers?: number; bidirectional?: boolean } = {},
+): NetworkSpec {
+  const ir = cell.signature;
+  if (ir.inputs.length !== 1)
+    throw new CellcError(
+      `the default model feeds one input, but '${ir.name}' has ${ir.inputs.length}: declare a model`,
+    );
+  const inp = ir.inputs[0]!;
+  const sizes = Object.assign(Object.create(null) as Record<string, number>, dims);
+  if (inp.type.dims.length !== 1)
+    throw new CellcError(`the default model feeds a vector, but input '${inp.name}' is not one`);
+  const d = inp.type.dims[0]!;
+  const names = Object.keys(d.terms);
+  const embed = task.inputKind === "tokens";
+  if (!embed) {
+    if (names.length !== 1 || d.c !== 0 || d.terms[names[0]!] !== 1)
+      throw new CellcError(
+        `input '${inp.name}' has size ${printDim(d)}; the default model needs a single name`,
+      );
+    if (sizes[names[0]!] !== undefined && sizes[names[0]!] !== task.inputSize)
+      throw new CellcError(
+        `task '${task.name}' has ${task.inputSize} input features, but ${names[0]} = ${sizes[names[0]!]} was given`,
+      );
+    sizes[names[0]!] = task.inputSize;
+  }
+  const dirs = opts.bidirectional ? 2 : 1;
+  const readout = compileCell(readoutSource(outputFeatures(cell, sizes, dirs)), { file: "<readout>" });
+  return {
+    cell,
+    layers: opts.layers ?? 1,
+    bidirectional: opts.bidirectional ?? false,
+    readout,
+    on: task.on,
+    loss: task.loss,
+    dims: sizes,
+    readoutDims: { O: task.outputSize },
+    ...(embed
+      ? { embed: { name: "E", V: task.inputSize, init: { kind: "normal", mean: 0, std: 0.1 } } }
+      : {}),
+  };
+}
+
+const sumSize = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** Names Model gives a cell's parameters for these layers and directions. */
+export function cellParamNames(cell: CompiledCell, layers: number, dirs: number): string[] {
+  const prefixed = layers > 1 || dirs > 1;
+  const out: string[] = [];
+  for (let l = 0; l < layers; l++)
+    for (let d = 0; d < dirs; d++)
+      for (const p of cell.signature.params)
+        out.push(prefixed ? `l${l}.${d ? "reverse." : ""}${p.name}` : p.name);
+  return out;
+}
+
+export class Network {
+  readonly params = new Map<string, Tensor>();
+  readonly paramCount: number;
+  readonly dtype: "f32" | "f64";
+  /** The recurrent part, and the readout (on the host: it reads what the cell's outputs came back as). */
+  readonly cellModel: Model;
+  readonly readoutModel: Model;
+  /** Features of a step's cell output (directions concatenated), and of y. */
+  readonly features: number;
+  readonly outputSize: number;
+  private readonly inputName: string;
+  private readonly outputName: string;
+  private readonly embedDim: number;
+
+  constructor(
+    readonly spec: NetworkSpec,
+    opts: NetworkOptions = {},
+  ) {
+    this.dtype = opts.dtype ?? "f32";
+    const seed = opts.seed ?? 0;
+    const layers = spec.layers ?? 1;
+    const dirs = spec.bidirectional ? 2 : 1;
+    const cellIr = spec.cell.signature;
+    const rIr = spec.readout.signature;
+    if (!cellIr.inputs.length) throw new CellcError(`'${cellIr.name}' has no input`);
+    this.inputName = cellIr.inputs[0]!.name;
+    this.outputName = cellIr.outputs[0]?.name ?? "";
+    if (rIr.inputs.length !== 1 || rIr.outputs.length !== 1 || rIr.states.length)
+      throw new CellcError(`the readout '${rIr.name}' must be stateless with one input and one output`);
+
+    // Who owns which given tensor; every name must belong to one part.
+    const cellNames = cellParamNames(spec.cell, layers, dirs);
+    const readoutNames = rIr.params.map((p) => p.name);
+    const embedNames = spec.embed ? [spec.embed.name] : [];
+    const owner = new Map<string, string>();
+    for (const [part, names] of [
+      ["cell", cellNames],
+      ["readout", readoutNames],
+      ["embedding", embedNames],
+    ] as const)
+      for (const n of names) {
+        const o = owner.get(n);
+        if (o)
+          throw new CellcError(`parameter '${n}' of the ${part} has the name of a parameter of the ${o}`);
+        owner.set(n, part);
+      }
+    const given = new Map(opts.params ?? []);
+    const unknown = [...given.keys()].filter((n) => !owner.has(n));
+    if (unknown.length)
+      throw new CellcError(
+        `unexpected parameter${unknown.length > 1 ? "s" : ""} ${unknown.map((n) => `'${n}'`).join(", ")}: the network has ${[...owner.keys()].map((n) => `'${n}'`).join(", ")}`,
+      );
+    // Copies: the optimiser updates parameters in place, and the caller's tensors are not ours to change.
+    const part = (names: string[]) => {
+      const m = new Map(
+        names
+          .filter((n) => given.has(n))
+          .map((n) => [n, { ...given.get(n)!, data: given.get(n)!.data.slice() }]),
+      );
+      return m.size ? m : undefined;
+    };
+
+    this.cellModel = new Model(spec.cell, {
+      backend: opts.backend,
+      layers,
+      bidirectional: spec.bidirectional,
+      dtype: this.dtype,
+      params: part(cellNames),
+      dims: spec.dims,
+      seed,
+    });
+    const cellSizes = this.cellModel.sizes[0]!;
+    this.features = outputFeatures(spec.cell, this.cellModel.sizes[layers - 1]!, dirs);
+    const rDims = Object.assign(Object.create(null) as Record<string, number>, spec.readoutDims ?? spec.dims);
+    const rIn = rIr.inputs[0]!.type.dims;
+    if (rIn.length !== 1 || Object.keys(rIn[0]!.terms).length !== 1)
+      throw new CellcError(`the readout's input must be a vector of one named size`);
+    rDims[Object.keys(rIn[0]!.terms)[0]!] = this.features;
+    // Readout parameters from their own stream, so that changing the cell does not change them.
+    this.readoutModel = new Model(spec.readout, {
+      backend: jsBackend,
+      dtype: this.dtype,
+      params: part(readoutNames),
+      dims: rDims,
+      seed: (seed + 0x9e3779b9) >>> 0,
+    });
+    this.outputSize = this.readoutModel.outputShape(0, 1)[1]!;
+
+    this.embedDim = 0;
+    if (spec.embed) {
+      const inDim = cellIr.inputs[0]!.type.dims;
+      if (inDim.length !== 1)
+        throw new CellcError(`an embedding feeds a vector input, not '${this.inputName}'`);
+      this.embedDim = evalDim(inDim[0]!, cellSizes);
+      const shape = [spec.embed.V, this.embedDim];
+      const g = given.get(spec.embed.name);
+      let t: Tensor;
+      if (g) {
+        if (g.shape.length !== 2 || g.shape[0] !== shape[0] || g.shape[1] !== shape[1])
+          throw new CellcError(
+            `parameter '${spec.embed.name}' has shape ${showShape(g.shape)}; expected [V, D] = ${showShape(shape)}`,
+          );
+        if (g.dtype === "i32") throw new CellcError(`parameter '${spec.embed.name}' must be a float tensor`);
+        t = { dtype: this.dtype, shape, data: floatArray(this.dtype, sumSize(shape)) };
+        (t.data as FloatArray).set(g.data);
+      } else {
+        t = { dtype: this.dtype, shape, data: floatArray(this.dtype, sumSize(shape)) };
+        initialise(spec.embed.init, shape, t.data as FloatArray, new Rng((seed + 0x3c6ef372) >>> 0));
+      }
+      this.params.set(spec.embed.name, t);
+    }
+    for (const [n, t] of this.cellModel.params) this.params.set(n, t);
+    for (const [n, t] of this.readoutModel.params) this.params.set(n, t);
+    let count = 0;
+    for (const t of this.params.values()) count += t.data.length;
+    this.paramCount = count;
+  }
+
+  /** Says that parameter values were changed in place (by an optimiser): a device backend re-uploads them. */
+  paramsChanged(): void {
+    this.cellModel.paramsChanged();
+    this.readoutModel.paramsChanged();
+  }
+
+  /** The loss of a batch and, when asked, every parameter's gradient. */
+  async loss(batch: Batch, want: LossWant = {}): Promise<LossResult> {
+    const { T, B, x } = this.inputs(batch.inputs);
+    const spec = this.spec;
+    const O = this.outputSize;
+    checkTarget(batch.target, spec.loss, spec.on, T, B, O);
+    const lens = batch.seqLens;
+    if (lens && lens.length !== B)
+      throw new CellcError(`seq_lens has ${lens.length} entries; expected one per batch row, [${B}]`);
+    const len = (b: number) => (lens ? lens[b]! : T);
+    let terms = 0;
+    for (let b = 0; b < B; b++) terms += spec.on === "last" ? (len(b) > 0 ? 1 : 0) : Math.min(len(b), T);
+    if (spec.loss !== "cross_entropy") terms *= O;
+    const scale = terms ? 1 / terms : 0;
+    const K = want.tbptt ?? T;
+    if (!Number.isInteger(K) || K < 1) throw new CellcError(`tbptt must be a positive integer, got ${K}`);
+    if (K < T && spec.bidirectional)
+      throw new CellcError(
+        "truncated BPTT cannot run a bidirectional cell: its reverse direction needs the whole sequence",
+      );
+    const grads = want.grads ? new Map<string, Float64Array>() : undefined;
+    const F = this.features;
+    let loss = 0;
+    let states: Map<string, Tensor> | undefined;
+    for (let t0 = 0; t0 < T; t0 += K) {
+      const t1 = Math.min(T, t0 + K);
+      const Tc = t1 - t0;
+      const chunkLens = lens && Int32Array.from(lens, (n) => Math.max(0, Math.min(n, t1) - t0));
+      const xs = new Map<string, Tensor>();
+      for (const [n, t] of x) xs.set(n, K < T ? sliceSteps(t, t0, t1) : t);
+      const fwd = await this.forward(xs, chunkLens, states, !!grads);
+      states = fwd.finalStates;
+      const H = fwd.outputs.get(this.outputName)!.data as FloatArray;
+      // The rows the readout reads and whether the loss counts them.
+      let rows: FloatArray;
+      let valid: Uint8Array;
+      let target: Tensor["data"];
+      const lastAt = new Int32Array(B).fill(-1);
+      if (spec.on === "every") {
+        rows = H;
+        valid = new Uint8Array(Tc * B);
+        for (let t = 0; t < Tc; t++) for (let b = 0; b < B; b++) valid[t * B + b] = t0 + t < len(b) ? 1 : 0;
+        const per = spec.loss === "cross_entropy" ? B : B * O;
+        target = batch.target.data.subarray(t0 * per, t1 * per);
+      } else {
+        rows = floatArray(this.dtype, B * F);
+        valid = new Uint8Array(B);
+        for (let b = 0; b < B; b++) {
+          const t = len(b) - 1 - t0;
+          if (t < 0 || t >= Tc) continue;
+          lastAt[b] = t;
+          valid[b] = 1;
+          rows.set(H.subarray((t * B + b) * F, (t * B + b + 1) * F), b * F);
+        }
+        target = batch.target.data;
+      }
+      if (!valid.some((v) => v)) continue;
+      const Tr = rows.length / (B * F);
+      const rIn = new Map([
+        [this.readoutModel.cell.signature.inputs[0]!.name, tensorOf(this.dtype, [Tr, B, F], rows)],
+      ]);
+      const rFwd = this.readoutModel.forward(rIn, { train: !!grads });
+      const y = rFwd.outputs.values().next().value!.data;
+      const dy = grads ? new Float64Array(y.length) : undefined;
+      loss += lossRows(spec.loss, y, O, target, valid, scale, dy);
+      if (!grads || !dy) continue;
+      const yName = this.readoutModel.cell.signature.outputs[0]!.name;
+      const rG = this.readoutModel.backward(rFwd, {
+        outputs: new Map([[yName, tensorOf(this.dtype, [Tr, B, O], dy)]]),
+      });
+      accumulate(grads, rG.params);
+      const dRows = rG.inputs.values().next().value!.data as FloatArray;
+      let dH: FloatArray;
+      if (spec.on === "every") dH = dRows;
+      else {
+        dH = floatArray(this.dtype, Tc * B * F);
+        for (let b = 0; b < B; b++)
+          if (lastAt[b]! >= 0) dH.set(dRows.subarray(b * F, (b + 1) * F), (lastAt[b]! * B + b) * F);
+      }
+      const up = new Map([[this.outputName, tensorOf(this.dtype, [Tc, B, F], dH)]]);
+      const g = await this.backward(fwd, up);
+      accumulate(grads, g.params);
+      if (this.spec.embed)
+        this.embedGrad(grads, batch.inputs.get(this.inputName)!, g.inputs.get(this.inputName)!, t0, B);
+    }
+    const result: { loss: number; grads?: Map<string, Tensor>; stateGradNorms?: Map<string, Float64Array> } =
+      {
+        loss,
+      };
+    if (grads) {
+      result.grads = new Map();
+      for (const [n, p] of this.params) {
+        const data = floatArray(this.dtype, p.data.length);
+        const g = grads.get(n);
+        if (g) data.set(g);
+        result.grads.set(n, { dtype: this.dtype, shape: p.shape, data });
+      }
+    }
+    // TODO(issue 9, gradflow): per-step state gradients need the runtime's
+    // `Model.backward(fwd, upstream, { stateGrads: true })` (Gradients.stateSteps); until it lands,
+    // `stateGrads: true` gives no `stateGradNorms`.
+    return result;
+  }
+
+  /** The readout's outputs: `[B, O]` on the last valid step, or `[T, B, O]` on every step. */
+  async predict(inputs: ReadonlyMap<string, Tensor>, seqLens?: Int32Array): Promise<Tensor> {
+    const { T, B, x } = this.inputs(inputs);
+    const fwd = await this.forward(x, seqLens, undefined, false);
+    const F = this.features;
+    const H = fwd.outputs.get(this.outputName)!.data as FloatArray;
+    let rows = H;
+    if (this.spec.on === "last") {
+      rows = floatArray(this.dtype, B * F);
+      for (let b = 0; b < B; b++) {
+        const t = (seqLens ? seqLens[b]! : T) - 1;
+        if (t >= 0) rows.set(H.subarray((t * B + b) * F, (t * B + b + 1) * F), b * F);
+      }
+    }
+    const Tr = rows.length / (B * F);
+    const rIn = new Map([
+      [this.readoutModel.cell.signature.inputs[0]!.name, tensorOf(this.dtype, [Tr, B, F], rows)],
+    ]);
+    const y = this.readoutModel.forward(rIn, { train: false }).outputs.values().next().value!;
+    return this.spec.on === "last" ? { ...y, shape: [B, this.outputSize] } : y;
+  }
+
+  /**
+   * Steps the network one time step at a time (generation): `step(x)` takes the inputs of one step,
+   * `[B, D]` reals or `[B]` token ids, and gives the readout `[B, O]`.
+   */
+  stepper(B: number): (x: Tensor) => Float64Array {
+    if (this.cellModel.backend.async) throw new CellcError("stepping runs on the js backend only");
+    const stream = this.cellModel.stream(B);
+    const rName = this.readoutModel.cell.signature.inputs[0]!.name;
+    return (x) => {
+      const xi = this.spec.embed ? this.embedRows(x, 1, B) : x;
+      const out = stream.step(new Map([[this.inputName, xi]])).get(this.outputName)!;
+      const r = new Map([[rName, { ...out, shape: [1, B, this.features] }]]);
+      return Float64Array.from(
+        this.readoutModel.forward(r, { train: false }).outputs.values().next().value!.data,
+      );
+    };
+  }
+
+  /** The cell's inputs: the batch's, with token ids looked up in the embedding. */
+  private inputs(given: ReadonlyMap<string, Tensor>): { T: number; B: number; x: Map<string, Tensor> } {
+    const first = given.get(this.inputName);
+    if (!first) throw new CellcError(`missing input '${this.inputName}'`);
+    if (first.shape.length < 2)
+      throw new CellcError(
+        `input '${this.inputName}' has shape ${showShape(first.shape)}; expected [T, B, ...]`,
+      );
+    const [T, B] = first.shape as [number, number];
+    const x = new Map(given);
+    if (this.spec.embed) {
+      if (first.dtype !== "i32" || first.shape.length !== 2)
+        throw new CellcError(
+          `input '${this.inputName}' feeds the embedding '${this.spec.embed.name}': token ids (I32) of shape [T, B], got ${first.stored ?? first.dtype.toUpperCase()} ${showShape(first.shape)}`,
+        );
+      x.set(this.inputName, this.embedRows(first, T, B));
+    }
+    return { T, B, x };
+  }
+
+  private embedRows(tokens: Tensor, T: number, B: number): Tensor {
+    const e = this.spec.embed!;
+    const D = this.embedDim;
+    const E = this.params.get(e.name)!.data as FloatArray;
+    const out = floatArray(this.dtype, T * B * D);
+    tokens.data.forEach((v, i) => {
+      if (!Number.isInteger(v) || v < 0 || v >= e.V)
+        throw new CellcError(
+          `input '${this.inputName}' holds token ${v} at index ${i}: the vocabulary is 0 to ${e.V - 1}`,
+        );
+      out.set(E.subarray(v * D, (v + 1) * D), i * D);
+    });
+    return { dtype: this.dtype, shape: [T, B, D], data: out };
+  }
+
+  /** Scatter-adds the gradient of the cell's input into the rows of E its tokens read. */
+  private embedGrad(
+    grads: Map<string, Float64Array>,
+    tokens: Tensor,
+    dx: Tensor,
+    t0: number,
+    B: number,
+  ): void {
+    const e = this.spec.embed!;
+    const D = this.embedDim;
+    let g = grads.get(e.name);
+    if (!g) grads.set(e.name, (g = new Float64Array(e.V * D)));
+    const rows = dx.data.length / D;
+    for (let i = 0; i < rows; i++) {
+      const v = tokens.data[t0 * B + i]!;
+      for (let k = 0; k < D; k++) g[v * D + k]! += dx.data[i * D + k]!;
+    }
+  }
+
+  private forward(
+    x: Map<string, Tensor>,
+    seqLens: Int32Array | undefined,
+    initialStates: Map<string, Tensor> | undefined,
+    train: boolean,
+  ): Promise<ForwardResult> | ForwardResult {
+    const m = this.cellModel;
+    const opts = { seqLens, initialStates, train };
+    return m.backend.async ? m.forwardAsync(x, opts) : m.forward(x, opts);
+  }
+
+  private backward(fwd: ForwardResult, up: Map<string, Tensor>): Promise<Gradients> | Gradients {
+    const m = this.cellModel;
+    return m.backend.async ? m.backwardAsync(fwd, { outputs: up }) : m.backward(fwd, { outputs: up });
+  }
+}
+
+function tensorOf(dtype: "f32" | "f64", shape: number[], data: ArrayLike<number>): Tensor {
+  const d =
+    data instanceof (dtype === "f32" ? Float32Array : Float64Array)
+      ? (data as FloatArray)
+      : floatArray(dtype, data.length);
+  if (d !== data) d.set(data);
+  return { dtype, shape, data: d };
+}
+
+function accumulate(into: Map<string, Float64Array>, gs: ReadonlyMap<string, Tensor>): void {
+  for (const [n, t] of gs) {
+    let g = into.get(n);
+    if (!g) into.set(n, (g = new Float64Array(t.data.length)));
+    for (let i = 0; i < g.length; i++) g[i]! += t.data[i]!;
+  }
+}
+
+/** Steps [t0, t1) of a `[T, B, ...]` sequence. */
+function sliceSteps(t: Tensor, t0: number, t1: number): Tensor {
+  const per = t.data.length / t.shape[0]!;
+  return { dtype: t.dtype, shape: [t1 - t0, ...t.shape.slice(1)], data: t.data.subarray(t0 * per, t1 * per) };
+}

@@ -1,0 +1,192 @@
+// The built-in tasks against their definitions, and data from safetensors files.
+import { describe, expect, test } from "vitest";
+import { Rng } from "../../runtime/init.js";
+import type { Tensor } from "../../runtime/tensor.js";
+import { dataFromSafetensors, makeTask, TASK_NAMES } from "../../runtime/tasks/index.js";
+import { TEXT } from "../../runtime/tasks/data/text.js";
+
+describe("built-in tasks", () => {
+  test("every task states its shapes and gives them", () => {
+    expect([...TASK_NAMES]).toEqual(["adding", "copy", "sine", "chars"]);
+    for (const name of TASK_NAMES) {
+      const t = makeTask(name, { T: 12 });
+      const b = t.batch("train", 3, new Rng(1));
+      const x = b.inputs.get("x")!;
+      expect(x.shape).toEqual([t.T, 3, t.inputSize]);
+      const classes = t.loss === "cross_entropy";
+      const lead = t.on === "last" ? [3] : [t.T, 3];
+      expect(b.target.shape).toEqual(classes ? lead : [...lead, t.outputSize]);
+      expect(b.target.dtype).toBe(classes ? "i32" : "f32");
+      expect(t.summary).toMatch(/x \[[^\]]+\].* -> target \[/);
+    }
+  });
+
+  test("adding: two markers, one in each half; the target is their sum; chance MSE is 1/6", () => {
+    const T = 20;
+    const B = 4000;
+    const b = makeTask("adding", { T }).batch("train", B, new Rng(2));
+    const x = b.inputs.get("x")!.data;
+    let mean = 0;
+    for (let r = 0; r < B; r++) {
+      const marked = [];
+      for (let t = 0; t < T; t++) if (x[(t * B + r) * 2 + 1] === 1) marked.push(t);
+      expect(marked).toHaveLength(2);
+      expect(marked[0]!).toBeLessThan(T / 2);
+      expect(marked[1]!).toBeGreaterThanOrEqual(T / 2);
+      const sum = x[(marked[0]! * B + r) * 2]! + x[(marked[1]! * B + r) * 2]!;
+      expect(b.target.data[r]).toBeCloseTo(sum, 6);
+      mean += sum / B;
+    }
+    let mse = 0;
+    for (let r = 0; r < B; r++) mse += (b.target.data[r]! - mean) ** 2 / B;
+    expect(Math.abs(mse - 1 / 6)).toBeLessThan(0.01); // Var(U + U') = 2/12
+    expect(makeTask("adding").solved(0.009)).toBe(true);
+    expect(makeTask("adding").solved(0.011)).toBe(false);
+  });
+
+  test("copy: the symbols come back after the delimiter; chance is the memoryless baseline", () => {
+    const delay = 7;
+    const t = makeTask("copy", { T: delay });
+    const B = 5;
+    const b = t.batch("train", B, new Rng(3));
+    const L = t.T;
+    expect(L).toBe(delay + 10);
+    const x = b.inputs.get("x")!.data;
+    const id = (s: number, r: number) => [...x.subarray((s * B + r) * 10, (s * B + r + 1) * 10)].indexOf(1);
+    for (let r = 0; r < B; r++) {
+      const sym = [0, 1, 2, 3, 4].map((s) => id(s, r));
+      sym.forEach((c) => expect(c >= 1 && c <= 8).toBe(true));
+      expect(id(5 + delay - 1, r)).toBe(9);
+      for (let s = 0; s < L; s++) expect(b.target.data[s * B + r]).toBe(s >= L - 5 ? sym[s - (L - 5)] : 0);
+    }
+    // Blanks known, each of the 5 symbols uniform over 8: 5 ln 8 nats over L steps.
+    expect(t.chance).toBeCloseTo((5 * Math.log(8)) / L, 12);
+  });
+
+  test("sine: the target is the next input", () => {
+    const t = makeTask("sine", { T: 10 });
+    const b = t.batch("train", 3, new Rng(4));
+    const x = b.inputs.get("x")!.data;
+    for (let s = 0; s < 9; s++)
+      for (let r = 0; r < 3; r++) expect(b.target.data[s * 3 + r]).toBeCloseTo(x[(s + 1) * 3 + r]!, 6);
+  });
+
+  test("chars: one-hot text, the target is the next character; eval from the held-out end", () => {
+    const t = makeTask("chars", { T: 16 });
+    expect(TEXT.length).toBeGreaterThan(20000);
+    expect(t.vocab).toBe([...new Set(TEXT)].sort().join(""));
+    const V = t.vocab!.length;
+    for (const split of ["train", "eval"] as const) {
+      const b = t.batch(split, 4, new Rng(5));
+      const x = b.inputs.get("x")!.data;
+      for (let r = 0; r < 4; r++) {
+        const ids = Array.from({ length: 16 }, (_, s) =>
+          [...x.subarray((s * 4 + r) * V, (s * 4 + r + 1) * V)].indexOf(1),
+        );
+        const text = ids.map((i) => t.vocab![i]).join("");
+        const at = TEXT.indexOf(text);
+        expect(at).toBeGreaterThanOrEqual(0);
+        if (split === "eval")
+          expect(TEXT.lastIndexOf(text)).toBeGreaterThanOrEqual(Math.floor(TEXT.length * 0.9));
+        for (let s = 0; s < 15; s++) expect(b.target.data[s * 4 + r]).toBe(ids[s + 1]);
+      }
+    }
+  });
+
+  test("bad names and lengths", () => {
+    expect(() => makeTask("addition")).toThrow(
+      "unknown task 'addition': the tasks are adding, copy, sine, chars",
+    );
+    expect(() => makeTask("adding", { T: 1 })).toThrow("T must be an integer from 2 to 100000, got 1");
+    expect(() => makeTask("sine", { T: 2.5 })).toThrow(/got 2.5/);
+    expect(() => makeTask("chars", { T: 5000 })).toThrow(/longer than the chars task's eval text/);
+  });
+});
+
+const f32 = (shape: number[], f: (i: number) => number): Tensor => ({
+  dtype: "f32",
+  shape,
+  data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => f(i)),
+});
+
+describe("data from safetensors", () => {
+  const N = 10;
+  const file = new Map<string, Tensor>([
+    ["x", f32([3, N, 2], (i) => i)],
+    // Row r's target is r, so a batch's rows can be read off its targets.
+    ["target", f32([N, 1], (i) => i)],
+  ]);
+
+  test("in file order, a held-out tenth, the eval split whole", () => {
+    const d = dataFromSafetensors(file, undefined, { inputs: ["x"], shuffle: false });
+    expect([d.on, d.loss, d.T, d.inputSize, d.outputSize]).toEqual(["last", "mse", 3, 2, 1]);
+    const rng = new Rng(1);
+    const rows = [0, 1, 2].flatMap(() => [...d.batch("train", 4, rng).target.data]);
+    expect(rows).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2]);
+    const ev = d.batch("eval", 256, rng);
+    expect([...ev.target.data]).toEqual([9]);
+    expect([...ev.inputs.get("x")!.data]).toEqual([18, 19, 38, 39, 58, 59]);
+  });
+
+  test("shuffled: every row once per epoch, in an order from the generator", () => {
+    const d = dataFromSafetensors(file, file, { inputs: ["x"] });
+    const rng = new Rng(2);
+    const epoch = [...d.batch("train", N, rng).target.data];
+    expect([...epoch].sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(epoch).not.toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    const again = dataFromSafetensors(file, file, { inputs: ["x"] });
+    expect([...again.batch("train", N, new Rng(2)).target.data]).toEqual(epoch);
+  });
+
+  test("errors name the tensor and the shape", () => {
+    const bad = (ts: [string, Tensor][], evalTs?: [string, Tensor][]) => () =>
+      dataFromSafetensors(new Map(ts), evalTs && new Map(evalTs), { inputs: ["x"] });
+    const x = file.get("x")!;
+    const y = file.get("target")!;
+    expect(bad([["target", y]])).toThrow(
+      "the training data has no tensor 'x' (an input of the model, [T, N, D])",
+    );
+    expect(bad([["x", x]])).toThrow("the training data has no tensor 'target'");
+    expect(
+      bad([
+        ["x", x],
+        ["target", f32([N + 1, 1], () => 0)],
+      ]),
+    ).toThrow(
+      "tensor 'target' in the training data has shape [11, 1]; expected [N, O] with N = 10 or [T, N, O] with T = 3",
+    );
+    expect(
+      bad([
+        ["x", f32([3, N], () => 0)],
+        ["target", y],
+      ]),
+    ).toThrow(/tensor 'x' in the training data has shape \[3, 10\]/);
+    expect(
+      bad([
+        ["x", x],
+        ["target", y],
+        ["h0", y],
+      ]),
+    ).toThrow(/unexpected tensor 'h0' in the training data/);
+    const lens: Tensor = { dtype: "i32", shape: [N], data: new Int32Array(N).fill(4) };
+    expect(
+      bad([
+        ["x", x],
+        ["target", y],
+        ["seq_lens", lens],
+      ]),
+    ).toThrow("seq_lens[0] = 4 in the training data is outside 0 to T = 3");
+    expect(
+      bad(
+        [
+          ["x", x],
+          ["target", y],
+        ],
+        [
+          ["x", f32([3, 2, 5], () => 0)],
+          ["target", f32([2, 1], () => 0)],
+        ],
+      ),
+    ).toThrow(/tensor 'x' has shape \[3, 2, 5\] in the eval data but \[3, 10, 2\]/);
+  });
+});
