@@ -3,7 +3,7 @@
 // trainer's (runtime/train, runtime/tasks), passed in as `deps`, so that these can be tested without it.
 import type { Parsed } from "./cli-args.js";
 import { CliError, type Io } from "./cli.js";
-import { compileCellFile } from "./cli-run.js";
+import { fileNetwork, readCellFile, type FileNetwork } from "./cli-network.js";
 import type { CompiledCell } from "../runtime/cell.js";
 import { Rng } from "../runtime/init.js";
 import type { Backend } from "../runtime/model.js";
@@ -31,6 +31,9 @@ import {
   type CurvePoint,
 } from "./report/plots.js";
 import { Staging } from "./report/staging.js";
+import { makeTask } from "../runtime/tasks/index.js";
+import { Network } from "../runtime/train/network.js";
+import { train } from "../runtime/train/trainer.js";
 import { formatTable, summarise, TABLE_HEADER, tableRows, type RunSummary } from "./report/summary.js";
 
 /** What compare and gradflow need of a network (runtime/train/network.ts's Network). */
@@ -43,7 +46,8 @@ export interface NetworkLike {
 /** The trainer's pieces: runtime/tasks (makeTask), runtime/train/network.ts, runtime/train/trainer.ts. */
 export interface TrainerDeps {
   makeTask(name: string, opts?: { T?: number }): DataSource;
-  defaultNetworkSpec(cell: CompiledCell, task: TaskInfo, dims: Record<string, number>): NetworkSpec;
+  /** The network a file trains on the task (its declared model, or its cell in the default model). */
+  networkSpec(file: string, task: TaskInfo, dims: Record<string, number>, io: Io): FileNetwork | undefined;
   network(spec: NetworkSpec, opts?: NetworkOptions): NetworkLike;
   train(
     net: NetworkLike,
@@ -53,39 +57,13 @@ export interface TrainerDeps {
   ): Promise<TrainResult>;
 }
 
-interface TrainerModules {
-  network: {
-    Network: new (spec: NetworkSpec, opts?: NetworkOptions) => NetworkLike;
-    defaultNetworkSpec: TrainerDeps["defaultNetworkSpec"];
-  };
-  trainer: { train: TrainerDeps["train"] };
-  tasks: { makeTask: TrainerDeps["makeTask"] };
-}
-
-/** The real trainer, loaded on first use (paths kept in variables: it is built beside this module). */
-export async function loadTrainer(): Promise<TrainerDeps> {
-  const paths = {
-    network: "../runtime/train/network.js",
-    trainer: "../runtime/train/trainer.js",
-    tasks: "../runtime/tasks/index.js",
-  };
-  let m: TrainerModules;
-  try {
-    m = {
-      network: (await import(paths.network)) as TrainerModules["network"],
-      trainer: (await import(paths.trainer)) as TrainerModules["trainer"],
-      tasks: (await import(paths.tasks)) as TrainerModules["tasks"],
-    };
-  } catch (e) {
-    if ((e as { code?: string }).code === "ERR_MODULE_NOT_FOUND")
-      throw new CliError("training is not part of this build of cellc");
-    throw e;
-  }
+/** The real trainer (runtime/train, runtime/tasks) and the file-to-network rule of compiler/cli-network.ts. */
+export function loadTrainer(): TrainerDeps {
   return {
-    makeTask: (name, opts) => m.tasks.makeTask(name, opts),
-    defaultNetworkSpec: (cell, task, dims) => m.network.defaultNetworkSpec(cell, task, dims),
-    network: (spec, opts) => new m.network.Network(spec, opts),
-    train: (net, data, cfg, hooks) => m.trainer.train(net, data, cfg, hooks),
+    makeTask: (name, opts) => makeTask(name, opts),
+    networkSpec: (file, task, dims, io) => fileNetwork(file, readCellFile(file), {}, task, dims, io),
+    network: (spec, opts) => new Network(spec, opts),
+    train: (net, data, cfg, hooks) => train(net as Network, data, cfg, hooks),
   };
 }
 
@@ -113,17 +91,24 @@ export interface CompareOptions {
 interface LoadedCell {
   readonly file: string;
   readonly cell: CompiledCell;
+  readonly spec: NetworkSpec;
   /** How tables and plots name it: the cell's name, with its file when two cells share a name. */
   readonly label: string;
   /** The same for file names: the cell's name, numbered when two share it. */
   readonly key: string;
 }
 
-/** Compiles every file's cell (all diagnostics first); undefined when any has errors. */
-function loadCells(files: readonly string[], io: Io): LoadedCell[] | undefined {
-  const compiled = files.map((file) => ({ file, cell: compileCellFile(file, undefined, io) }));
-  if (compiled.some((c) => !c.cell)) return undefined;
-  const names = compiled.map((c) => c.cell!.signature.name);
+/** Every file's network for the task (all diagnostics first); undefined when any has errors. */
+function loadCells(
+  files: readonly string[],
+  task: TaskInfo,
+  dims: Readonly<Record<string, number>>,
+  deps: TrainerDeps,
+  io: Io,
+): LoadedCell[] | undefined {
+  const compiled = files.map((file) => ({ file, net: deps.networkSpec(file, task, { ...dims }, io) }));
+  if (compiled.some((c) => !c.net)) return undefined;
+  const names = compiled.map((c) => c.net!.name);
   const labels = compiled.map((c, i) =>
     names.filter((n) => n === names[i]).length > 1 ? `${names[i]} (${c.file})` : names[i]!,
   );
@@ -136,7 +121,8 @@ function loadCells(files: readonly string[], io: Io): LoadedCell[] | undefined {
   }
   return compiled.map((c, i) => ({
     file: c.file,
-    cell: c.cell!,
+    cell: c.net!.spec.cell,
+    spec: c.net!.spec,
     label: labels.filter((l) => l === labels[i]).length > 1 ? `${labels[i]} #${i + 1}` : labels[i]!,
     key: keys[i]!,
   }));
@@ -153,10 +139,10 @@ export async function compareCells(
   deps: TrainerDeps,
   io: Io,
 ): Promise<number> {
-  const cells = loadCells(files, io);
-  if (!cells) return 1;
   const task = deps.makeTask(o.task, o.T === undefined ? {} : { T: o.T });
-  const specs = cells.map((c) => deps.defaultNetworkSpec(c.cell, task, { ...o.dims }));
+  const cells = loadCells(files, task, o.dims, deps, io);
+  if (!cells) return 1;
+  const specs = cells.map((c) => c.spec);
   const say = progress(io, o.quiet);
   const stage = new Staging(o.out);
   try {
@@ -276,17 +262,17 @@ export async function gradflowCells(
   deps: TrainerDeps,
   io: Io,
 ): Promise<number> {
-  const cells = loadCells(files, io);
-  if (!cells) return 1;
-  for (const c of cells)
-    if (!c.cell.signature.states.length)
-      throw new CliError(`'${c.label}' has no state: there is no gradient through time to show`);
   const task = deps.makeTask(o.task, { T: o.T });
   if (task.on !== "last")
     throw new CliError(
       `gradflow needs a task with one target per sequence (on the last step); '${task.name}' has one at every step`,
     );
-  const specs = cells.map((c) => deps.defaultNetworkSpec(c.cell, task, { ...o.dims }));
+  const cells = loadCells(files, task, o.dims, deps, io);
+  if (!cells) return 1;
+  for (const c of cells)
+    if (!c.cell.signature.states.length)
+      throw new CliError(`'${c.label}' has no state: there is no gradient through time to show`);
+  const specs = cells.map((c) => c.spec);
   const say = progress(io, o.quiet);
   const stage = new Staging(o.out);
   try {
@@ -474,7 +460,7 @@ export const compareCommands: Record<"compare" | "gradflow", CommandFn> = {
   compare: async (args, io) => {
     const o = compareOptions(args);
     const backend = await backendOf(args);
-    return compareCells(args.files, { ...o, ...(backend ? { backend } : {}) }, await loadTrainer(), io);
+    return compareCells(args.files, { ...o, ...(backend ? { backend } : {}) }, loadTrainer(), io);
   },
-  gradflow: async (args, io) => gradflowCells(args.files, gradflowOptions(args), await loadTrainer(), io),
+  gradflow: async (args, io) => gradflowCells(args.files, gradflowOptions(args), loadTrainer(), io),
 };

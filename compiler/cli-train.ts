@@ -5,6 +5,8 @@ import { nodeHost } from "./check/node-host.js";
 import type { Parsed } from "./cli-args.js";
 import { UsageError } from "./cli-args.js";
 import { compileCellFile, readTensors, writeAtomically } from "./cli-run.js";
+import { checkedModel, declaredModel, fileNetwork, readCellFile } from "./cli-network.js";
+import { checkProgram } from "./driver.js";
 import { CliError, type Io } from "./cli.js";
 import { compileCell, CellCompileError } from "../runtime/compile.js";
 import { Rng } from "../runtime/init.js";
@@ -12,7 +14,7 @@ import { Model, type Backend } from "../runtime/model.js";
 import { writeSafetensors } from "../runtime/safetensors.js";
 import { dataFromSafetensors, makeTask, TASK_NAMES } from "../runtime/tasks/index.js";
 import { loadCheckpoint } from "../runtime/train/checkpoint.js";
-import { cellParamNames, defaultNetworkSpec, Network } from "../runtime/train/network.js";
+import { cellParamNames, Network } from "../runtime/train/network.js";
 import { Trainer, type CheckpointState } from "../runtime/train/trainer.js";
 import type { DataSource, Metric, OptimName, TrainConfig } from "../runtime/train/types.js";
 import type { Tensor } from "../runtime/tensor.js";
@@ -22,6 +24,8 @@ type CommandFn = (args: Parsed, io: Io) => Promise<number> | number;
 /** What `--resume` and `cellc sample` rebuild a run from (saved in the checkpoint). */
 interface Origin {
   readonly cell: { readonly file: string; readonly source: string; readonly name: string };
+  /** Set when the file's declared model is trained (then cell.name is the model's name too). */
+  readonly model?: string;
   readonly data:
     | { readonly task: string; readonly T?: number }
     | { readonly train: string; readonly eval?: string; readonly shuffle: boolean };
@@ -141,14 +145,20 @@ function networkOf(
   io: Io,
   extra: { backend?: Backend; seed: number; params?: Map<string, Tensor> },
 ) {
-  const cell = compileSaved(o, io);
-  const spec = defaultNetworkSpec(
-    cell,
-    data,
-    { ...o.dims },
-    { layers: o.layers, bidirectional: o.bidirectional },
-  );
-  return new Network(spec, extra);
+  const choice = o.model
+    ? { model: o.model }
+    : { cell: o.cell.name, layers: o.layers, bidirectional: o.bidirectional };
+  const net = fileNetwork(o.cell.file, o.cell.source, choice, data, o.dims, io);
+  if (!net) throw new CliError(`the ${o.model ? "model" : "cell"} saved with the run no longer compiles`);
+  return new Network(net.spec, extra);
+}
+
+/** The inputs a data file must hold: the declared model's input, or the cell's inputs. */
+function inputNamesOf(o: Origin, io: Io): string[] {
+  if (!o.model) return compileSaved(o, io).signature.inputs.map((i) => i.name);
+  const m = checkProgram(o.cell.file, nodeHost, o.cell.source).models.get(o.model);
+  if (!m) throw new CliError(`the model saved with the run no longer compiles`);
+  return [m.input.name];
 }
 
 function savedOrigin(dir: string): { state: CheckpointState; origin: Origin; tensors: Map<string, Tensor> } {
@@ -161,7 +171,6 @@ function savedOrigin(dir: string): { state: CheckpointState; origin: Origin; ten
 }
 
 const train: CommandFn = async (args, io) => {
-  if (args.options.model) throw new CliError("declared models: not built yet");
   const resumeDir = args.options.resume;
   if (resumeDir) {
     for (const n of FIXED_ON_RESUME)
@@ -197,10 +206,7 @@ async function runTraining(args: Parsed, io: Io, resumeDir?: string): Promise<nu
     trainer = await Trainer.resume(resumeDir, {
       steps,
       rebuild: (s) => {
-        const data = dataOf(
-          origin.data,
-          compileSaved(origin, io).signature.inputs.map((i) => i.name),
-        );
+        const data = dataOf(origin.data, inputNamesOf(origin, io));
         return { net: networkOf(origin, data, io, { backend, seed: s.config.seed }), data };
       },
     });
@@ -228,21 +234,41 @@ async function runTraining(args: Parsed, io: Io, resumeDir?: string): Promise<nu
     const layers = num(args, "layers", "int") ?? 1;
     const dims = parseDims(args.options.dims);
     const file = args.files[0]!;
-    const cell = compileCellFile(file, args.options.cell, io);
-    if (!cell) return 1;
-    const params = args.options.init ? readTensors(args.options.init, "initial parameters") : undefined;
-    if (params) {
-      // Sizes from the given weights first, so that --init needs no --dims.
-      const names = new Set(cellParamNames(cell, layers, args.flags.has("bidirectional") ? 2 : 1));
-      const probe = new Model(cell, {
-        params: new Map([...params].filter(([n]) => names.has(n))),
-        layers,
-        bidirectional: args.flags.has("bidirectional"),
-        dims,
-      });
-      Object.assign(dims, probe.sizes[0], dims);
+    const source = readCellFile(file);
+    const model = declaredModel(file, source, args.options);
+    const bidirectional = args.flags.has("bidirectional");
+    let name: string;
+    let inputs: string[];
+    let params: Map<string, Tensor> | undefined;
+    if (model !== undefined) {
+      if (args.options.layers !== undefined || bidirectional)
+        throw new CliError("--layers and --bidirectional belong to the cell line of a declared model");
+      if (args.options.init)
+        throw new CliError("--init needs a cell file: a declared model starts from its initialisers");
+      const m = checkedModel(file, source, model, io);
+      if (!m) return 1;
+      name = model;
+      inputs = [m.input.name];
+      if (m.cell.dims.includes("H")) dims.H ??= 32;
+    } else {
+      const cell = compileCellFile(file, args.options.cell, io);
+      if (!cell) return 1;
+      params = args.options.init ? readTensors(args.options.init, "initial parameters") : undefined;
+      if (params) {
+        // Sizes from the given weights first, so that --init needs no --dims.
+        const names = new Set(cellParamNames(cell, layers, bidirectional ? 2 : 1));
+        const probe = new Model(cell, {
+          params: new Map([...params].filter(([n]) => names.has(n))),
+          layers,
+          bidirectional,
+          dims,
+        });
+        Object.assign(dims, probe.sizes[0], dims);
+      }
+      if (cell.signature.dims.includes("H")) dims.H ??= 32;
+      name = cell.signature.name;
+      inputs = cell.signature.inputs.map((i) => i.name);
     }
-    if (cell.signature.dims.includes("H")) dims.H ??= 32;
     const originData: Origin["data"] = args.options.task
       ? { task: args.options.task, ...(T === undefined ? {} : { T }) }
       : {
@@ -255,19 +281,16 @@ async function runTraining(args: Parsed, io: Io, resumeDir?: string): Promise<nu
       "task" in originData
         ? originData
         : { ...originData, train: args.options.data!, eval: args.options.eval };
-    const data = dataOf(
-      given,
-      cell.signature.inputs.map((i) => i.name),
-    );
+    const data = dataOf(given, inputs);
     const origin: Origin = {
-      cell: { file: resolve(file), source: nodeHost.read(file), name: cell.signature.name },
+      cell: { file: resolve(file), source, name },
+      ...(model !== undefined ? { model } : {}),
       data: originData,
       dims: { ...dims },
       layers,
-      bidirectional: args.flags.has("bidirectional"),
+      bidirectional,
     };
-    out =
-      args.options.out ?? join("runs", `${cell.signature.name}-${data.name === "data" ? "data" : data.name}`);
+    out = args.options.out ?? join("runs", `${name}-${data.name === "data" ? "data" : data.name}`);
     if (existsSync(join(out, "metrics.jsonl")) || existsSync(join(out, "checkpoint.json")))
       throw new CliError(
         `'${out}' already holds a training run: continue it with --resume ${out}, or give another --out`,
@@ -283,7 +306,7 @@ async function runTraining(args: Parsed, io: Io, resumeDir?: string): Promise<nu
     }
     if (!quiet)
       io.out(
-        `training '${cell.signature.name}' (${net.paramCount} parameters) on ${data.summary}\n` +
+        `training '${name}' (${net.paramCount} parameters) on ${data.summary}\n` +
           `  ${cfg.optim}, lr ${cfg.lr}, batch ${cfg.batch}, ${cfg.steps} steps, seed ${cfg.seed}; writing ${out}\n`,
       );
   }

@@ -237,7 +237,7 @@ export class Network {
 
   /** The loss of a batch and, when asked, every parameter's gradient. */
   async loss(batch: Batch, want: LossWant = {}): Promise<LossResult> {
-    const { T, B, x } = this.inputs(batch.inputs);
+    const { T, B, x, tokens } = this.inputs(batch.inputs);
     const spec = this.spec;
     const O = this.outputSize;
     checkTarget(batch.target, spec.loss, spec.on, T, B, O);
@@ -255,7 +255,8 @@ export class Network {
       throw new CellcError(
         "truncated BPTT cannot run a bidirectional cell: its reverse direction needs the whole sequence",
       );
-    const grads = want.grads ? new Map<string, Float64Array>() : undefined;
+    const grads = want.grads || want.stateGrads ? new Map<string, Float64Array>() : undefined;
+    const stepNorms = want.stateGrads ? new Map<string, Float64Array>() : undefined;
     const F = this.features;
     let loss = 0;
     let states: Map<string, Tensor> | undefined;
@@ -315,16 +316,17 @@ export class Network {
           if (lastAt[b]! >= 0) dH.set(dRows.subarray(b * F, (b + 1) * F), (lastAt[b]! * B + b) * F);
       }
       const up = new Map([[this.outputName, tensorOf(this.dtype, [Tc, B, F], dH)]]);
-      const g = await this.backward(fwd, up);
+      const g = await this.backward(fwd, up, !!stepNorms);
       accumulate(grads, g.params);
-      if (this.spec.embed)
-        this.embedGrad(grads, batch.inputs.get(this.inputName)!, g.inputs.get(this.inputName)!, t0, B);
+      if (stepNorms) stateNorms(stepNorms, g.stateSteps!, t0, T);
+      if (this.spec.embed) this.embedGrad(grads, tokens!, g.inputs.get(this.inputName)!, t0, B);
     }
     const result: { loss: number; grads?: Map<string, Tensor>; stateGradNorms?: Map<string, Float64Array> } =
       {
         loss,
       };
-    if (grads) {
+    if (stepNorms) result.stateGradNorms = stepNorms;
+    if (grads && want.grads) {
       result.grads = new Map();
       for (const [n, p] of this.params) {
         const data = floatArray(this.dtype, p.data.length);
@@ -333,9 +335,6 @@ export class Network {
         result.grads.set(n, { dtype: this.dtype, shape: p.shape, data });
       }
     }
-    // TODO(issue 9, gradflow): per-step state gradients need the runtime's
-    // `Model.backward(fwd, upstream, { stateGrads: true })` (Gradients.stateSteps); until it lands,
-    // `stateGrads: true` gives no `stateGradNorms`.
     return result;
   }
 
@@ -370,7 +369,13 @@ export class Network {
     const stream = this.cellModel.stream(B);
     const rName = this.readoutModel.cell.signature.inputs[0]!.name;
     return (x) => {
-      const xi = this.spec.embed ? this.embedRows(x, 1, B) : x;
+      let xi = x;
+      if (this.spec.embed) {
+        // Token ids [B], or one-hot rows [B, V] as the chars task gives them.
+        const ids = x.dtype === "i32" ? x : hotIndices({ ...x, shape: [1, ...x.shape] }, this.inputName);
+        const rows = this.embedRows({ ...ids, shape: [1, B] }, 1, B);
+        xi = { ...rows, shape: [B, this.embedDim] };
+      }
       const out = stream.step(new Map([[this.inputName, xi]])).get(this.outputName)!;
       const r = new Map([[rName, { ...out, shape: [1, B, this.features] }]]);
       return Float64Array.from(
@@ -380,21 +385,30 @@ export class Network {
   }
 
   /** The cell's inputs: the batch's, with token ids looked up in the embedding. */
-  private inputs(given: ReadonlyMap<string, Tensor>): { T: number; B: number; x: Map<string, Tensor> } {
-    const first = given.get(this.inputName);
+  private inputs(given: ReadonlyMap<string, Tensor>): {
+    T: number;
+    B: number;
+    x: Map<string, Tensor>;
+    tokens?: Tensor;
+  } {
+    // A task's batch holds one input under its own name: it is the network's input whatever that is called.
+    let first = given.get(this.inputName) ?? (given.size === 1 ? [...given.values()][0] : undefined);
     if (!first) throw new CellcError(`missing input '${this.inputName}'`);
+    if (this.spec.embed && first.dtype !== "i32" && first.shape.length === 3)
+      first = hotIndices(first, this.inputName);
     if (first.shape.length < 2)
       throw new CellcError(
         `input '${this.inputName}' has shape ${showShape(first.shape)}; expected [T, B, ...]`,
       );
     const [T, B] = first.shape as [number, number];
-    const x = new Map(given);
+    const x = new Map([[this.inputName, first]]);
     if (this.spec.embed) {
       if (first.dtype !== "i32" || first.shape.length !== 2)
         throw new CellcError(
           `input '${this.inputName}' feeds the embedding '${this.spec.embed.name}': token ids (I32) of shape [T, B], got ${first.stored ?? first.dtype.toUpperCase()} ${showShape(first.shape)}`,
         );
       x.set(this.inputName, this.embedRows(first, T, B));
+      return { T, B, x, tokens: first };
     }
     return { T, B, x };
   }
@@ -444,9 +458,16 @@ export class Network {
     return m.backend.async ? m.forwardAsync(x, opts) : m.forward(x, opts);
   }
 
-  private backward(fwd: ForwardResult, up: Map<string, Tensor>): Promise<Gradients> | Gradients {
+  private backward(
+    fwd: ForwardResult,
+    up: Map<string, Tensor>,
+    stateGrads: boolean,
+  ): Promise<Gradients> | Gradients {
     const m = this.cellModel;
-    return m.backend.async ? m.backwardAsync(fwd, { outputs: up }) : m.backward(fwd, { outputs: up });
+    const opts = { stateGrads };
+    return m.backend.async
+      ? m.backwardAsync(fwd, { outputs: up }, opts)
+      : m.backward(fwd, { outputs: up }, opts);
   }
 }
 
@@ -457,6 +478,45 @@ function tensorOf(dtype: "f32" | "f64", shape: number[], data: ArrayLike<number>
       : floatArray(dtype, data.length);
   if (d !== data) d.set(data);
   return { dtype, shape, data: d };
+}
+
+/** One-hot rows `[T, B, V]` as token ids `[T, B]` (what an embedding reads); other rows are an error. */
+function hotIndices(x: Tensor, name: string): Tensor {
+  const [T, B, V] = x.shape as [number, number, number];
+  const ids = new Int32Array(T * B);
+  for (let r = 0; r < T * B; r++) {
+    let hot = -1;
+    for (let v = 0; v < V; v++) {
+      const e = x.data[r * V + v]!;
+      if (e === 0) continue;
+      if (e !== 1 || hot >= 0)
+        throw new CellcError(`input '${name}' feeds an embedding: its rows must be token ids or one-hot`);
+      hot = v;
+    }
+    if (hot < 0) throw new CellcError(`input '${name}' feeds an embedding: row ${r} is all zeros`);
+    ids[r] = hot;
+  }
+  return { dtype: "i32", shape: [T, B], data: ids };
+}
+
+/** ‖∂L/∂s_t‖ over the batch, per state, for the steps of a chunk starting at t0 (of T in all). */
+function stateNorms(
+  into: Map<string, Float64Array>,
+  steps: ReadonlyMap<string, Tensor>,
+  t0: number,
+  T: number,
+) {
+  for (const [name, g] of steps) {
+    let norms = into.get(name);
+    if (!norms) into.set(name, (norms = new Float64Array(T)));
+    const Tc = g.shape[0]!;
+    const per = g.data.length / Math.max(Tc, 1);
+    for (let t = 0; t < Tc; t++) {
+      let sq = 0;
+      for (let k = t * per; k < (t + 1) * per; k++) sq += g.data[k]! * g.data[k]!;
+      norms[t0 + t] = Math.sqrt(sq);
+    }
+  }
 }
 
 function accumulate(into: Map<string, Float64Array>, gs: ReadonlyMap<string, Tensor>): void {

@@ -231,7 +231,7 @@ describe("cellc train", () => {
     ],
     ["no task or data", [], /train needs --task NAME/],
     ["both task and data", ["--task", "adding", "--data", "x"], /train needs --task NAME/],
-    ["a declared model", ["--task", "adding", "--model", "m"], /declared models: not built yet/],
+    ["a declared model", ["--task", "adding", "--model", "m"], /E089\]: file defines no model named 'm'/],
     [
       "a bad --optim",
       ["--task", "adding", "--optim", "lbfgs"],

@@ -14,6 +14,8 @@ import {
 } from "../../compiler/cli-compare.js";
 import { main, type Io } from "../../compiler/cli.js";
 import { Rng } from "../../runtime/init.js";
+import type { CompiledCell } from "../../runtime/cell.js";
+import { compileCell } from "../../runtime/compile.js";
 import { CellcError, tensor, type Tensor } from "../../runtime/tensor.js";
 import type {
   Batch,
@@ -22,6 +24,7 @@ import type {
   Metric,
   NetworkOptions,
   NetworkSpec,
+  TaskInfo,
   TrainConfig,
   TrainResult,
 } from "../../runtime/train/types.js";
@@ -158,15 +161,27 @@ async function sgd(
   return result;
 }
 
+/** SumNet's spec: the cell (for its name and states) and T, the sequence length it sums over. */
+const fakeSpec = (cell: CompiledCell, task: TaskInfo, dims: Record<string, number>): NetworkSpec => ({
+  cell,
+  readout: cell,
+  on: task.on,
+  loss: task.loss,
+  dims: { ...dims, T: task.T },
+});
+
 const deps: TrainerDeps = {
   makeTask: sumTask,
-  defaultNetworkSpec: (cell, task, dims) => ({
-    cell,
-    readout: cell,
-    on: task.on,
-    loss: task.loss,
-    dims: { ...dims, T: task.T },
-  }),
+  networkSpec: (file, task, dims, io) => {
+    let cell: CompiledCell;
+    try {
+      cell = compileCell(readFileSync(file, "utf8"), { file });
+    } catch (e) {
+      io.err(String((e as Error).message) + "\n");
+      return undefined;
+    }
+    return { spec: fakeSpec(cell, task, dims), name: cell.signature.name };
+  },
   network: (spec, opts) => new SumNet(spec, spec.dims.T!, opts),
   train: sgd,
 };
@@ -211,7 +226,7 @@ describe("cellc compare (with a small trainer)", () => {
     expect(summary.map((r) => `${r.cell}/${r.seed}`)).toEqual(labels.flatMap((l) => [`${l}/0`, `${l}/1`]));
     // Every number is the trainer's: the same runs again, by hand.
     for (const [i, row] of summary.entries()) {
-      const spec = deps.defaultNetworkSpec(
+      const spec = fakeSpec(
         (await import("../../runtime/index.js")).compileCell(readFileSync(files[i >> 1]!, "utf8")),
         sumTask("sum"),
         { H: 4 },
@@ -383,7 +398,7 @@ describe("cellc gradflow (with a small trainer)", () => {
     const cell = (await import("../../runtime/index.js")).compileCell(
       readFileSync("examples/cells/rnn.cell", "utf8"),
     );
-    const net = new SumNet(deps.defaultNetworkSpec(cell, task, {}), 8, { seed: 0 });
+    const net = new SumNet(fakeSpec(cell, task, {}), 8, { seed: 0 });
     expect(g[0]!.norm_init).toEqual([
       ...(await net.loss(batch, { stateGrads: true })).stateGradNorms!.get("h")!,
     ]);
