@@ -5,25 +5,16 @@ import type { CellIR } from "./ir/cell.js";
 import type { Parsed } from "./cli-args.js";
 import type { Io } from "./cli.js";
 import { CliError } from "./cli.js";
-import type { SourceMap } from "./diag/span.js";
 import { artifactOf } from "./schedule/artifact.js";
 import { buildSchedule } from "./schedule/build.js";
 import { printSchedule } from "./schedule/print.js";
 import { KERNEL_NAMES } from "./schedule/types.js";
 
-/** `--emit schedule|grad-ir|js|wgsl`, or `--target js|wgsl --out DIR`: the compiled artifact. */
-export async function emitCompiled(ir: CellIR, args: Parsed, io: Io, sources: SourceMap): Promise<void> {
+/** `--target js|wgsl --out DIR`: the compiled artifact (`--emit` prints through stage.ts). */
+export async function emitCompiled(ir: CellIR, args: Parsed, io: Io): Promise<void> {
   if (args.options.target === "onnx" || args.options.target === "torch")
     return (await import("./export/cli-export.js")).emitExport(ir, args, io);
   const schedule = buildSchedule(ir);
-  const emit = args.options.emit;
-  if (emit === "schedule") return io.out(printSchedule(schedule));
-  if (emit === "grad-ir") return io.out(printSchedule(schedule, { graphs: true, sources }));
-  if (emit === "js") return io.out(emitScheduleJs(schedule));
-  if (emit === "wgsl") {
-    const w = emitScheduleWgsl(schedule);
-    return io.out(KERNEL_NAMES.map((k) => `// kernel ${k}\n${w[k].code}`).join("\n"));
-  }
   const dir = args.options.out!;
   const target = args.options.target as "js" | "wgsl";
   const wgsl = target === "wgsl" ? emitScheduleWgsl(schedule) : undefined;

@@ -2,8 +2,8 @@ import { readFileSync } from "node:fs";
 import { nodeHost } from "./check/node-host.js";
 import { checkProgram, selectCell, selectModel, buildCellIR, type CompileResult } from "./driver.js";
 import { renderAll, hasErrors, type Diagnostic } from "./diag/diagnostic.js";
-import { printCell } from "./ir/print.js";
-import { lineCol, type SourceMap } from "./diag/span.js";
+import type { SourceMap } from "./diag/span.js";
+import type { Stage } from "./stage.js";
 import { COMMANDS, UsageError, parseArgs, type Parsed } from "./cli-args.js";
 import { CellcError } from "../runtime/tensor.js";
 
@@ -99,78 +99,29 @@ async function compile(args: Parsed, io: Io): Promise<number> {
   report(io, r.diagnostics, r.program.sources);
   if (hasErrors(r.diagnostics)) return 1;
   const emit = args.options.emit ?? (args.options.target ? undefined : "ir");
-  if (emit === "ast") {
-    const ast = r.program.files.find((f) => f.file === file)!;
-    io.out(
-      JSON.stringify(
-        ast,
-        (k, v) => (k === "span" || k.endsWith("Span") ? spanText(v, r.program.sources) : v),
-        2,
-      ) + "\n",
-    );
+  if (emit !== undefined) {
+    const { stageOutput } = await import("./stage.js");
+    const out = stageOutput(r, emit as Stage, args.options.cell, args.options.model);
+    report(io, out.diagnostics, r.program.sources);
+    if (out.text === undefined) return 1;
+    io.out(out.text);
     return 0;
   }
-  if (args.options.model !== undefined || (r.cellNames.length === 0 && r.modelNames.length > 0))
-    return compileModels(r, args, io, emit);
-  const names = args.options.cell
-    ? [args.options.cell]
-    : emit === "ir" && !args.options.target
-      ? r.cellNames
-      : [undefined];
-  for (const name of names) {
-    const sel = selectCell(r, name);
-    report(io, sel.diagnostics, r.program.sources);
-    if (!sel.cell) return 1;
-    const ir = buildCellIR(sel.cell);
-    if (emit === "ir") io.out(printCell(ir, r.program.sources));
-    else {
-      const { emitCompiled } = await import("./cli-emit.js");
-      await emitCompiled(ir, args, io, r.program.sources);
-    }
-  }
-  // The printed IR of the whole file: its models after its cells.
-  if (emit === "ir" && !args.options.cell && !args.options.target && r.modelNames.length)
-    return compileModels(r, args, io, emit);
+  const sel =
+    args.options.model !== undefined || (r.cellNames.length === 0 && r.modelNames.length > 0)
+      ? modelReadout(r, args.options.model)
+      : selectCell(r, args.options.cell);
+  report(io, sel.diagnostics, r.program.sources);
+  if (!sel.cell) return 1;
+  const { emitCompiled } = await import("./cli-emit.js");
+  await emitCompiled(buildCellIR(sel.cell), args, io);
   return 0;
 }
 
-/** `compile` on a model: its header line, then its readout as a stateless cell. */
-async function compileModels(
-  r: CompileResult,
-  args: Parsed,
-  io: Io,
-  emit: string | undefined,
-): Promise<number> {
-  const names =
-    args.options.model !== undefined || emit !== "ir" || args.options.target
-      ? [args.options.model]
-      : r.modelNames;
-  for (const name of names) {
-    const sel = selectModel(r, name);
-    report(io, sel.diagnostics, r.program.sources);
-    if (!sel.model) return 1;
-    const m = sel.model;
-    const ir = buildCellIR(m.readout);
-    if (emit === "ir") {
-      const options = [m.layers > 1 ? `layers ${m.layers}` : "", m.bidirectional ? "bidirectional" : ""];
-      const embed = m.embed ? `, embed ${m.embed.name}` : "";
-      const cell = [m.cell.name, ...options.filter((o) => o)].join(", ");
-      io.out(`model ${m.name}: input ${m.input.name} (${m.input.kind})${embed}, cell ${cell}, `);
-      io.out(`readout on ${m.on}, loss ${m.loss}\n`);
-      io.out(printCell(ir, r.program.sources));
-    } else {
-      const { emitCompiled } = await import("./cli-emit.js");
-      await emitCompiled(ir, args, io, r.program.sources);
-    }
-  }
-  return 0;
-}
-
-function spanText(v: unknown, sources: SourceMap): unknown {
-  const s = v as { file?: string; start?: number } | undefined;
-  if (!s || typeof s.start !== "number") return v;
-  const { line, col } = lineCol(sources.get(s.file ?? "") ?? "", s.start);
-  return `${line}:${col}`;
+/** A model's compiled part for `--target`: its readout, a stateless cell (its cell compiles on its own). */
+function modelReadout(r: CompileResult, name: string | undefined) {
+  const sel = selectModel(r, name);
+  return { cell: sel.model?.readout, diagnostics: sel.diagnostics };
 }
 
 /** From package.json: two folders up from dist/compiler/, one from compiler/ when run from source. */

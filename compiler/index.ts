@@ -12,5 +12,6 @@ export { loadProgram, type SourceHost, type Program } from "./check/program.js";
 export type { CheckedCell, InitSpec } from "./check/types.js";
 export type { CellIR } from "./ir/cell.js";
 export { printCell } from "./ir/print.js";
+export { emitStage, stageOutput, printAst, printCellStage, StageError, STAGES, type Stage } from "./stage.js";
 export { renderAll, renderDiagnostic, hasErrors, type Diagnostic } from "./diag/diagnostic.js";
 export { SourceMap, type Span } from "./diag/span.js";

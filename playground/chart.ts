@@ -1,0 +1,65 @@
+// The learning curve: loss against step, one polyline per series, on a log scale (losses fall by orders
+// of magnitude). Drawn as inline SVG: a plot library would outweigh the page's own code.
+const NS = "http://www.w3.org/2000/svg";
+const PAD = { left: 48, right: 12, top: 26, bottom: 22 };
+/** Width of a character of the chart's 11px monospace font, for laying out the legend. */
+const CHAR = 6.7;
+
+export interface Series {
+  readonly name: string;
+  readonly color: string;
+  readonly points: readonly (readonly [number, number])[];
+}
+
+function el(tag: string, attrs: Record<string, string | number>, text?: string): SVGElement {
+  const e = document.createElementNS(NS, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+/** Draws at the element's own size (so that text is never scaled); 480 x 200 before layout. */
+export function renderChart(svg: SVGSVGElement, series: readonly Series[]): void {
+  const W = svg.clientWidth || 480;
+  const H = svg.clientHeight || 200;
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  const pts = series.flatMap((s) => s.points).filter(([, y]) => y > 0 && Number.isFinite(y));
+  const parts: SVGElement[] = [];
+  if (pts.length === 0) {
+    parts.push(el("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "empty" }, "no steps yet"));
+    svg.replaceChildren(...parts);
+    return;
+  }
+  let [xMax, yMin, yMax] = [1, Infinity, 0];
+  for (const [x, y] of pts) [xMax, yMin, yMax] = [Math.max(xMax, x), Math.min(yMin, y), Math.max(yMax, y)];
+  const lo = Math.floor(Math.log10(yMin));
+  const hi = Math.max(lo + 1, Math.ceil(Math.log10(yMax)));
+  const sx = (x: number) => PAD.left + (x / xMax) * (W - PAD.left - PAD.right);
+  const sy = (y: number) => PAD.top + ((hi - Math.log10(y)) / (hi - lo)) * (H - PAD.top - PAD.bottom);
+  for (let e = lo; e <= hi; e++) {
+    parts.push(
+      el("line", { x1: PAD.left, x2: W - PAD.right, y1: sy(10 ** e), y2: sy(10 ** e), class: "grid" }),
+    );
+    parts.push(el("text", { x: PAD.left - 4, y: sy(10 ** e) + 4, "text-anchor": "end" }, `1e${e}`));
+  }
+  parts.push(el("text", { x: W - PAD.right, y: H - 6, "text-anchor": "end" }, `step ${xMax}`));
+  parts.push(el("text", { x: PAD.left, y: H - 6 }, "0"));
+  let legend = PAD.left;
+  for (const s of series) {
+    const good = s.points.filter(([, y]) => y > 0 && Number.isFinite(y));
+    if (good.length)
+      parts.push(
+        el("polyline", {
+          points: good.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" "),
+          fill: "none",
+          stroke: s.color,
+          "stroke-width": 1.5,
+          "data-series": s.name,
+        }),
+      );
+    parts.push(el("rect", { x: legend, y: 6, width: 10, height: 10, fill: s.color }));
+    parts.push(el("text", { x: legend + 14, y: 15 }, s.name));
+    legend += 14 + s.name.length * CHAR + 16;
+  }
+  svg.replaceChildren(...parts);
+}

@@ -1,0 +1,280 @@
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import { tmpdir } from "node:os";
+import { extname, join, normalize, resolve } from "node:path";
+import type { Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { decodeHash } from "../../playground/link.js";
+import { TRAINER_FILES } from "../../playground/trainer-files.js";
+
+/**
+ * The playground (playground/, built by `npm run build` into dist/playground/) in Chromium headless: a
+ * cell typed with an error shows the checker's diagnostic at its line and column, every stage tab shows
+ * what `cellc compile --emit` prints for the same text, the artifact download is the compiler's, and the
+ * URL's hash brings the text back. Screenshots go to test/browser/artifacts/. CI sets
+ * CELLC_REQUIRE_BROWSER=1, so that it cannot skip there.
+ */
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const SITE = resolve("dist/playground");
+const SHOTS = resolve("test/browser/artifacts");
+const CLI = resolve("bin/cellc.js");
+const required = process.env.CELLC_REQUIRE_BROWSER === "1";
+const available = existsSync(CHROMIUM) && existsSync(join(SITE, "index.html"));
+const TYPES: Record<string, string> = {
+  ".html": "text/html",
+  ".js": "text/javascript",
+  ".css": "text/css",
+};
+const STAGES = ["ast", "ir", "grad-ir", "schedule", "js", "wgsl"];
+/** Whether this build has the trainer (issue 9); without it the Train panel says so. */
+const TRAINER = TRAINER_FILES.every((f) => existsSync(f));
+
+// Typed by the test (not one of the built-in cells); the error is a `q` typed after `bz` on line 8.
+const TINY = `# A minimal gated unit, typed into the page by the test
+cell tiny {
+  input x[D]
+  state h[H]
+  param Wz, Wn : [H, D] ~ xavier
+  param Uz, Un : [H, H] ~ orthogonal
+  param bz, bn : [H] = 0
+  z = sigmoid(Wz @ x + Uz @ h + bz)
+  n = tanh(Wn @ x + Un @ (z * h) + bn)
+  h' = (1 - z) * h + z * n
+  output h'
+}
+`;
+
+let server: Server;
+let base = "";
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://127.0.0.1");
+    const file = normalize(join(SITE, url.pathname === "/" ? "/index.html" : url.pathname));
+    if (!file.startsWith(SITE) || !existsSync(file) || !statSync(file).isFile()) {
+      res.writeHead(404).end();
+      return;
+    }
+    // Cross-origin isolated, as `npm run playground` serves it: the WebAssembly backend shares memory.
+    res
+      .writeHead(200, {
+        "content-type": TYPES[extname(file)] ?? "application/octet-stream",
+        "cross-origin-opener-policy": "same-origin",
+        "cross-origin-embedder-policy": "require-corp",
+      })
+      .end(readFileSync(file));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const addr = server.address();
+  base = `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`;
+});
+afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+/** What `cellc compile FILE --emit STAGE` prints, run in `dir` (so that file names match the page's). */
+function cli(dir: string, args: string[]): string {
+  return execFileSync(process.execPath, [CLI, ...args], { cwd: dir, encoding: "utf8", stdio: "pipe" });
+}
+
+const checks = (page: Page) => page.evaluate(() => Number(document.body.dataset.checks ?? 0));
+async function afterCheck(page: Page, before: number): Promise<void> {
+  await page.waitForFunction((n) => Number(document.body.dataset.checks ?? 0) > n, before, {
+    timeout: 10_000,
+  });
+}
+const editorText = (page: Page) =>
+  page.$$eval(".cm-content .cm-line", (lines) => lines.map((l) => l.textContent ?? "").join("\n"));
+
+describe.skipIf(!available && !required)("the playground in a browser", () => {
+  it("shows diagnostics as you type, every stage as the CLI prints it, and keeps the cell in the link", async () => {
+    mkdirSync(SHOTS, { recursive: true });
+    const tmp = mkdtempSync(join(tmpdir(), "cellc-playground-"));
+    const { chromium } = await import("playwright-core");
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        "--headless=new",
+        "--no-sandbox",
+        "--enable-unsafe-webgpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+      ],
+    });
+    const errors: string[] = [];
+    let trained = "";
+    const watch = (page: Page) => {
+      page.on("pageerror", (e) => errors.push(String(e)));
+      page.on("console", (m) => {
+        if (m.type() === "error") errors.push(m.text());
+      });
+      page.on("response", (r) => {
+        if (r.status() >= 400) errors.push(`${r.status()} ${r.url()}`);
+      });
+    };
+    try {
+      const context = await browser.newContext({
+        viewport: { width: 1400, height: 900 },
+        acceptDownloads: true,
+      });
+      const page = await context.newPage();
+      watch(page);
+      const t0 = Date.now();
+      await page.goto(`${base}/`);
+      await page.waitForFunction(() => Number(document.body.dataset.checks ?? 0) >= 1);
+      const loadMs = Date.now() - t0;
+      // The default cell: lstm.cell, its IR as the CLI prints it.
+      const examples = resolve("examples/cells");
+      expect(await page.textContent("#stage")).toBe(cli(examples, ["compile", "lstm.cell", "--emit", "ir"]));
+      await page.waitForFunction(() => !/checking/.test(document.getElementById("gpu")!.textContent ?? ""));
+      const gpu = (await page.textContent("#gpu")) ?? "";
+      expect(gpu).toMatch(/^WebGPU: /);
+      if (!TRAINER)
+        expect(await page.textContent("#train-status")).toBe("training is not available in this build");
+
+      // Start from rnn.cell, then replace its text with TINY: the file is checked as rnn.cell.
+      let n = await checks(page);
+      await page.selectOption("#picker", "rnn.cell");
+      await afterCheck(page, n);
+      n = await checks(page);
+      await page.click(".cm-content");
+      await page.keyboard.press("Control+A");
+      await page.keyboard.insertText(TINY);
+      await afterCheck(page, n);
+      expect(await page.$$("#diagnostics li")).toHaveLength(0);
+      expect(await editorText(page)).toBe(TINY);
+
+      // One keystroke makes the error: `bz` -> `bzq` on line 8.
+      await page.keyboard.press("Control+Home");
+      for (let i = 0; i < 7; i++) await page.keyboard.press("ArrowDown");
+      await page.keyboard.press("End");
+      await page.keyboard.press("ArrowLeft");
+      const k0 = Date.now();
+      await page.keyboard.type("q");
+      const item = await page.waitForSelector('#diagnostics li[data-code="E010"]', { timeout: 10_000 });
+      const diagMs = Date.now() - k0;
+      const broken = TINY.replace("+ bz)", "+ bzq)");
+      const lines = broken.split("\n");
+      const line = lines.findIndex((l) => l.includes("bzq")) + 1;
+      const col = lines[line - 1]!.indexOf("bzq") + 1;
+      expect([line, col]).toEqual([8, 33]);
+      expect(await item.getAttribute("data-line")).toBe(String(line));
+      expect(await item.getAttribute("data-col")).toBe(String(col));
+      expect(await item.textContent()).toContain("unknown name 'bzq'");
+      // The CLI agrees on the code and the place.
+      writeFileSync(join(tmp, "rnn.cell"), broken);
+      let stderr = "";
+      try {
+        cli(tmp, ["check", "rnn.cell"]);
+      } catch (e) {
+        stderr = String((e as { stderr?: string }).stderr);
+      }
+      expect(stderr).toContain(`error[E010]`);
+      expect(stderr).toContain(`--> rnn.cell:${line}:${col}`);
+      // Underlined in the editor, exactly the unknown name.
+      expect(await page.textContent(".cm-lintRange-error")).toBe("bzq");
+      expect(await page.textContent("#stage")).toContain("The cell has errors");
+      await page.hover(".cm-lintRange-error");
+      await page.waitForSelector(".cm-tooltip-lint", { timeout: 5_000 });
+      expect(await page.textContent(".cm-tooltip-lint")).toContain("error[E010]");
+      await page.screenshot({ path: join(SHOTS, "playground-error.png") });
+
+      // Fixed: no diagnostics, and every stage tab shows what the CLI prints for the same text.
+      n = await checks(page);
+      await page.keyboard.press("Backspace");
+      await afterCheck(page, n);
+      expect(await page.$$("#diagnostics li")).toHaveLength(0);
+      writeFileSync(join(tmp, "rnn.cell"), TINY);
+      for (const stage of STAGES) {
+        await page.click(`#tabs button[data-stage="${stage}"]`);
+        expect(await page.getAttribute("#stage", "data-stage")).toBe(stage);
+        expect(await page.textContent("#stage"), stage).toBe(
+          cli(tmp, ["compile", "rnn.cell", "--emit", stage]),
+        );
+        if (stage === "grad-ir" || stage === "wgsl")
+          await page.screenshot({ path: join(SHOTS, `playground-${stage}.png`) });
+      }
+
+      // The artifact download is the compiler's: its JS kernels are `--emit js`'s text.
+      const [dl] = await Promise.all([page.waitForEvent("download"), page.click("#artifact")]);
+      expect(dl.suggestedFilename()).toBe("tiny.artifact.json");
+      const artifact = JSON.parse(readFileSync(await dl.path(), "utf8")) as { js?: string; wgsl?: object };
+      expect(artifact.js).toBe(cli(tmp, ["compile", "rnn.cell", "--emit", "js"]));
+      expect(artifact.wgsl).toBeDefined();
+
+      if (TRAINER) {
+        // Training the typed cell on the adding task: the curve of its training loss falls.
+        await page.selectOption("#task", "adding");
+        await page.fill("#steps", "300");
+        await page.uncheck("#reference");
+        await page.click("#start");
+        await page.waitForFunction(
+          () => !(document.getElementById("start") as HTMLButtonElement).disabled,
+          null,
+          {
+            timeout: 200_000,
+          },
+        );
+        await page.evaluate(() => new Promise(requestAnimationFrame));
+        const status = (await page.textContent("#train-status")) ?? "";
+        expect(status).not.toMatch(/failed/);
+        // SVG y grows downwards: a falling loss is a rising y. Compare the first and last tenths.
+        const ys = (await page.getAttribute('#chart polyline[data-series="this cell train"]', "points"))!
+          .split(" ")
+          .map((p) => Number(p.split(",")[1]));
+        const tenth = Math.max(1, Math.floor(ys.length / 10));
+        const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
+        expect(ys.length).toBeGreaterThanOrEqual(5);
+        expect(mean(ys.slice(-tenth))).toBeGreaterThan(mean(ys.slice(0, tenth)));
+        trained = `${status}; ${await page.textContent("#gpu")}`;
+        await page.screenshot({ path: join(SHOTS, "playground-train.png") });
+        const [w] = await Promise.all([page.waitForEvent("download"), page.click("#weights")]);
+        expect(w.suggestedFilename()).toBe("tiny.safetensors");
+      }
+
+      // The deep link: the hash decodes to the text, and a fresh page opened on it shows the same cell.
+      const url = page.url();
+      expect(await decodeHash(new URL(url).hash)).toEqual({ file: "rnn.cell", text: TINY });
+      const again = await context.newPage();
+      watch(again);
+      await again.goto(url);
+      await again.waitForFunction(() => Number(document.body.dataset.checks ?? 0) >= 1);
+      expect(await editorText(again)).toBe(TINY);
+      expect(await again.textContent("#stage")).toBe(cli(tmp, ["compile", "rnn.cell", "--emit", "ir"]));
+      await again.close();
+
+      // An `extends` variant with several cells: the chosen cell's IR, as with --cell.
+      n = await checks(page);
+      await page.selectOption("#picker", "greff.cell");
+      await afterCheck(page, n);
+      expect(await page.isVisible("#cell")).toBe(true);
+      await page.selectOption("#cell", "lstm_nog");
+      await page.click('#tabs button[data-stage="ir"]');
+      expect(await page.textContent("#stage")).toBe(
+        cli(examples, ["compile", "greff.cell", "--cell", "lstm_nog", "--emit", "ir"]),
+      );
+      // Notes of the checker (N001) are listed with their code, and their place in lstm.cell.
+      expect(await page.textContent("#diagnostics")).toContain("note[N001]");
+      expect(await page.textContent("#diagnostics")).toContain("lstm.cell:8:");
+      await page.screenshot({ path: join(SHOTS, "playground-variant.png") });
+
+      // Without WebGPU the page says what training falls back to.
+      const plain = await context.newPage();
+      watch(plain);
+      await plain.addInitScript(() =>
+        Object.defineProperty(Navigator.prototype, "gpu", { get: () => undefined }),
+      );
+      await plain.goto(`${base}/`);
+      await plain.waitForFunction(() => !/checking/.test(document.getElementById("gpu")!.textContent ?? ""));
+      expect(await plain.textContent("#gpu")).toBe("WebGPU not available: training uses WebAssembly");
+      await plain.close();
+
+      console.log(`playground: load ${loadMs} ms, first diagnostic ${diagMs} ms after the keystroke, ${gpu}`);
+      if (trained) console.log(`playground training: ${trained}`);
+      expect(errors).toEqual([]);
+    } finally {
+      await browser.close();
+    }
+  }, 300_000);
+});
