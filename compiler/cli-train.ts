@@ -2,8 +2,7 @@
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { nodeHost } from "./check/node-host.js";
-import type { Parsed } from "./cli-args.js";
-import { UsageError } from "./cli-args.js";
+import { COMMANDS, UsageError, type Parsed } from "./cli-args.js";
 import { compileCellFile, readTensors, writeAtomically } from "./cli-run.js";
 import { checkedModel, declaredModel, fileNetwork, readCellFile } from "./cli-network.js";
 import { checkProgram } from "./driver.js";
@@ -100,28 +99,9 @@ const init: CommandFn = (args, io) => {
   return 0;
 };
 
-/** Options that a resumed run takes from its checkpoint. */
-const FIXED_ON_RESUME = [
-  "cell",
-  "task",
-  "T",
-  "data",
-  "eval",
-  "batch",
-  "lr",
-  "optim",
-  "clip",
-  "warmup",
-  "decay",
-  "tbptt",
-  "eval-every",
-  "seed",
-  "init",
-  "dims",
-  "layers",
-  "weight-decay",
-  "momentum",
-];
+/** Options that a resumed run takes from its checkpoint: all but how long, where and how fast it runs. */
+const MAY_CHANGE_ON_RESUME = new Set(["steps", "backend", "threads", "out", "resume"]);
+const FIXED_ON_RESUME = COMMANDS.train.values.filter((n) => !MAY_CHANGE_ON_RESUME.has(n));
 
 function dataOf(o: Origin["data"], inputs: readonly string[]): DataSource {
   if ("task" in o) return makeTask(o.task, { T: o.T });
