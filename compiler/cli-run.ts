@@ -4,6 +4,7 @@ import { readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { nodeHost } from "./check/node-host.js";
 import type { Parsed } from "./cli-args.js";
+import { readCellFile } from "./cli-network.js";
 import type { Io } from "./cli.js";
 import { CliError } from "./cli.js";
 import { compileCell, CellCompileError } from "../runtime/compile.js";
@@ -173,14 +174,7 @@ async function wasmBackend(text: string | undefined) {
  * gives undefined when it has errors.
  */
 export function compileCellFile(file: string, cellName: string | undefined, io: Io) {
-  let source: string;
-  try {
-    source = nodeHost.read(file);
-  } catch (e) {
-    throw new CliError(
-      `cannot read '${file}': ${(e as { code?: string }).code === "ENOENT" ? "no such file" : (e as Error).message}`,
-    );
-  }
+  const source = readCellFile(file);
   try {
     return compileCell(source, { file, cell: cellName, host: nodeHost });
   } catch (e) {
