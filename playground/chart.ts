@@ -1,14 +1,29 @@
-// The learning curve: loss against step, one polyline per series, on a log scale (losses fall by orders
-// of magnitude). Drawn as inline SVG: a plot library would outweigh the page's own code.
+// The learning curves (loss against step) and the gradient-flow picture (‖∂L/∂h_t‖ against t): one
+// polyline per series on a log scale (both span orders of magnitude). Drawn as inline SVG: a plot library
+// would outweigh the page's own code.
 const NS = "http://www.w3.org/2000/svg";
 const PAD = { left: 48, right: 12, top: 26, bottom: 22 };
 /** Width of a character of the chart's 11px monospace font, for laying out the legend. */
 const CHAR = 6.7;
 
 export interface Series {
+  /** Its polyline's data-series. */
   readonly name: string;
+  /** In the legend, when not the name. */
+  readonly label?: string;
   readonly color: string;
   readonly points: readonly (readonly [number, number])[];
+  readonly dashed?: boolean;
+  /** Drawn fainter (a noisy per-batch curve under its evaluations). */
+  readonly faint?: boolean;
+  /** Left out of the legend (a faint curve whose colour another series names). */
+  readonly unlisted?: boolean;
+}
+
+export interface ChartOptions {
+  /** The x axis' name, written before its largest value. */
+  readonly x: string;
+  readonly empty: string;
 }
 
 function el(tag: string, attrs: Record<string, string | number>, text?: string): SVGElement {
@@ -19,14 +34,18 @@ function el(tag: string, attrs: Record<string, string | number>, text?: string):
 }
 
 /** Draws at the element's own size (so that text is never scaled); 480 x 200 before layout. */
-export function renderChart(svg: SVGSVGElement, series: readonly Series[]): void {
+export function renderChart(
+  svg: SVGSVGElement,
+  series: readonly Series[],
+  opts: ChartOptions = { x: "step", empty: "no steps yet" },
+): void {
   const W = svg.clientWidth || 480;
   const H = svg.clientHeight || 200;
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   const pts = series.flatMap((s) => s.points).filter(([, y]) => y > 0 && Number.isFinite(y));
   const parts: SVGElement[] = [];
   if (pts.length === 0) {
-    parts.push(el("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "empty" }, "no steps yet"));
+    parts.push(el("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "empty" }, opts.empty));
     svg.replaceChildren(...parts);
     return;
   }
@@ -36,13 +55,15 @@ export function renderChart(svg: SVGSVGElement, series: readonly Series[]): void
   const hi = Math.max(lo + 1, Math.ceil(Math.log10(yMax)));
   const sx = (x: number) => PAD.left + (x / xMax) * (W - PAD.left - PAD.right);
   const sy = (y: number) => PAD.top + ((hi - Math.log10(y)) / (hi - lo)) * (H - PAD.top - PAD.bottom);
-  for (let e = lo; e <= hi; e++) {
+  // At most about six labelled decades, so that labels never overlap.
+  const stride = Math.ceil((hi - lo) / 6);
+  for (let e = lo; e <= hi; e += stride) {
     parts.push(
       el("line", { x1: PAD.left, x2: W - PAD.right, y1: sy(10 ** e), y2: sy(10 ** e), class: "grid" }),
     );
     parts.push(el("text", { x: PAD.left - 4, y: sy(10 ** e) + 4, "text-anchor": "end" }, `1e${e}`));
   }
-  parts.push(el("text", { x: W - PAD.right, y: H - 6, "text-anchor": "end" }, `step ${xMax}`));
+  parts.push(el("text", { x: W - PAD.right, y: H - 6, "text-anchor": "end" }, `${opts.x} ${xMax}`));
   parts.push(el("text", { x: PAD.left, y: H - 6 }, "0"));
   let legend = PAD.left;
   for (const s of series) {
@@ -53,13 +74,18 @@ export function renderChart(svg: SVGSVGElement, series: readonly Series[]): void
           points: good.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" "),
           fill: "none",
           stroke: s.color,
-          "stroke-width": 1.5,
+          "stroke-width": s.faint ? 1 : 1.75,
+          "stroke-opacity": s.faint ? 0.35 : 1,
+          ...(s.dashed ? { "stroke-dasharray": "4 3" } : {}),
           "data-series": s.name,
         }),
       );
-    parts.push(el("rect", { x: legend, y: 6, width: 10, height: 10, fill: s.color }));
-    parts.push(el("text", { x: legend + 14, y: 15 }, s.name));
-    legend += 14 + s.name.length * CHAR + 16;
+    if (s.unlisted) continue;
+    const key = { x1: legend, x2: legend + 16, y1: 11, y2: 11, stroke: s.color, "stroke-width": 2 };
+    parts.push(el("line", s.dashed ? { ...key, "stroke-dasharray": "4 3" } : key));
+    const label = s.label ?? s.name;
+    parts.push(el("text", { x: legend + 20, y: 15 }, label));
+    legend += 20 + label.length * CHAR + 14;
   }
   svg.replaceChildren(...parts);
 }

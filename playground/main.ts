@@ -152,6 +152,8 @@ async function detectGpu(): Promise<void> {
   if (adapter) {
     const { vendor, architecture } = adapter.info;
     el.textContent = `WebGPU: ${[vendor, architecture].filter(Boolean).join(" ") || "adapter found"}`;
+    if (adapter.info.isFallbackAdapter)
+      el.textContent += ` (software: auto trains on ${canShareMemory() ? "WebAssembly" : "JavaScript"})`;
   } else {
     el.textContent = canShareMemory()
       ? "WebGPU not available: training uses WebAssembly"

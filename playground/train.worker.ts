@@ -1,165 +1,222 @@
-// Trains a cell off the page's thread: compiles the edited cell (and the reference), builds the default
-// network for the task, and runs the trainer (issue 9) with its metrics posted as they come. WebGPU where
-// the worker has an adapter, the WebAssembly backend otherwise (JavaScript where the page cannot share memory).
+// Trains off the page's thread: compiles the edited cell (and the reference LSTM), builds the task's
+// default network for each, and steps their Trainers in turn (one update of the cell, one of the
+// reference), posting metrics as they come. The Trainers stay here between runs, so that resume goes on
+// with the same optimiser state and data stream, not only the weights.
 import { compileCell } from "../runtime/compile.js";
-import type { CompiledCell } from "../runtime/cell.js";
 import { createWasmBackend } from "../runtime/cpu/wasm.js";
+import { Rng } from "../runtime/init.js";
 import { jsBackend, type Backend } from "../runtime/model.js";
-import { canShareMemory } from "../runtime/wasm/web.js";
 import { writeSafetensors } from "../runtime/safetensors.js";
-import type { Tensor } from "../runtime/tensor.js";
-import type {
-  DataSource,
-  Metric,
-  NetworkOptions,
-  NetworkSpec,
-  TaskInfo,
-  TrainConfig,
-  TrainResult,
-} from "../runtime/train/types.js";
+import { makeTask } from "../runtime/tasks/index.js";
+import { defaultNetworkSpec, Network } from "../runtime/train/network.js";
+import { Trainer } from "../runtime/train/trainer.js";
+import type { Batch, DataSource } from "../runtime/train/types.js";
+import { canShareMemory } from "../runtime/wasm/web.js";
 import { builtInHost } from "./cells.js";
-import type { CellSource, FromWorker, StartRequest, ToWorker } from "./protocol.js";
-
-/** What the worker uses of the trainer's API (api.md), typed here since its modules load lazily. */
-interface NetworkLike {
-  readonly params: Map<string, Tensor>;
-  readonly paramCount: number;
-}
-interface TrainApi {
-  Network: new (spec: NetworkSpec, opts?: NetworkOptions) => NetworkLike;
-  defaultNetworkSpec(cell: CompiledCell, task: TaskInfo, dims: Record<string, number>): NetworkSpec;
-  makeTask(name: string, opts?: { T?: number }): DataSource;
-  train(
-    net: NetworkLike,
-    data: DataSource,
-    cfg: TrainConfig,
-    hooks?: { onMetric?(m: Metric): void; signal?: AbortSignal },
-  ): Promise<TrainResult>;
-}
+import {
+  SERIES,
+  type BackendKind,
+  type CellSource,
+  type FromWorker,
+  type StartRequest,
+  type ToWorker,
+} from "./protocol.js";
 
 const scope = self as unknown as Worker;
 const post = (m: FromWorker, transfer: Transferable[] = []) => scope.postMessage(m, transfer);
 
-/** Lazily, each its own chunk; a build without them finds none. The paths of trainer-files.ts. */
-const TRAINER_MODULES = import.meta.glob([
-  "../runtime/train/network.ts",
-  "../runtime/train/trainer.ts",
-  "../runtime/tasks/index.ts",
-]);
+/** Gradient flow is measured on this many held-out sequences, as `cellc gradflow` does. */
+const FLOW_BATCH = 32;
+const FLOW_SEED = 0x9a3d;
 
-let api: Promise<TrainApi> | undefined;
-function loadApi(): Promise<TrainApi> {
-  const load = (path: string) => {
-    const f = TRAINER_MODULES[path];
-    if (!f) throw new Error("training is not available in this build");
-    return f() as Promise<Record<string, unknown>>;
-  };
-  api ??= Promise.all([
-    load("../runtime/train/network.ts"),
-    load("../runtime/train/trainer.ts"),
-    load("../runtime/tasks/index.ts"),
-  ]).then(([n, t, k]) => ({ ...n, ...t, ...k }) as unknown as TrainApi);
-  return api;
+const backends = new Map<BackendKind, Promise<{ backend: Backend; label: string }>>();
+const gpuOf = () => (navigator as Navigator & { gpu?: GPU }).gpu;
+
+/** `auto`: a hardware WebGPU adapter; not a software one (SwiftShader: seconds a step), which WebAssembly outruns. */
+async function resolveKind(choice: StartRequest["backend"]): Promise<BackendKind> {
+  if (choice !== "auto") return choice;
+  const adapter = await gpuOf()
+    ?.requestAdapter()
+    .catch(() => null);
+  if (adapter && !adapter.info.isFallbackAdapter) return "webgpu";
+  return canShareMemory() ? "wasm" : "js";
 }
 
-let backend: Promise<{ backend: Backend; name: string }> | undefined;
-function getBackend() {
-  backend ??= (async () => {
-    const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
-    if (gpu && (await gpu.requestAdapter())) {
-      const { createWebGpuBackend } = await import("../runtime/webgpu/index.js");
-      const b = await createWebGpuBackend(gpu);
-      return { backend: b as Backend, name: `WebGPU (${b.adapterName})` };
-    }
-    // The WebAssembly backend's memory is shared, which a page has only when cross-origin isolated.
-    if (canShareMemory()) return { backend: createWasmBackend(), name: "WebAssembly" };
-    return { backend: jsBackend, name: "JavaScript (the page is not cross-origin isolated)" };
-  })();
-  return backend;
+function getBackend(kind: BackendKind): Promise<{ backend: Backend; label: string }> {
+  let b = backends.get(kind);
+  if (!b) {
+    b = (async () => {
+      if (kind === "webgpu") {
+        const { createWebGpuBackend } = await import("../runtime/webgpu/index.js");
+        const g = await createWebGpuBackend(gpuOf());
+        return { backend: g as Backend, label: `WebGPU (${g.adapterName})` };
+      }
+      if (kind === "wasm") {
+        // Its memory is shared (SharedArrayBuffer), which a page has only when cross-origin isolated.
+        if (!canShareMemory())
+          throw new Error("WebAssembly needs a cross-origin isolated page (COOP/COEP headers): choose JS");
+        return { backend: createWasmBackend(), label: "WebAssembly" };
+      }
+      return { backend: jsBackend, label: "JavaScript" };
+    })();
+    b.catch(() => backends.delete(kind));
+    backends.set(kind, b);
+  }
+  return b;
 }
 
-/** Where the last run stopped, to resume it: its key (cell, task, size), step and weights. */
-let last:
-  { key: string; step: number; params: Map<string, Tensor>; refParams?: Map<string, Tensor> } | undefined;
-let running: AbortController | undefined;
+interface Run {
+  readonly series: string;
+  readonly trainer: Trainer;
+  /** The cell's state whose gradient the picture shows (its first output's), as the network names it. */
+  readonly state: string;
+}
+
+/** The last run, kept to resume: what it was started with, and its trainers. */
+let session: { key: string; runs: Run[]; flow?: Batch; label: string; kind: BackendKind } | undefined;
+let stopping = false;
+let busy = false;
 
 const compileOf = (c: CellSource) => compileCell(c.source, { file: c.file, cell: c.cell, host: builtInHost });
 
-async function start(req: StartRequest): Promise<void> {
-  const A = await loadApi();
-  const { backend: b, name } = await getBackend();
-  const data = A.makeTask(req.task, req.T === undefined ? {} : { T: req.T });
-  const dims = { H: req.hidden };
-  const key = JSON.stringify([req.cell, req.reference, req.task, req.T, req.hidden, req.batch]);
-  const from = req.resume && last?.key === key ? last : undefined;
-  const net = new A.Network(A.defaultNetworkSpec(compileOf(req.cell), data, dims), {
-    backend: b,
-    seed: req.seed,
-    params: from?.params,
+/** Lets the worker see a stop message between steps: a step's awaits alone never yield to the event loop. */
+function yieldToEvents(): Promise<void> {
+  return new Promise((r) => {
+    const ch = new MessageChannel();
+    ch.port1.onmessage = () => r();
+    ch.port2.postMessage(0);
   });
-  const ref = req.reference
-    ? new A.Network(A.defaultNetworkSpec(compileOf(req.reference), data, dims), {
-        backend: b,
-        seed: req.seed,
-        params: from?.refParams,
-      })
-    : undefined;
-  const offset = from?.step ?? 0;
-  const steps = req.steps - offset;
-  post({ type: "started", backend: name, params: net.paramCount, from: offset });
-  const controller = new AbortController();
-  running = controller;
-  let reached = offset;
-  const cfg: TrainConfig = {
-    steps,
+}
+
+async function gradflow(run: Run, batch: Batch): Promise<void> {
+  const r = await run.trainer.net.loss(batch, { stateGrads: true });
+  const norms = r.stateGradNorms?.get(run.state);
+  if (norms)
+    post({
+      type: "gradflow",
+      series: run.series,
+      step: run.trainer.steps,
+      state: run.state,
+      norms: [...norms],
+    });
+}
+
+async function open(req: StartRequest, kind: BackendKind): Promise<NonNullable<typeof session>> {
+  const { backend, label } = await getBackend(kind);
+  const cfg = {
+    steps: req.steps,
     batch: req.batch,
     lr: req.lr,
-    optim: "adam",
+    optim: "adam" as const,
     clip: 1,
-    seed: req.seed + offset,
-    evalEvery: Math.max(10, Math.round(steps / 20)),
+    seed: req.seed,
+    evalEvery: Math.max(5, Math.round(req.steps / 30)),
+    evalBatch: 128,
   };
-  const hooks = (series: string, main: boolean) => ({
-    signal: controller.signal,
-    onMetric(m: Metric) {
-      const step = m.step + offset;
-      if (main) reached = Math.max(reached, step);
-      post({ type: "metric", series, step, split: m.split, loss: m.loss });
-    },
+  const cells: [string, CellSource][] = [[SERIES.cell, req.cell]];
+  if (req.reference) cells.push([SERIES.ref, req.reference]);
+  // Each network has its own task object: a task may keep a position of its own in its data.
+  const runs = cells.map(([series, src]): Run => {
+    const cell = compileOf(src);
+    const data: DataSource = makeTask(req.task, req.T === undefined ? {} : { T: req.T });
+    const net = new Network(defaultNetworkSpec(cell, data, { H: req.hidden }), { backend, seed: req.seed });
+    const sig = cell.signature;
+    const state = sig.states[sig.outputs[0]?.state ?? 0]?.name ?? "";
+    return { series, trainer: new Trainer(net, data, cfg), state };
   });
-  let summary = "";
-  try {
-    const [r] = await Promise.all([
-      A.train(net, data, cfg, hooks("this cell", true)),
-      ref ? A.train(ref, data, cfg, hooks("lstm (reference)", false)) : undefined,
-    ]);
-    summary = `final eval loss ${r.finalEvalLoss.toPrecision(4)}${r.solved ? ", solved" : ""}, ${r.msPerStep.toFixed(1)} ms/step`;
-  } catch (e) {
-    if (!controller.signal.aborted) throw e;
-  } finally {
-    running = undefined;
+  const task = runs[0]!.trainer.data;
+  const flow =
+    task.on === "last" && runs.every((r) => r.state)
+      ? task.batch("eval", FLOW_BATCH, new Rng(FLOW_SEED))
+      : undefined;
+  return { key: "", runs, flow, label, kind };
+}
+
+async function start(req: StartRequest): Promise<void> {
+  const kind = await resolveKind(req.backend);
+  const key = JSON.stringify([
+    req.cell,
+    req.reference,
+    kind,
+    req.task,
+    req.T,
+    req.hidden,
+    req.batch,
+    req.lr,
+    req.seed,
+  ]);
+  let note: string | undefined;
+  if (req.resume && session && session.key !== key)
+    note = "the settings or the cell changed, so it starts afresh";
+  const resumed = req.resume && session?.key === key;
+  if (!resumed) session = { ...(await open(req, kind)), key };
+  const s = session!;
+  const main = s.runs[0]!;
+  const from = main.trainer.steps;
+  const to = from >= req.steps ? from + req.steps : req.steps;
+  post({
+    type: "started",
+    backend: s.kind,
+    label: s.label,
+    params: main.trainer.net.paramCount,
+    from,
+    to,
+    note,
+  });
+  for (const run of s.runs)
+    run.trainer.onMetric = (m) =>
+      post({ type: "metric", series: run.series, step: m.step, split: m.split, loss: m.loss });
+  if (!resumed && s.flow) for (const run of s.runs) await gradflow(run, s.flow);
+
+  let shown = 0;
+  const progress = () => {
+    const r = main.trainer.result();
+    post({
+      type: "progress",
+      step: main.trainer.steps,
+      to,
+      stepsPerSec: r.msPerStep ? 1000 / r.msPerStep : 0,
+    });
+    shown = performance.now();
+  };
+  const every = main.trainer.evalEvery;
+  while (main.trainer.steps < to && !stopping) {
+    for (const run of s.runs) {
+      await run.trainer.step();
+      if (run.trainer.steps % every === 0) await run.trainer.evaluate();
+    }
+    if (performance.now() - shown > 200) progress();
+    await yieldToEvents();
   }
-  const stopped = controller.signal.aborted;
-  last = { key, step: reached, params: net.params, refParams: ref?.params };
-  const weights = writeSafetensors(net.params);
-  post(
-    {
-      type: "done",
-      stopped,
-      step: reached,
-      summary: stopped ? `stopped at step ${reached}` : summary,
-      weights,
-    },
-    [weights.buffer],
-  );
+  for (const run of s.runs) {
+    const last = run.trainer.metrics.at(-1);
+    if (!(last?.split === "eval" && last.step === run.trainer.steps)) await run.trainer.evaluate();
+    if (s.flow) await gradflow(run, s.flow);
+  }
+  progress();
+  const r = main.trainer.result();
+  const weights = writeSafetensors(main.trainer.net.params);
+  const summary = stopping
+    ? `stopped at step ${main.trainer.steps}: resume continues from there`
+    : `step ${main.trainer.steps}: eval loss ${r.finalEvalLoss.toPrecision(4)}${r.solved ? " (solved)" : ""}, ${(1000 / r.msPerStep).toFixed(1)} steps/s on ${s.label}`;
+  post({ type: "done", stopped: stopping, step: main.trainer.steps, summary, weights }, [weights.buffer]);
 }
 
 scope.onmessage = (e: MessageEvent<ToWorker>) => {
   const m = e.data;
-  if (m.type === "stop") running?.abort();
-  else if (m.type === "start" && !running)
-    start(m).catch((err: unknown) => {
-      running = undefined;
-      post({ type: "error", message: err instanceof Error ? err.message : String(err) });
-    });
+  if (m.type === "stop") stopping = busy;
+  else if (m.type === "start" && !busy) {
+    busy = true;
+    stopping = false;
+    start(m)
+      .catch((err: unknown) => {
+        // A run that failed half way cannot be resumed.
+        session = undefined;
+        post({ type: "error", message: err instanceof Error ? err.message : String(err) });
+      })
+      .finally(() => {
+        busy = false;
+        stopping = false;
+      });
+  }
 };

@@ -1,6 +1,4 @@
-import { existsSync } from "node:fs";
 import { createLogger, defineConfig } from "vite";
-import { TRAINER_FILES } from "./trainer-files.js";
 
 // Node's worker_threads behind the WebAssembly backend's threaded GEMMs (runtime/wasm/node.ts) are
 // imported lazily and never reached in a page: Vite's warning that it stubbed them out is noise here.
@@ -32,16 +30,11 @@ export default defineConfig(({ command }) => ({
     // The compiler (parser included) and the editor: about 200 kB gzipped, in one chunk on purpose.
     chunkSizeWarningLimit: 1000,
   },
-  // The worker loads the trainer lazily (a chunk of its own), which a classic worker cannot.
+  // The training worker loads the WebGPU backend lazily (a chunk of its own), which a classic worker cannot.
   worker: { format: "es" },
   // The built-in cells are read from ../examples/cells.
   server: { fs: { allow: [".."] }, headers: isolated },
   preview: { headers: isolated },
   logLevel: command === "build" ? "warn" : "info",
-  define: {
-    __CELLC_TRAINER__: JSON.stringify(
-      TRAINER_FILES.every((f) => existsSync(new URL(`../${f}`, import.meta.url))),
-    ),
-  },
   customLogger: logger(command === "build" ? "warn" : "info"),
 }));
