@@ -1,10 +1,10 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { extname, join, normalize, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { browserRequired, CHROMIUM, launchChromium, serveStatic } from "./harness.js";
 import { decodeHash } from "../../playground/link.js";
 
 /**
@@ -15,17 +15,10 @@ import { decodeHash } from "../../playground/link.js";
  * WebAssembly, stopped and resumed; then a few steps on WebGPU). Screenshots go to
  * test/browser/artifacts/. CI sets CELLC_REQUIRE_BROWSER=1, so that it cannot skip there.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const SITE = resolve("dist/playground");
 const SHOTS = resolve("test/browser/artifacts");
 const CLI = resolve("bin/cellc.js");
-const required = process.env.CELLC_REQUIRE_BROWSER === "1";
 const available = existsSync(CHROMIUM) && existsSync(join(SITE, "index.html"));
-const TYPES: Record<string, string> = {
-  ".html": "text/html",
-  ".js": "text/javascript",
-  ".css": "text/css",
-};
 const STAGES = ["ast", "ir", "grad-ir", "schedule", "js", "wgsl"];
 
 // Typed by the test (not one of the built-in cells); the error is a `q` typed after `bz` on line 8.
@@ -43,30 +36,12 @@ cell tiny {
 }
 `;
 
-let server: Server;
 let base = "";
+let close: () => Promise<void>;
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    const url = new URL(req.url ?? "/", "http://127.0.0.1");
-    const file = normalize(join(SITE, url.pathname === "/" ? "/index.html" : url.pathname));
-    if (!file.startsWith(SITE) || !existsSync(file) || !statSync(file).isFile()) {
-      res.writeHead(404).end();
-      return;
-    }
-    // Cross-origin isolated, as `npm run playground` serves it: the WebAssembly backend shares memory.
-    res
-      .writeHead(200, {
-        "content-type": TYPES[extname(file)] ?? "application/octet-stream",
-        "cross-origin-opener-policy": "same-origin",
-        "cross-origin-embedder-policy": "require-corp",
-      })
-      .end(readFileSync(file));
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const addr = server.address();
-  base = `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`;
+  ({ base, close } = await serveStatic(SITE, "/index.html", true));
 });
-afterAll(() => new Promise<void>((r) => server.close(() => r())));
+afterAll(() => close());
 
 /** What `cellc compile FILE --emit STAGE` prints, run in `dir` (so that file names match the page's). */
 function cli(dir: string, args: string[]): string {
@@ -82,24 +57,11 @@ async function afterCheck(page: Page, before: number): Promise<void> {
 const editorText = (page: Page) =>
   page.$$eval(".cm-content .cm-line", (lines) => lines.map((l) => l.textContent ?? "").join("\n"));
 
-describe.skipIf(!available && !required)("the playground in a browser", () => {
+describe.skipIf(!available && !browserRequired)("the playground in a browser", () => {
   it("shows diagnostics as you type, every stage as the CLI prints it, keeps the cell in the link, and trains it", async () => {
     mkdirSync(SHOTS, { recursive: true });
     const tmp = mkdtempSync(join(tmpdir(), "cellc-playground-"));
-    const { chromium } = await import("playwright-core");
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        "--headless=new",
-        "--no-sandbox",
-        "--enable-unsafe-webgpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-quic",
-      ],
-    });
+    const browser = await launchChromium();
     const errors: string[] = [];
     let trained = "";
     const watch = (page: Page) => {
