@@ -83,8 +83,8 @@ const sizes = arg("sizes", "S,M,L").split(",");
 const cells = arg("cells", "lstm,gru").split(",");
 const reps = arg("reps", "5");
 const before = arg("before");
-// "js", "wasm" and "wasm2" (its GEMMs on 2 threads): this checkout's backends; "before": the JS backend
-// of the --before checkout. --impls chooses among them.
+// "js", "wasm" and "wasm2" (the wasm kernels on 2 threads): this checkout's backends; "before": the JS
+// backend of the --before checkout. --impls chooses among them.
 const chosen = arg("impls", "js,wasm,before").split(",");
 const impls = [["js", root], ["wasm", root], ["wasm2", root], ...(before ? [["before", before]] : [])].filter(
   ([name]) => chosen.includes(name),

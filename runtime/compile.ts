@@ -1,5 +1,6 @@
 import { emitScheduleJs } from "../compiler/codegen/js.js";
 import { emitScheduleWgsl } from "../compiler/codegen/wgsl.js";
+import { emitScheduleWasm } from "../compiler/wasm/elementwise.js";
 import type { SourceHost } from "../compiler/check/program.js";
 import { checkProgram, selectCell, buildCellIR } from "../compiler/driver.js";
 import { hasErrors, renderAll, type Diagnostic } from "../compiler/diag/diagnostic.js";
@@ -28,8 +29,8 @@ export interface CompileOptions {
   readonly cell?: string;
   /** Where imported files are read from; by default imports fail. */
   readonly host?: SourceHost;
-  /** Which kernels to generate: JS (the CPU runtime's) and WGSL. Default both. */
-  readonly targets?: readonly ("js" | "wgsl")[];
+  /** Which kernels to generate: JS (the CPU runtime's), WGSL, WebAssembly. Default all three. */
+  readonly targets?: readonly Target[];
 }
 
 /** What `compile` gives: the diagnostics, and the artifact when there are no errors. */
@@ -62,12 +63,15 @@ export function compile(source: string, opts: CompileOptions = {}): CompileOutpu
   return { diagnostics, sources, ir, ...compileIR(ir, opts.targets) };
 }
 
+type Target = "js" | "wgsl" | "wasm";
+
 /** The schedule and artifact of a cell's IR. */
-export function compileIR(ir: CellIR, targets: readonly ("js" | "wgsl")[] = ["js", "wgsl"]) {
+export function compileIR(ir: CellIR, targets: readonly Target[] = ["js", "wgsl", "wasm"]) {
   const schedule = buildSchedule(ir);
   const artifact = artifactOf(schedule, {
     js: targets.includes("js") ? emitScheduleJs(schedule) : undefined,
     wgsl: targets.includes("wgsl") ? emitScheduleWgsl(schedule) : undefined,
+    wasm: targets.includes("wasm") ? emitScheduleWasm(schedule) : undefined,
   });
   return { schedule, artifact };
 }

@@ -1,4 +1,5 @@
 import type { Dim, Type } from "../ir/shape.js";
+import type { WasmTarget } from "../wasm/elementwise.js";
 import {
   KERNEL_NAMES,
   kernelsOf,
@@ -53,11 +54,13 @@ export interface Artifact {
   readonly js?: string;
   /** One WGSL module per kernel (see codegen/wgsl.ts). */
   readonly wgsl?: Readonly<Record<KernelName, WgslKernelText>>;
+  /** The kernels as WebAssembly SIMD (see wasm/elementwise.ts): the wasm backend's. */
+  readonly wasm?: WasmTarget;
 }
 
 export function artifactOf(
   s: Schedule,
-  targets: { js?: string; wgsl?: Record<KernelName, WgslKernelText> },
+  targets: { js?: string; wgsl?: Record<KernelName, WgslKernelText>; wasm?: WasmTarget },
 ): Artifact {
   const ks = kernelsOf(s);
   const kernels = Object.fromEntries(
@@ -79,5 +82,6 @@ export function artifactOf(
     kernels,
     ...(targets.js !== undefined ? { js: targets.js } : {}),
     ...(targets.wgsl !== undefined ? { wgsl: targets.wgsl } : {}),
+    ...(targets.wasm !== undefined ? { wasm: targets.wasm } : {}),
   };
 }

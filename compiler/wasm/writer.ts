@@ -158,6 +158,22 @@ export class Func {
     return this.emit(0x10, ...uleb(index));
   }
 
+  /** Where the next instruction goes: a position for `insert`. */
+  get at(): number {
+    return this.code.length;
+  }
+  /**
+   * Instructions emitted by `build`, placed at an earlier position `at` (code known only after what follows
+   * it, such as the addresses a loop body turned out to need). `build` must leave its blocks balanced.
+   */
+  insert(at: number, build: () => void): this {
+    const end = this.code.length;
+    build();
+    const moved = this.code.splice(end);
+    this.code.splice(at, 0, ...moved);
+    return this;
+  }
+
   /** The encoded body (locals grouped in runs of one type, instructions, final `end`). */
   encode(): number[] {
     if (this.depth !== 0) throw new Error(`function body has ${this.depth} unclosed block(s)`);

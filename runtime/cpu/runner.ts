@@ -10,6 +10,25 @@ interface CpuTape {
   readonly mem: FloatArray;
   readonly lens?: Int32Array;
   readonly plan: CallPlan;
+  readonly lease?: ArenaLease;
+}
+
+/**
+ * What a backend other than plain JS gives a runner (WebAssembly: wasm.ts): its GEMMs, where the arenas
+ * live, and optionally its own kernels over the layout it plans (the JS kernels by default).
+ */
+export interface CpuHost extends Gemms {
+  /** The parameter arena, kept by the runner. */
+  alloc(n: number): Float32Array;
+  /** Its own layout and kernels for T steps, or undefined for the JS kernels. */
+  plan?(cell: CompiledCell, sizes: Readonly<Record<string, number>>, B: number, T: number): { L: Layout; fns: Record<KernelName, KernelFns> } | undefined; // prettier-ignore
+  /** The sequence arena of one call (zeroed), for `owner`'s runs. */
+  arena?(owner: object, n: number): ArenaLease;
+}
+/** An arena: `take()` gives it (the backward pass takes it again); `drop()` when the call keeps no tape. */
+export interface ArenaLease {
+  take(): FloatArray;
+  drop(): void;
 }
 
 /** Everything planned once per sequence length: the layout, the kernels instantiated for it, the pack copies. */
@@ -35,7 +54,7 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
     readonly B: number,
     readonly dtype: "f32" | "f64",
     /** Other GEMMs than the kernels' own JS ones (WebAssembly: wasm.ts), with where their arenas live. */
-    private readonly gemms?: Gemms & { alloc(n: number): Float32Array },
+    private readonly gemms?: CpuHost,
   ) {
     super(cell, sizes);
   }
@@ -47,11 +66,12 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
   private plan(T: number): CallPlan {
     let p = this.plans.get(T);
     if (!p) {
-      const L = planLayout(this.a, this.sizes, this.B, T);
+      const own = this.gemms?.plan?.(this.cell, this.sizes, this.B, T);
+      const L = own?.L ?? planLayout(this.a, this.sizes, this.B, T);
       const dims = this.a.signature.dims.map((d) => this.sizes[d]!);
       const F = this.dtype === "f32" ? Float32Array : Float64Array;
-      const fns = {} as Record<KernelName, KernelFns>;
-      for (const k of KERNEL_NAMES) fns[k] = this.cell.kernels[k](L.rows[k], dims, F, this.gemms);
+      const fns = own?.fns ?? ({} as Record<KernelName, KernelFns>);
+      if (!own) for (const k of KERNEL_NAMES) fns[k] = this.cell.kernels[k](L.rows[k], dims, F, this.gemms);
       p = {
         L,
         fns,
@@ -85,7 +105,8 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
   ): SequenceResult {
     const p = this.plan(T);
     const L = p.L;
-    const mem = floatArray(this.dtype, L.memSize);
+    const lease = this.gemms?.arena?.(this, L.memSize);
+    const mem = lease?.take() ?? floatArray(this.dtype, L.memSize);
     // The parameter arena is the runner's: parameters copied in and packed at every call (a pass over the
     // weights, against T*B passes of compute).
     let pmem = this.pmem.get(L.pmemSize);
@@ -110,7 +131,8 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
       const n = B * this.stateRow(i);
       return mem.slice(s.base + T * n, s.base + (T + 1) * n);
     });
-    const tape: CpuTape | undefined = keep ? { T, mem, lens, plan: p } : undefined;
+    const tape: CpuTape | undefined = keep ? { T, mem, lens, plan: p, lease } : undefined;
+    if (!keep) lease?.drop();
     return { outputs, finals, tape };
   }
 
@@ -122,7 +144,8 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
     _paramVersion?: number,
     stateSteps = false,
   ): SequenceGrads {
-    const { T, mem, lens, plan: p } = tapeIn as CpuTape;
+    const { T, lens, plan: p, lease, mem: kept } = tapeIn as CpuTape;
+    const mem = lease?.take() ?? kept;
     const L = p.L;
     const pmem = this.pmem.get(L.pmemSize)!;
     const sig = this.a.signature;

@@ -1,132 +1,172 @@
+import { fromBase64 } from "../../compiler/wasm/elementwise.js";
 import { DEFAULT_TILING, scratchBytes } from "../../compiler/wasm/gemm.js";
 import { buildKernelModule } from "../../compiler/wasm/kernels.js";
-import type { Gemms } from "../cell.js";
+import type { Artifact } from "../../compiler/schedule/artifact.js";
+import type { CompiledCell } from "../cell.js";
 import { hostOps, type Backend } from "../model.js";
 import { CellcError, type FloatArray } from "../tensor.js";
-import { CpuSequenceRunner } from "./runner.js";
-import { gemm as poolGemm } from "../wasm/gemm.js";
+import { CpuSequenceRunner, type ArenaLease, type CpuHost } from "./runner.js";
+import { Arenas } from "../wasm/arenas.js";
+import { planWasm, type CellModule, type KernelRowCall, type WasmDevice } from "../wasm/executor.js";
+import { mm as poolMm, gemm as poolGemm } from "../wasm/gemm.js";
+import { WasmHeap } from "../wasm/heap.js";
 import { CONTROL_BYTES, type Pool } from "../wasm/pool.js";
 
 type Fn = (...args: number[]) => void;
 /** A matrix operand: array, element offset, leading dimension, rows, columns. */
 type Operand = [FloatArray, number, number, number, number];
-interface Placed {
-  readonly ptr: number;
-  readonly ld: number;
-  readonly staged: boolean;
-}
-const align = (bytes: number) => Math.ceil(bytes / 16) * 16;
+const ROWS_SPLIT = { count: 3, align: 1, shifts: [[2, 1]] } as const; // (frame, t, row0, rows)
 
 /**
- * The GEMMs of the CPU kernels in WebAssembly SIMD (compiler/wasm: packed panels, a register-blocked
- * micro-kernel), over one WebAssembly memory. The parameter arenas are allocated in that memory and used in
- * place; other operands (rows of the sequence arena) are staged through it, which costs a pass over them
- * against a pass over the whole product. Elementwise work stays in the generated JS. One thread for now.
+ * The wasm backend's device: one shared WebAssembly memory holding every arena (parameters, packs and the
+ * sequence arena of each call), the GEMM module, each cell's generated kernels (compiler/wasm/elementwise.ts)
+ * and, with more than one thread, a worker pool that splits every GEMM and every elementwise kernel. The
+ * runner (CpuSequenceRunner) keeps its time loop; kernels read and write the arenas in place. GEMM operands
+ * outside the memory (a JS kernel's scratch, when a kernel falls back to JS) are staged through it.
  */
-export class WasmGemms implements Gemms {
-  private readonly memory: WebAssembly.Memory;
+export class WasmGemms implements CpuHost, WasmDevice {
+  readonly heap = new WasmHeap();
   private readonly module: WebAssembly.Module;
-  /** Workers sharing the memory: the GEMMs are split across them (bit-identical to one thread). */
+  private readonly arenas = new Arenas(this.heap);
+  /** Workers sharing the memory: the kernels are split across them (bit-identical to one thread). */
   private pool?: Pool;
-  private readonly fns: { nt: Fn; nn: Fn; tn: Fn };
-  /** Every SharedArrayBuffer the memory has had: a growth gives a new one over the same bytes. */
-  private readonly buffers = new Set<ArrayBufferLike>();
-  private heap: Float32Array;
-  /** GEMMs run here so far (for tests and benchmarks). */
+  private readonly fns: Readonly<Record<"nt" | "nn" | "tn" | "pack_t" | "pack_n" | "mm_rows", Fn>>;
+  epoch = 0;
+  private readonly cells = new WeakMap<Artifact, CellModule>();
+  private readonly loaded = new WeakMap<CellModule, { pool: Pool; prefix: string }>();
+  private temp = { at: 0, bytes: 0 };
+  /** GEMMs run here so far, and how many of them had operands to stage (for tests and benchmarks). */
   calls = 0;
-  private top = 16; // persistent allocations end here; staging starts here
-  private staged = 16; // where staging has reached
+  staged = 0;
+  /** Generated kernel functions run so far, and how many of them were divided across threads. */
+  kernelCalls = 0;
+  splitCalls = 0;
+  /** Whole kernels run as one row sequence on the pool (one wake-up of the workers each). */
+  rowSequences = 0;
+  /** Elements below which a kernel runs on the calling thread alone (waking the workers costs more). */
+  splitMin = 2048;
 
   constructor() {
     const { bytes } = buildKernelModule(DEFAULT_TILING);
-    this.memory = new WebAssembly.Memory({ initial: 16, maximum: 65536, shared: true });
     this.module = new WebAssembly.Module(bytes);
-    const instance = new WebAssembly.Instance(this.module, { env: { memory: this.memory } });
+    const instance = new WebAssembly.Instance(this.module, { env: { memory: this.heap.memory } });
     const e = instance.exports as Record<string, Fn>;
-    this.fns = { nt: e.gemm_nt!, nn: e.gemm_nn!, tn: e.gemm_tn! };
-    this.heap = new Float32Array(this.memory.buffer);
-    this.buffers.add(this.memory.buffer);
+    this.fns = { nt: e.gemm_nt!, nn: e.gemm_nn!, tn: e.gemm_tn!, pack_t: e.pack_t!, pack_n: e.pack_n!, mm_rows: e.mm_rows! }; // prettier-ignore
   }
 
-  private ensure(bytes: number) {
-    const have = this.memory.buffer.byteLength;
-    if (bytes <= have) return;
-    if (bytes > 65536 * 65536)
-      throw new CellcError(`the WebAssembly backend needs ${bytes} bytes, above 4 GiB`);
-    const want = Math.min(65536, Math.ceil(Math.max(bytes, have * 1.5) / 65536));
-    this.memory.grow(want - have / 65536);
-    this.buffers.add(this.memory.buffer);
-    this.heap = new Float32Array(this.memory.buffer);
-  }
-
-  /** Threads for the GEMMs, the caller included (Node: worker_threads; they do not keep the process alive). */
+  /** Threads for the kernels, the caller included (Node: worker_threads; they do not keep the process alive). */
   async useThreads(threads: number): Promise<void> {
     await this.pool?.close();
     this.pool = undefined;
     if (threads <= 1) return;
     const { createNodePool } = await import("../wasm/node.js");
-    const control = this.alloc(CONTROL_BYTES / 4).byteOffset;
-    this.pool = await createNodePool({ module: this.module, memory: this.memory, threads, control });
+    const control = this.heap.take(CONTROL_BYTES);
+    this.pool = await createNodePool({ module: this.module, memory: this.heap.memory, threads, control });
   }
 
   get threads(): number {
     return this.pool?.threads ?? 1;
   }
+  /** Arenas copied out of the memory and back so far (see wasm/arenas.ts). */
+  get spills(): number {
+    return this.arenas.spills;
+  }
 
-  /** A float array in the module's memory, kept for good (a runner's parameter arena). */
+  /** A float array in the memory, kept for good (a runner's parameter arena). */
   alloc(n: number): Float32Array {
-    const at = Math.max(this.top, this.staged);
-    this.ensure(at + align(n * 4));
-    this.top = this.staged = at + align(n * 4);
-    return new Float32Array(this.memory.buffer, at, n);
+    return this.heap.f32(this.heap.take(4 * n), n);
+  }
+  arena(owner: object, n: number): ArenaLease {
+    this.epoch++;
+    const lease = this.arenas.lease(owner, n);
+    return {
+      take: () => {
+        this.epoch++;
+        return lease.take();
+      },
+      drop: () => lease.drop(),
+    };
+  }
+  plan(cell: CompiledCell, sizes: Readonly<Record<string, number>>, B: number, T: number) {
+    const mod = this.cellModule(cell.artifact);
+    if (mod) return planWasm(this, cell, mod, sizes, B, T);
+    return undefined;
   }
 
-  private inHeap(x: FloatArray) {
-    return this.buffers.has(x.buffer);
-  }
-
-  /**
-   * Byte addresses and leading dimensions of the operands (rows x cols each, from (array, offset, ld)),
-   * staging those outside the memory; `out` (the last) is copied in only when accumulating.
-   */
-  private place(ops: readonly Operand[], scratch: number, accOut: boolean) {
-    let at = this.top;
-    const where = ops.map(([x, off, ld, rows, cols]): Placed => {
-      if (this.inHeap(x)) return { ptr: x.byteOffset + off * 4, ld, staged: false };
-      const ptr = at;
-      at += align(rows * cols * 4);
-      return { ptr, ld: cols, staged: true };
-    });
-    const scratchAt = at;
-    this.ensure(at + align(scratch));
-    this.staged = Math.max(this.staged, at + align(scratch));
-    const h = this.heap;
-    ops.forEach(([x, off, ld, rows, cols], i) => {
-      const w = where[i]!;
-      if (!w.staged || (i === ops.length - 1 && !accOut)) return;
-      const base = w.ptr / 4;
-      for (let r = 0; r < rows; r++) {
-        const s = off + r * ld;
-        const d = base + r * cols;
-        for (let j = 0; j < cols; j++) h[d + j] = x[s + j]!;
-      }
-    });
-    return { where, scratchAt };
-  }
-
-  private copyOut(x: FloatArray, off: number, ld: number, rows: number, cols: number, ptr: number) {
-    const h = this.heap;
-    const base = ptr / 4;
-    for (let r = 0; r < rows; r++) {
-      const d = off + r * ld;
-      const s = base + r * cols;
-      for (let j = 0; j < cols; j++) x[d + j] = h[s + j]!;
+  /** The artifact's kernel module, compiled once; none when the artifact has no wasm target. */
+  private cellModule(a: Artifact): CellModule | undefined {
+    if (!a.wasm) return undefined;
+    let m = this.cells.get(a);
+    if (!m) {
+      const module = new WebAssembly.Module(fromBase64(a.wasm.module));
+      const inst = new WebAssembly.Instance(module, { env: { memory: this.heap.memory } });
+      this.cells.set(a, (m = { module, exports: inst.exports as Record<string, Fn> }));
     }
+    return m;
+  }
+
+  call(mod: CellModule, fn: string, args: readonly number[], work: number): void {
+    this.kernelCalls++;
+    const pool = this.pool;
+    if (!pool || work === 0 || work < this.splitMin) {
+      mod.exports[fn]!(...args);
+      return;
+    }
+    this.splitCalls++;
+    pool.run(this.prefix(pool, mod) + fn, args, ROWS_SPLIT);
+  }
+
+  runRows(mod: CellModule, calls: readonly KernelRowCall[], rows: number, work: number): boolean {
+    const pool = this.pool;
+    if (!pool || work < this.splitMin) return false;
+    const prefix = this.prefix(pool, mod);
+    const named = calls.map((c) => (c.core ? c : { ...c, fn: prefix + c.fn }));
+    pool.runRows(named, rows, DEFAULT_TILING.mr);
+    this.kernelCalls += calls.filter((c) => !c.core).length;
+    this.calls += calls.filter((c) => c.core).length;
+    this.rowSequences++;
+    return true;
+  }
+
+  /** The prefix of a cell module's functions on the pool (loaded there the first time). */
+  private prefix(pool: Pool, mod: CellModule): string {
+    let l = this.loaded.get(mod);
+    if (!l || l.pool !== pool) this.loaded.set(mod, (l = { pool, prefix: pool.load(mod.module) }));
+    return l.prefix;
+  }
+
+  /** A scratch block of at least `bytes`, reused from call to call. */
+  private scratch(bytes: number): number {
+    if (bytes > this.temp.bytes) {
+      if (this.temp.bytes) this.heap.give(this.temp.at, this.temp.bytes);
+      const size = Math.max(bytes, 2 * this.temp.bytes);
+      this.temp = { at: this.heap.take(size), bytes: size };
+    }
+    return this.temp.at;
+  }
+
+  packAt(form: "nt" | "nn", [dst, src, ld, M, K]: readonly number[]): void {
+    if (form === "nt") this.fns.pack_t(dst!, src!, ld!, M!, K!);
+    else this.fns.pack_n(dst!, src!, ld!, M!, K!);
+  }
+
+  mmAt(args: readonly number[]): void {
+    this.calls++;
+    if (this.pool) poolMm(this.pool, DEFAULT_TILING, "rows", args);
+    else this.fns.mm_rows(...args);
+  }
+
+  gemmAt(form: "nt" | "nn" | "tn", args: readonly number[]): void {
+    const [R, M, K] = [args[6]!, args[7]!, args[8]!];
+    const all = [...args, this.scratch(scratchBytes(DEFAULT_TILING, form, R, M, K))];
+    this.calls++;
+    if (this.pool) poolGemm(this.pool, DEFAULT_TILING, form, all);
+    else this.fns[form](...all);
   }
 
   /**
-   * One GEMM form on (array, offset, ld, rows, cols) operands: left, right, then the output. The output
-   * is staged in only when the form accumulates into it.
+   * One GEMM form on (array, offset, ld, rows, cols) operands: left, right, then the output. Operands
+   * outside the memory are staged in (the output only when accumulating) and the output copied back.
    */
   private run(
     form: "nt" | "nn" | "tn",
@@ -134,16 +174,36 @@ export class WasmGemms implements Gemms {
     dims: [number, number, number],
     acc: boolean,
   ) {
-    const [R, M, K] = dims;
     const out = ops[2];
     if (out[3] === 0 || out[4] === 0) return;
-    const { where, scratchAt } = this.place(ops, scratchBytes(DEFAULT_TILING, form, R, M, K), acc);
-    const [l, r, o] = where as [Placed, Placed, Placed];
-    this.calls++;
-    const args = [o.ptr, o.ld, l.ptr, l.ld, r.ptr, r.ld, R, M, K, acc ? 1 : 0, scratchAt];
-    if (this.pool) poolGemm(this.pool, DEFAULT_TILING, form, args);
-    else this.fns[form](...args);
-    if (o.staged) this.copyOut(out[0], out[1], out[2], out[3], out[4], o.ptr);
+    const outside = ops.map(([x]) => !this.heap.holds(x));
+    const bytes = ops.map(([, , , r, c], i) => (outside[i] ? Math.ceil((r * c) / 16) * 64 : 0));
+    let at = 0;
+    const where = ops.map(([x, off, ld, rows, cols], i) => {
+      if (!outside[i]) return { ptr: x.byteOffset + off * 4, ld };
+      return { ptr: (at += bytes[i]!) - bytes[i]!, ld: cols, rows };
+    });
+    if (at > 0) {
+      this.staged++;
+      const block = this.heap.take(at);
+      const h = this.heap.floats;
+      where.forEach((w, i) => (w.ptr += outside[i] ? block : 0));
+      ops.forEach(([x, off, ld, rows, cols], i) => {
+        if (!outside[i] || (i === 2 && !acc)) return;
+        for (let r = 0; r < rows; r++)
+          h.set(x.subarray(off + r * ld, off + r * ld + cols), where[i]!.ptr / 4 + r * cols);
+      });
+      this.gemmAt(form, [where[2]!.ptr, where[2]!.ld, where[0]!.ptr, where[0]!.ld, where[1]!.ptr, where[1]!.ld, ...dims, acc ? 1 : 0]); // prettier-ignore
+      if (outside[2]) {
+        const [x, off, ld, rows, cols] = out;
+        const h2 = this.heap.floats;
+        for (let r = 0; r < rows; r++)
+          x.set(h2.subarray(where[2]!.ptr / 4 + r * cols, where[2]!.ptr / 4 + (r + 1) * cols), off + r * ld);
+      }
+      this.heap.give(block, at);
+      return;
+    }
+    this.gemmAt(form, [where[2]!.ptr, where[2]!.ld, where[0]!.ptr, where[0]!.ld, where[1]!.ptr, where[1]!.ld, ...dims, acc ? 1 : 0]); // prettier-ignore
   }
 
   // prettier-ignore
@@ -161,9 +221,9 @@ export class WasmGemms implements Gemms {
 }
 
 /**
- * The CPU backend with its GEMMs in WebAssembly SIMD (`--backend wasm`): float32 only (`--f64` runs on the
- * JS backend). The time loop, masks and elementwise kernels are the JS backend's. One thread; see
- * createThreadedWasmBackend for more.
+ * The CPU backend in WebAssembly SIMD (`--backend wasm`): float32 only (`--f64` runs on the JS backend).
+ * The time loop and the masks are the JS backend's; the GEMMs and the fused kernels are WebAssembly, in
+ * place in one memory. One thread; see createThreadedWasmBackend for more.
  */
 export function createWasmBackend(): Backend & { readonly gemms: WasmGemms } {
   if (typeof WebAssembly === "undefined" || typeof SharedArrayBuffer === "undefined")
@@ -182,7 +242,7 @@ export function createWasmBackend(): Backend & { readonly gemms: WasmGemms } {
   };
 }
 
-/** The wasm backend with its GEMMs split across `threads` threads (Node: worker_threads over shared memory). */
+/** The wasm backend with its kernels split across `threads` threads (Node: worker_threads over shared memory). */
 export async function createThreadedWasmBackend(
   threads: number,
 ): Promise<Backend & { readonly gemms: WasmGemms }> {

@@ -3,7 +3,9 @@ import os from "node:os";
 import { Worker } from "node:worker_threads";
 import { createPool, workerSource, type Platform, type Pool, type PoolOptions } from "./pool.js";
 
-const SOURCE = workerSource(`require("node:worker_threads").parentPort.once("message", (d) => __init(d));\n`);
+const SOURCE = workerSource(
+  `require("node:worker_threads").parentPort.on("message", (d) => __message(d));\n`,
+);
 
 export const nodePlatform: Platform = {
   spawn(data) {
@@ -12,6 +14,7 @@ export const nodePlatform: Platform = {
     w.unref();
     w.postMessage(data);
     return {
+      post: (d) => w.postMessage(d),
       onError: (cb) => void w.on("error", cb),
       terminate: () => w.terminate(),
     };

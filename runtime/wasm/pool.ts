@@ -2,17 +2,19 @@
 // module. A call writes its export's index and arguments into a control block in that memory, bumps a
 // generation counter and wakes the workers with Atomics.notify; every thread (the caller included) runs
 // its slice of the range and the caller waits on a done counter. No message per call: messages are used
-// only to start the workers. The platform (Node worker_threads or Web Workers) is behind `Platform`.
+// only to start the workers and to hand them another module (`load`: a cell's generated kernels), whose
+// exports join the same table. The platform (Node worker_threads or Web Workers) is behind `Platform`.
 //
 // The caller blocks in Atomics.wait, which a browser's main thread may not do: on the web, run the pool
 // from a worker (the pool's own workers are fine).
 
 /** What the pool needs from a platform: a worker running workerSource(prelude), given `data` first. */
 export interface Platform {
-  /** Starts a worker whose prelude passes its first message, `data`, to `__init`. */
+  /** Starts a worker whose prelude passes each message (`data` first) to `__message`. */
   spawn(data: unknown): WorkerHandle;
 }
 export interface WorkerHandle {
+  post(data: unknown): void;
   onError(cb: (e: unknown) => void): void;
   terminate(): Promise<unknown> | void;
 }
@@ -40,23 +42,53 @@ export interface PoolOptions {
   spin?: number;
 }
 
-export const CONTROL_BYTES = 256;
+/**
+ * One call of a row sequence (`runRows`): an export, its arguments, the argument that receives the number
+ * of rows, and [argument, bytes per row] of the pointers advanced to a thread's first row.
+ */
+export interface RowCall {
+  readonly fn: string;
+  readonly args: readonly number[];
+  readonly count: number;
+  readonly shifts: readonly (readonly [number, number])[];
+}
+
+export const CONTROL_BYTES = 1024;
 const [GEN, DONE, STOP, READY, FN, NARGS, COUNT, ALIGN, NSHIFT, ERR] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+const [NCALLS, TOTAL] = [10, 11]; // a row sequence: its calls and rows (ALIGN too)
+const SEQ = 64; // where a row sequence's calls start: [fn, nargs, count, nshift, ...args, ...shift pairs]
 const ARGS = 16;
+const LOAD = -1; // FN of a call that hands the workers a module
+const ROWS = -2; // FN of a row sequence
 const SHIFTS = 32; // pairs, up to 8
 const MAX_ARGS = 16;
 
-// The worker's body, shared by the platforms (each prepends how `__init` receives its data). It is
-// plain JS source because a worker is started from text, and it mirrors `slice` below exactly.
+// The worker's body, shared by the platforms (each prepends how `__message` receives its messages). It
+// is plain JS source because a worker is started from text; its slices mirror `run` and `runRows` exactly.
 const WORKER_BODY = `
-function __init(d) {
-  const inst = new WebAssembly.Instance(d.module, { env: { memory: d.memory } });
-  const fns = d.names.map((n) => inst.exports[n]);
-  const c = new Int32Array(d.memory.buffer, d.control, ${CONTROL_BYTES / 4});
-  const args = new Array(${MAX_ARGS});
-  Atomics.add(c, ${READY}, 1);
-  Atomics.notify(c, ${READY});
-  let seen = Atomics.load(c, ${GEN});
+let d, fns, c, seen;
+const args = new Array(${MAX_ARGS});
+function __message(m) {
+  if (d === undefined) {
+    d = m;
+    const inst = new WebAssembly.Instance(d.module, { env: { memory: d.memory } });
+    fns = d.names.map((n) => inst.exports[n]);
+    c = new Int32Array(d.memory.buffer, d.control, ${CONTROL_BYTES / 4});
+    seen = Atomics.load(c, ${GEN});
+    Atomics.add(c, ${READY}, 1);
+    Atomics.notify(c, ${READY});
+  } else {
+    try {
+      const inst = new WebAssembly.Instance(m.module, { env: { memory: d.memory } });
+      for (const n of m.names) fns.push(inst.exports[n]);
+    } catch (e) {
+      Atomics.store(c, ${ERR}, 1);
+    }
+    if (Atomics.add(c, ${DONE}, 1) + 1 === d.threads - 1) Atomics.notify(c, ${DONE});
+  }
+  serve();
+}
+function serve() {
   for (;;) {
     let spins = d.spin;
     while (Atomics.load(c, ${GEN}) === seen) {
@@ -64,21 +96,45 @@ function __init(d) {
     }
     seen = Atomics.load(c, ${GEN});
     if (Atomics.load(c, ${STOP})) return;
+    if (c[${FN}] === ${LOAD}) return; // the module comes as a message: back to the event loop for it
     try {
-      const n = c[${NARGS}];
-      for (let i = 0; i < n; i++) args[i] = c[${ARGS} + i];
-      const total = args[c[${COUNT}]], align = c[${ALIGN}];
-      const per = Math.ceil(Math.ceil(total / align) / d.threads) * align;
-      const start = Math.min(total, d.index * per), end = Math.min(total, start + per);
-      if (end > start) {
-        args[c[${COUNT}]] = end - start;
-        for (let s = 0; s < c[${NSHIFT}]; s++) args[c[${SHIFTS} + 2 * s]] += start * c[${SHIFTS} + 2 * s + 1];
-        fns[c[${FN}]].apply(null, args.slice(0, n));
-      }
+      if (c[${FN}] === ${ROWS}) rows();
+      else call();
     } catch (e) {
       Atomics.store(c, ${ERR}, 1);
     }
     if (Atomics.add(c, ${DONE}, 1) + 1 === d.threads - 1) Atomics.notify(c, ${DONE});
+  }
+}
+// This thread's slice of a row sequence: the same rows in every call, so that each call reads only rows
+// this thread has written (or read-only data).
+function rows() {
+  const total = c[${TOTAL}], align = c[${ALIGN}];
+  const per = Math.ceil(Math.ceil(total / align) / d.threads) * align;
+  const start = Math.min(total, d.index * per), end = Math.min(total, start + per);
+  if (end <= start) return;
+  for (let k = 0, p = ${SEQ}; k < c[${NCALLS}]; k++) {
+    const fn = c[p], n = c[p + 1], count = c[p + 2], ns = c[p + 3];
+    p += 4;
+    const a = new Array(n);
+    for (let i = 0; i < n; i++) a[i] = c[p + i];
+    p += n;
+    a[count] = end - start;
+    for (let s = 0; s < ns; s++) a[c[p + 2 * s]] += start * c[p + 2 * s + 1];
+    p += 2 * ns;
+    fns[fn].apply(null, a);
+  }
+}
+function call() {
+  const n = c[${NARGS}];
+  for (let i = 0; i < n; i++) args[i] = c[${ARGS} + i];
+  const total = args[c[${COUNT}]], align = c[${ALIGN}];
+  const per = Math.ceil(Math.ceil(total / align) / d.threads) * align;
+  const start = Math.min(total, d.index * per), end = Math.min(total, start + per);
+  if (end > start) {
+    args[c[${COUNT}]] = end - start;
+    for (let s = 0; s < c[${NSHIFT}]; s++) args[c[${SHIFTS} + 2 * s]] += start * c[${SHIFTS} + 2 * s + 1];
+    fns[c[${FN}]].apply(null, args.slice(0, n));
   }
 }
 `;
@@ -93,6 +149,7 @@ export class Pool {
   private readonly ctl: Int32Array;
   private readonly fns: Kernel[];
   private readonly index = new Map<string, number>();
+  private modules = 0;
   private closed = false;
 
   constructor(
@@ -108,6 +165,38 @@ export class Pool {
 
   get threads(): number {
     return this.opts.threads;
+  }
+
+  /**
+   * Instantiates another module (over the same memory) on every thread; its exports run as
+   * `<prefix><name>`. Blocks until the workers have it (messages reach them while the caller waits).
+   */
+  load(module: WebAssembly.Module): string {
+    if (this.closed) throw new Error("pool: closed");
+    const prefix = `m${++this.modules}.`;
+    const names = WebAssembly.Module.exports(module)
+      .filter((e) => e.kind === "function")
+      .map((e) => e.name);
+    const inst = new WebAssembly.Instance(module, { env: { memory: this.opts.memory } });
+    for (const n of names) {
+      this.index.set(prefix + n, this.fns.length);
+      this.fns.push(inst.exports[n] as Kernel);
+    }
+    if (this.threads === 1) return prefix;
+    const c = this.ctl;
+    for (const w of this.workers) w.post({ module, names });
+    c[FN] = LOAD;
+    Atomics.store(c, DONE, 0);
+    Atomics.store(c, ERR, 0);
+    Atomics.add(c, GEN, 1);
+    Atomics.notify(c, GEN);
+    const deadline = Date.now() + 30000;
+    for (let d = Atomics.load(c, DONE); d !== this.threads - 1; d = Atomics.load(c, DONE)) {
+      if (Date.now() > deadline) throw new Error("pool: the workers did not take the module");
+      Atomics.wait(c, DONE, d, 100);
+    }
+    if (Atomics.load(c, ERR)) throw new Error("pool: a worker could not instantiate the module");
+    return prefix;
   }
 
   /** Runs export `name` over `args`, its range divided by `split` across all threads; returns when done. */
@@ -130,15 +219,61 @@ export class Pool {
     c[ALIGN] = split.align;
     c[NSHIFT] = split.shifts.length;
     split.shifts.forEach(([i, b], s) => ((c[SHIFTS + 2 * s] = i), (c[SHIFTS + 2 * s + 1] = b)));
+    const mine = [...args];
+    mine[split.count] = Math.min(total, per);
+    this.dispatch(`"${name}"`, () => this.fns[fn]!(...mine));
+  }
+
+  /**
+   * Runs `calls` in order over `total` rows, each thread the same slice of rows (multiples of `align`) in
+   * every call: one wake-up for a whole kernel whose calls are row by row (more when the calls do not fit
+   * the control block at once).
+   */
+  runRows(calls: readonly RowCall[], total: number, align: number): void {
+    if (this.closed) throw new Error("pool: closed");
+    const fns = calls.map((call) => {
+      const fn = this.index.get(call.fn);
+      if (fn === undefined) throw new Error(`pool: the module has no export "${call.fn}"`);
+      return fn;
+    });
+    const per = Math.ceil(Math.ceil(total / align) / this.threads) * align;
+    const mine = (from: number, to: number): void => {
+      for (let k = from; k < to; k++) {
+        const a = [...calls[k]!.args];
+        a[calls[k]!.count] = Math.min(total, per);
+        this.fns[fns[k]!]!(...a);
+      }
+    };
+    if (this.threads === 1 || total <= per) return mine(0, calls.length);
+    const c = this.ctl;
+    for (let from = 0; from < calls.length;) {
+      let [to, p] = [from, SEQ];
+      for (; to < calls.length; to++) {
+        const { args, count, shifts } = calls[to]!;
+        if (p + 4 + args.length + 2 * shifts.length > c.length) break;
+        c.set([fns[to]!, args.length, count, shifts.length, ...args, ...shifts.flat()], p);
+        p += 4 + args.length + 2 * shifts.length;
+      }
+      if (to === from) throw new Error("pool: a call too large for the control block");
+      c[FN] = ROWS;
+      c[NCALLS] = to - from;
+      c[TOTAL] = total;
+      c[ALIGN] = align;
+      this.dispatch("a row sequence", () => mine(from, to));
+      from = to;
+    }
+  }
+
+  /** Wakes the workers for the call set up in the control block, runs `mine`, waits for them. */
+  private dispatch(what: string, mine: () => void): void {
+    const c = this.ctl;
     Atomics.store(c, DONE, 0);
     Atomics.store(c, ERR, 0);
     Atomics.add(c, GEN, 1);
     Atomics.notify(c, GEN);
-    const mine = [...args];
-    mine[split.count] = Math.min(total, per);
     let error: unknown;
     try {
-      this.fns[fn]!(...mine);
+      mine();
     } catch (e) {
       error = e;
     }
@@ -147,8 +282,7 @@ export class Pool {
       if (--spins < 0) Atomics.wait(c, DONE, d);
     }
     if (error !== undefined) throw error;
-    if (Atomics.load(c, ERR))
-      throw new Error(`pool: "${name}" failed in a worker (out-of-bounds arguments?)`);
+    if (Atomics.load(c, ERR)) throw new Error(`pool: ${what} failed in a worker (out-of-bounds arguments?)`);
   }
 
   /** Stops the workers (they leave their wait loop) and releases them. */

@@ -9,11 +9,12 @@ export function canShareMemory(): boolean {
 
 export const webPlatform: Platform = {
   spawn(data) {
-    const source = workerSource(`self.onmessage = (e) => { self.onmessage = null; __init(e.data); };\n`);
+    const source = workerSource(`self.onmessage = (e) => __message(e.data);\n`);
     const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
     const w = new Worker(url);
     w.postMessage(data);
     return {
+      post: (d) => w.postMessage(d),
       onError: (cb) => w.addEventListener("error", (e) => cb(e.message)),
       terminate: () => {
         w.terminate();

@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { DEFAULT_TILING } from "../../compiler/wasm/gemm.js";
-import { buildKernelModule } from "../../compiler/wasm/kernels.js";
+import { buildKernelModule, MEMORY_IMPORT } from "../../compiler/wasm/kernels.js";
+import { Func, ModuleWriter, T } from "../../compiler/wasm/writer.js";
 import { gemm } from "../../runtime/wasm/gemm.js";
 import { createNodePool } from "../../runtime/wasm/node.js";
 import { CONTROL_BYTES, createPool, type Pool } from "../../runtime/wasm/pool.js";
@@ -89,5 +90,61 @@ describe("pool errors", () => {
     await expect(createPool({ module, memory, threads: 2, control: CONTROL_BYTES })).rejects.toThrow(
       /platform/,
     );
+  });
+});
+
+describe("modules loaded into a running pool", () => {
+  /** A module with iota(dst, start, n): dst[i] = start + i, as floats (after `offset` added). */
+  const iota = (offset: number) => {
+    const m = new ModuleWriter({ ...MEMORY_IMPORT, initial: 1, maximum: 65536, shared: true });
+    const f = new Func([T.i32, T.i32, T.i32]);
+    const i = f.local(T.i32);
+    f.block().loop();
+    f.get(i).get(2).op("i32.ge_s").brIf(1);
+    f.get(0).get(i).i32(2).op("i32.shl", "i32.add");
+    f.get(1).get(i).op("i32.add").i32(offset).op("i32.add", "i32x4.splat", "f32x4.convert_i32x4_s");
+    f.lane("f32x4.extract_lane", 0).mem("f32.store");
+    f.get(i).i32(1).op("i32.add").set(i).br(0).end().end();
+    m.add(f, "iota");
+    return new WebAssembly.Module(m.encode());
+  };
+  const split = { count: 2, align: 1, shifts: [[0, 4] as const, [1, 1] as const] };
+
+  it("every thread runs its slice with the new module's functions, under their own prefix", async () => {
+    const pool = await createNodePool({ module, memory, threads: 3, control: 9 * CONTROL_BYTES });
+    pools.push(pool);
+    const [a, b] = [pool.load(iota(0)), pool.load(iota(1000))];
+    expect(a).not.toBe(b);
+    f32.fill(-1, 4096, 4096 + 200);
+    pool.run(`${a}iota`, [4096 * 4, 0, 100], split);
+    pool.run(`${b}iota`, [4196 * 4, 0, 100], split);
+    // The last third of each range is a worker's: a worker without the module would have failed the call.
+    expect(Array.from(f32.subarray(4096, 4196))).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    expect(Array.from(f32.subarray(4196, 4296))).toEqual(Array.from({ length: 100 }, (_, i) => 1000 + i));
+    // A row sequence: each thread runs its rows of both calls; rows align to 4 (3 threads: 36 + 36 + 28).
+    f32.fill(-1, 4096, 4096 + 200);
+    const rowCall = (fn: string, at: number) => ({ fn, args: [at * 4, 0, 100], count: 2, shifts: [[0, 4], [1, 1]] as const }); // prettier-ignore
+    pool.runRows([rowCall(`${a}iota`, 4096), rowCall(`${b}iota`, 4196)], 100, 4);
+    expect(Array.from(f32.subarray(4096, 4196))).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    expect(Array.from(f32.subarray(4196, 4296))).toEqual(Array.from({ length: 100 }, (_, i) => 1000 + i));
+    // More calls than the control block holds at once: run in several wake-ups, in order.
+    f32.fill(-1, 4096, 4296);
+    const many = Array.from({ length: 40 }, (_, k) => rowCall(`${k % 2 ? b : a}iota`, 4096 + 100 * (k % 2)));
+    pool.runRows(many, 100, 4);
+    expect(Array.from(f32.subarray(4096, 4196))).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    expect(Array.from(f32.subarray(4196, 4296))).toEqual(Array.from({ length: 100 }, (_, i) => 1000 + i));
+    // The kernel module's own functions still run.
+    f32.fill(0, 8192, 8200);
+    pool.run("vexp", [65536, 32768, 8], { count: 2, align: 4, shifts: [[0, 4], [1, 4]] }); // prettier-ignore
+    expect(f32[16384]).toBe(1);
+  });
+
+  it("a module that does not instantiate is reported", async () => {
+    const pool = await createNodePool({ module, memory, threads: 2, control: 10 * CONTROL_BYTES });
+    pools.push(pool);
+    const other = new WebAssembly.Module(
+      new ModuleWriter({ module: "env", field: "other", initial: 1, maximum: 1, shared: true }).encode(),
+    );
+    expect(() => pool.load(other)).toThrow();
   });
 });

@@ -1,0 +1,225 @@
+// Runs a cell's WebAssembly kernels (compiler/wasm/elementwise.ts) over arenas that live in the backend's
+// memory: each kernel's frame (slot addresses, dimensions) is written once per arena, then every step is a
+// call of a generated function over the kernel's rows, or a GEMM, with byte addresses computed here.
+import { evalDim, type Dim } from "../../compiler/ir/shape.js";
+import type { WasmKernel, WasmOperand, WasmRows } from "../../compiler/wasm/elementwise.js";
+import { KERNEL_NAMES, type KernelName } from "../../compiler/schedule/types.js";
+import type { CompiledCell, Gemms, KernelFns } from "../cell.js";
+import { planLayout, rowSize, type Layout } from "../layout.js";
+import { CellcError, type FloatArray } from "../tensor.js";
+import { DEFAULT_TILING, packedBytes } from "../../compiler/wasm/gemm.js";
+import type { WasmHeap } from "./heap.js";
+import type { RowCall } from "./pool.js";
+
+/** A cell's module, instantiated on the calling thread; the pool instantiates it on demand. */
+export interface CellModule {
+  readonly module: WebAssembly.Module;
+  readonly exports: Readonly<Record<string, (...args: number[]) => void>>;
+}
+
+/** What the steps run on: the backend (runtime/cpu/wasm.ts). */
+export interface WasmDevice extends Gemms {
+  readonly heap: WasmHeap;
+  /** gemm_<form>(C, ldc, L, ldl, Rt, ldr, R, M, K, acc) at byte addresses; scratch is the device's. */
+  gemmAt(form: "nt" | "nn" | "tn", args: readonly number[]): void;
+  /** Packs a GEMM's right operand (as gemm_<form> would) into panels at `dst`: (dst, src, ld, M, K). */
+  packAt(form: "nt" | "nn", args: readonly number[]): void;
+  /** mm_rows(C, ldc, A, lda, panels, rows, cols, inner, acc): a GEMM on panels packed by packAt. */
+  mmAt(args: readonly number[]): void;
+  /** Changes at the start of every forward and backward pass: parameters may have changed. */
+  readonly epoch: number;
+  /**
+   * Runs calls row by row, every thread the same rows in each (one wake-up for a kernel): cell functions
+   * and the GEMM module's; false when it did nothing (one thread, too little work).
+   */
+  runRows(mod: CellModule, calls: readonly KernelRowCall[], rows: number, work: number): boolean;
+  /**
+   * A generated function (frame, t, row0, rows); `work`: the elements it computes when its rows may be
+   * divided across threads (0 when not).
+   */
+  call(mod: CellModule, fn: string, args: readonly number[], work: number): void;
+}
+
+/** A call of a row sequence: of the cell's module or of the GEMM module (`core`). */
+export interface KernelRowCall extends RowCall {
+  readonly core: boolean;
+}
+
+/** One step of a kernel: run alone, or (`row`) as part of a row sequence after `prepare`. */
+interface Step {
+  run(t: number): void;
+  row?(t: number): KernelRowCall;
+  prepare?(t: number): void;
+}
+
+/** The layout of a cell for (sizes, B, T) with the wasm kernels' scratch, and each kernel's functions. */
+export function planWasm(
+  dev: WasmDevice,
+  cell: CompiledCell,
+  mod: CellModule,
+  sizes: Readonly<Record<string, number>>,
+  B: number,
+  T: number,
+): { L: Layout; fns: Record<KernelName, KernelFns> } {
+  const a = cell.artifact;
+  const programs = a.wasm!.kernels;
+  const rowsOf = (k: KernelName) => (a.kernels[k].rows === "B" ? B : T * B);
+  const extra: Partial<Record<KernelName, number[]>> = {};
+  for (const k of KERNEL_NAMES) {
+    const p = programs[k];
+    if ("steps" in p) extra[k] = p.scratch.map((t) => (t.batched ? rowsOf(k) : 1) * rowSize(t, sizes));
+  }
+  const L = planLayout(a, sizes, B, T, extra);
+  const dims = a.signature.dims.map((d) => sizes[d]!);
+  const fns = {} as Record<KernelName, KernelFns>;
+  for (const k of KERNEL_NAMES) {
+    const p = programs[k];
+    const js = () => cell.kernels[k](L.rows[k], dims, Float32Array, dev);
+    fns[k] = "steps" in p ? new WasmKernelFns(dev, cell, mod, k, p, L, sizes, js) : js();
+  }
+  return { L, fns };
+}
+
+class WasmKernelFns implements KernelFns {
+  private readonly frame: Int32Array;
+  private readonly frameAt: number;
+  private readonly slots: number;
+  /** Byte address of each slot at t = 0, and its byte stride per step (the frame's, kept here too). */
+  private readonly base: number[] = [];
+  private readonly stride: number[] = [];
+  private readonly arenaOf: ("mem" | "pmem")[];
+  private readonly steps: Step[];
+  /** Elements computed when every step runs row by row (0 otherwise): then one row sequence per run. */
+  private readonly rowWork: number = 0;
+  private readonly mod: CellModule;
+  private at: [number, number] = [-1, -1];
+  private js?: KernelFns;
+
+  constructor(
+    private readonly dev: WasmDevice,
+    cell: CompiledCell,
+    mod: CellModule,
+    private readonly k: KernelName,
+    p: WasmKernel,
+    private readonly L: Layout,
+    sizes: Readonly<Record<string, number>>,
+    private readonly jsKernel: () => KernelFns,
+  ) {
+    const a = cell.artifact;
+    const bindings = a.kernels[k].bindings;
+    this.arenaOf = [
+      ...bindings.map((b) => a.buffers[b.buffer]!.arena),
+      ...p.scratch.map(() => "mem" as const),
+    ];
+    this.slots = this.arenaOf.length;
+    const dims = a.signature.dims.map((d) => sizes[d]!);
+    // Frames are small and live as long as the runner's plan for this T.
+    this.frameAt = dev.heap.take(8 * this.slots + 4 * dims.length);
+    this.frame = dev.heap.i32(this.frameAt, 2 * this.slots + dims.length);
+    this.frame.set(dims, 2 * this.slots);
+    const ev = (d: Dim) => evalDim(d, sizes);
+    const rows = (r: WasmRows) => (r === "all" ? L.rows[k] : 1);
+    this.mod = mod;
+    let rowWork = 0;
+    this.steps = p.steps.map((s): Step => {
+      if (s.kind === "call") {
+        const n = rows(s.rows);
+        const work = s.split && n > 1 ? n * ev(s.width) : 0;
+        rowWork += work;
+        const args = (t: number) => [this.frameAt, t, 0, n];
+        const run = (t: number) => dev.call(mod, s.fn, args(t), work);
+        if (!work) return { run };
+        return { run, row: (t) => ({ core: false, fn: s.fn, args: args(t), count: 3, shifts: [[2, 1]] }) };
+      }
+      const op = (o: WasmOperand) => ({ slot: o.slot, col: 4 * ev(o.col), ld: ev(o.ld) });
+      const [out, left, right] = [op(s.out), op(s.left), op(s.right)];
+      const [R, M, K] = [rows(s.rows), ev(s.M), ev(s.K)];
+      const form = s.kind === "tn" ? "tn" : s.form;
+      const acc = s.kind === "tn" ? 1 : 0;
+      const addr = (o: typeof out, t: number) => this.base[o.slot]! + t * this.stride[o.slot]! + o.col;
+      const weight = right.slot < bindings.length && a.buffers[bindings[right.slot]!.buffer]!.kind;
+      if (form !== "tn" && a.kernels[k].rows === "B" && (weight === "pack" || weight === "param")) {
+        // A step's GEMM on a weight: its panels laid out once per pass (weights change only between
+        // passes), not at every step.
+        const [cols, inner] = form === "nt" ? [M, K] : [K, M];
+        const panels = { at: dev.heap.take(packedBytes(DEFAULT_TILING, cols, inner)), epoch: NaN };
+        const prepare = (t: number) => {
+          if (panels.epoch === dev.epoch) return;
+          dev.packAt(form, [panels.at, addr(right, t), right.ld, M, K]);
+          panels.epoch = dev.epoch;
+        };
+        const args = (t: number) => [
+          addr(out, t),
+          out.ld,
+          addr(left, t),
+          left.ld,
+          panels.at,
+          R,
+          cols,
+          inner,
+          0,
+        ];
+        const empty = R === 0 || M === 0 || K === 0;
+        rowWork += R * cols;
+        return {
+          prepare,
+          run: (t) => {
+            if (empty) return;
+            prepare(t);
+            dev.mmAt(args(t));
+          },
+          row: empty
+            ? undefined
+            : (t) => ({
+                core: true,
+                fn: "mm_rows",
+                args: args(t),
+                count: 5,
+                shifts: [
+                  [0, 4 * out.ld],
+                  [2, 4 * left.ld],
+                ],
+              }),
+        };
+      }
+      const run = (t: number) => {
+        if (R === 0 || M === 0 || K === 0) return;
+        const args = [addr(out, t), out.ld, addr(left, t), left.ld, addr(right, t), right.ld, R, M, K, acc];
+        dev.gemmAt(form, args);
+      };
+      return { run };
+    });
+    if (L.rows[k] > 1 && this.steps.every((s) => s.row)) this.rowWork = rowWork;
+  }
+
+  private place(mem: FloatArray, pmem: FloatArray, offs: Float64Array) {
+    if (!this.dev.heap.holds(mem) || !this.dev.heap.holds(pmem))
+      throw new CellcError("the wasm kernels need their arenas in the backend's memory");
+    this.at = [mem.byteOffset, pmem.byteOffset];
+    for (let s = 0; s < this.slots; s++) {
+      const arena = this.arenaOf[s] === "pmem" ? pmem.byteOffset : mem.byteOffset;
+      this.base[s] = arena + 4 * offs[2 * s]!;
+      this.stride[s] = 4 * offs[2 * s + 1]!;
+      this.frame[2 * s] = this.base[s]!;
+      this.frame[2 * s + 1] = this.stride[s]!;
+    }
+  }
+
+  run(mem: FloatArray, pmem: FloatArray, offs: Float64Array, t: number): void {
+    if (offs !== this.L.offs[this.k]) throw new Error("wasm kernel run with another layout's offsets");
+    if (mem.byteOffset !== this.at[0] || pmem.byteOffset !== this.at[1]) this.place(mem, pmem, offs);
+    if (this.rowWork) {
+      for (const s of this.steps) s.prepare?.(t);
+      const calls = this.steps.map((s) => s.row!(t));
+      if (this.dev.runRows(this.mod, calls, this.L.rows[this.k], this.rowWork)) return;
+    }
+    for (const s of this.steps) s.run(t);
+  }
+  // The masks copy a few rows at a step: the JS kernel's, over the same arena.
+  premask(mem: FloatArray, pmem: FloatArray, offs: Float64Array, t: number, lens: Int32Array): void {
+    (this.js ??= this.jsKernel()).premask(mem, pmem, offs, t, lens);
+  }
+  postmask(mem: FloatArray, pmem: FloatArray, offs: Float64Array, t: number, lens: Int32Array): void {
+    (this.js ??= this.jsKernel()).postmask(mem, pmem, offs, t, lens);
+  }
+}
