@@ -24,7 +24,7 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
   check: { synopsis: "check FILE.cell...", files: [1, Infinity], values: [], flags: [] },
   compile: {
     synopsis:
-      "compile FILE.cell [--cell NAME | --model NAME] [--emit ast|ir|schedule|grad-ir|js|wgsl] [--target js|wgsl --out DIR] [--target onnx|torch --out FILE [--params P.safetensors | --dims D=8,H=16] [--layers N] [--bidirectional]]",
+      "compile FILE.cell [--cell NAME | --model NAME] [--emit ast|ir|schedule|grad-ir|js|wgsl|wat] [--target js|wgsl --out DIR] [--target onnx|torch --out FILE [--params P.safetensors | --dims D=8,H=16] [--layers N] [--bidirectional]]",
     files: [1, 1],
     values: ["cell", "model", "emit", "target", "out", "params", "dims", "layers"],
     flags: ["bidirectional"],
@@ -126,7 +126,7 @@ export interface Parsed {
 }
 
 const CHOICES: Record<string, readonly string[]> = {
-  emit: ["ast", "ir", "schedule", "grad-ir", "js", "wgsl"],
+  emit: ["ast", "ir", "schedule", "grad-ir", "js", "wgsl", "wat"],
   target: ["js", "wgsl", "onnx", "torch"],
   backend: ["js", "wasm", "webgpu"],
   optim: ["sgd", "momentum", "adam", "adamw"],

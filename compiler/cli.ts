@@ -100,8 +100,11 @@ async function compile(args: Parsed, io: Io): Promise<number> {
   if (hasErrors(r.diagnostics)) return 1;
   const emit = args.options.emit ?? (args.options.target ? undefined : "ir");
   if (emit !== undefined) {
-    const { stageOutput } = await import("./stage.js");
-    const out = stageOutput(r, emit as Stage, args.options.cell, args.options.model);
+    const { stageOutput, watOutput } = await import("./stage.js");
+    const out =
+      emit === "wat"
+        ? await watOutput(r, args.options.cell, args.options.model)
+        : stageOutput(r, emit as Stage, args.options.cell, args.options.model);
     report(io, out.diagnostics, r.program.sources);
     if (out.text === undefined) return 1;
     io.out(out.text);

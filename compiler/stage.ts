@@ -41,11 +41,52 @@ export function printCellStage(ir: CellIR, stage: Exclude<Stage, "ast">, sources
   return KERNEL_NAMES.map((k) => `// kernel ${k}\n${w[k].code}`).join("\n");
 }
 
+/** What a stage prints, in order: a header line (for models) and the IR of a cell. */
+type Part = { readonly header?: string; readonly ir: CellIR };
+
 /**
- * A checked program's text at a stage: the AST of the entry file, or the stage of the cell named (the
- * only one when none is named; for `ir`, every cell of the file). `text` is absent when no cell can be
- * chosen or the program has errors; `diagnostics` are those of choosing the cell (the caller has the
- * checker's own in `r.diagnostics`).
+ * The cells a stage prints: the cell named (the only one when none is named; for `ir`, every cell of the
+ * file, then its models), or the models (a model's compiled part is its readout, a stateless cell).
+ */
+function stageParts(
+  r: CompileResult,
+  stage: Exclude<Stage, "ast"> | "wat",
+  cellName?: string,
+  modelName?: string,
+): { parts?: Part[]; diagnostics: Diagnostic[] } {
+  const parts: Part[] = [];
+  const models = modelName !== undefined || (r.cellNames.length === 0 && r.modelNames.length > 0);
+  const cells = models
+    ? []
+    : cellName !== undefined
+      ? [cellName]
+      : stage === "ir"
+        ? r.cellNames
+        : [undefined];
+  for (const name of cells) {
+    const sel = selectCell(r, name);
+    if (!sel.cell) return { diagnostics: sel.diagnostics };
+    parts.push({ ir: buildCellIR(sel.cell) });
+  }
+  const wholeFile = stage === "ir" && cellName === undefined && modelName === undefined;
+  const modelNames = models && !wholeFile ? [modelName] : wholeFile ? r.modelNames : [];
+  for (const name of modelNames) {
+    const sel = selectModel(r, name);
+    if (!sel.model) return { diagnostics: sel.diagnostics };
+    const m = sel.model;
+    const options = [m.layers > 1 ? `layers ${m.layers}` : "", m.bidirectional ? "bidirectional" : ""];
+    const embed = m.embed ? `, embed ${m.embed.name}` : "";
+    const cell = [m.cell.name, ...options.filter((o) => o)].join(", ");
+    const header = `model ${m.name}: input ${m.input.name} (${m.input.kind})${embed}, cell ${cell}, readout on ${m.on}, loss ${m.loss}\n`;
+    parts.push({ header: stage === "ir" ? header : undefined, ir: buildCellIR(m.readout) });
+  }
+  return { parts, diagnostics: [] };
+}
+
+/**
+ * A checked program's text at a stage: the AST of the entry file, or the stage of the cells stageParts
+ * chooses. `text` is absent when no cell can be chosen or the program has errors; `diagnostics` are those
+ * of choosing the cell (the caller has the checker's own in `r.diagnostics`).
  */
 export function stageOutput(
   r: CompileResult,
@@ -55,45 +96,29 @@ export function stageOutput(
 ): { text?: string; diagnostics: Diagnostic[] } {
   if (hasErrors(r.diagnostics)) return { diagnostics: [] };
   if (stage === "ast") return { text: printAst(r), diagnostics: [] };
-  const models = modelName !== undefined || (r.cellNames.length === 0 && r.modelNames.length > 0);
-  if (models)
-    return modelStage(r, stage, modelName === undefined && stage === "ir" ? r.modelNames : [modelName]);
-  const names = cellName !== undefined ? [cellName] : stage === "ir" ? r.cellNames : [undefined];
-  let text = "";
-  for (const name of names) {
-    const sel = selectCell(r, name);
-    if (!sel.cell) return { diagnostics: sel.diagnostics };
-    text += printCellStage(buildCellIR(sel.cell), stage, r.program.sources);
-  }
-  // The IR of the whole file: its models after its cells.
-  if (stage === "ir" && cellName === undefined && r.modelNames.length) {
-    const m = modelStage(r, stage, r.modelNames);
-    if (m.text === undefined) return m;
-    text += m.text;
-  }
+  const { parts, diagnostics } = stageParts(r, stage, cellName, modelName);
+  if (!parts) return { diagnostics };
+  const text = parts.map((p) => (p.header ?? "") + printCellStage(p.ir, stage, r.program.sources)).join("");
   return { text, diagnostics: [] };
 }
 
-/** Models at a stage: a header line, then the readout (a stateless cell) at that stage. */
-function modelStage(
+/**
+ * The WebAssembly text of the chosen cell's kernels (`--emit wat`): asynchronous, since the printer
+ * (wabt) loads on first use. `withGemms` adds the GEMM module every cell shares.
+ */
+export async function watOutput(
   r: CompileResult,
-  stage: Exclude<Stage, "ast">,
-  names: readonly (string | undefined)[],
-): { text?: string; diagnostics: Diagnostic[] } {
+  cellName?: string,
+  modelName?: string,
+  withGemms = false,
+): Promise<{ text?: string; diagnostics: Diagnostic[] }> {
+  if (hasErrors(r.diagnostics)) return { diagnostics: [] };
+  const { parts, diagnostics } = stageParts(r, "wat", cellName, modelName);
+  if (!parts) return { diagnostics };
+  const { emitScheduleWasm } = await import("./wasm/elementwise.js");
+  const { printWat } = await import("./wasm/wat.js");
   let text = "";
-  for (const name of names) {
-    const sel = selectModel(r, name);
-    if (!sel.model) return { diagnostics: sel.diagnostics };
-    const m = sel.model;
-    if (stage === "ir") {
-      const options = [m.layers > 1 ? `layers ${m.layers}` : "", m.bidirectional ? "bidirectional" : ""];
-      const embed = m.embed ? `, embed ${m.embed.name}` : "";
-      const cell = [m.cell.name, ...options.filter((o) => o)].join(", ");
-      text += `model ${m.name}: input ${m.input.name} (${m.input.kind})${embed}, cell ${cell}, `;
-      text += `readout on ${m.on}, loss ${m.loss}\n`;
-    }
-    text += printCellStage(buildCellIR(m.readout), stage, r.program.sources);
-  }
+  for (const p of parts) text += await printWat(emitScheduleWasm(buildSchedule(p.ir)), withGemms);
   return { text, diagnostics: [] };
 }
 

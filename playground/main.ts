@@ -5,7 +5,7 @@ import { EditorView } from "@codemirror/view";
 import { basicSetup } from "codemirror";
 import { checkProgram, type CompileResult } from "../compiler/driver.js";
 import { hasErrors } from "../compiler/diag/diagnostic.js";
-import { STAGES, stageOutput, type Stage } from "../compiler/stage.js";
+import { STAGES, stageOutput, watOutput, type Stage } from "../compiler/stage.js";
 import { compile } from "../runtime/compile.js";
 import { canShareMemory } from "../runtime/wasm/web.js";
 import { cellHighlight, cellLanguage } from "./cell-lang.js";
@@ -21,7 +21,7 @@ const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as 
 const DEBOUNCE_MS = 150;
 
 let file = "lstm.cell";
-let stage: Stage = "ir";
+let stage: Stage | "wat" = "ir";
 let result: CompileResult | undefined;
 let checks = 0;
 
@@ -80,21 +80,33 @@ function check(): void {
   document.body.dataset.checks = String(++checks);
 }
 
+let shown = 0;
 function showStage(): void {
   for (const b of $("tabs").querySelectorAll("button"))
     b.setAttribute("aria-selected", String(b.dataset.stage === stage));
   stageOut.dataset.stage = stage;
   if (!result) return;
-  const out = stageOutput(result, stage, chosenCell());
-  stageOut.classList.toggle("stale", out.text === undefined);
-  stageOut.textContent =
-    out.text ??
-    (hasErrors(result.diagnostics)
-      ? "The cell has errors: see the diagnostics."
-      : out.diagnostics.map((d) => d.message).join("\n"));
+  const r = result;
+  const seq = ++shown;
+  const show = (out: { text?: string; diagnostics: readonly { message: string }[] }) => {
+    if (seq !== shown) return; // a later check or tab has taken over
+    stageOut.classList.toggle("stale", out.text === undefined);
+    stageOut.textContent =
+      out.text ??
+      (hasErrors(r.diagnostics)
+        ? "The cell has errors: see the diagnostics."
+        : out.diagnostics.map((d) => d.message).join("\n"));
+    stageOut.dataset.shown = String(seq);
+  };
+  if (stage !== "wat") return show(stageOutput(r, stage, chosenCell()));
+  // The WebAssembly text needs wabt, loaded (a few MB) the first time this tab opens.
+  stageOut.textContent = "loading the WebAssembly printer...";
+  void watOutput(r, chosenCell()).then(show, (e: unknown) =>
+    show({ diagnostics: [{ message: `cannot print the WebAssembly text: ${String(e)}` }] }),
+  );
 }
 
-for (const s of STAGES) {
+for (const s of [...STAGES, "wat"] as const) {
   const b = document.createElement("button");
   b.type = "button";
   b.role = "tab";

@@ -153,6 +153,17 @@ describe.skipIf(!available && !browserRequired)("the playground in a browser", (
         if (stage === "grad-ir" || stage === "wgsl")
           await page.screenshot({ path: join(SHOTS, `playground-${stage}.png`) });
       }
+      // The WebAssembly text: printed in the page by wabt, loaded when the tab first opens.
+      await page.click('#tabs button[data-stage="wat"]');
+      await page.waitForFunction(
+        () => document.getElementById("stage")!.textContent!.startsWith(";;"),
+        null,
+        {
+          timeout: 30_000,
+        },
+      );
+      expect(await page.textContent("#stage")).toBe(cli(tmp, ["compile", "rnn.cell", "--emit", "wat"]));
+      await page.screenshot({ path: join(SHOTS, "playground-wat.png") });
 
       // The artifact download is the compiler's: its JS kernels are `--emit js`'s text.
       const [dl] = await Promise.all([page.waitForEvent("download"), page.click("#artifact")]);
@@ -264,10 +275,18 @@ async function trainInPage(page: Page): Promise<string> {
   await page.waitForFunction(
     () => Number(document.getElementById("train-status")!.dataset.step) >= 30,
     null,
-    {
-      timeout: 30_000,
-    },
+    { timeout: 30_000, polling: 5 },
   );
+  await page.click("#stop");
+  await idle(page, 30_000);
+  const stoppedAt = Number(await status(page, "step"));
+  expect(await page.textContent("#train-status")).toBe(
+    `stopped at step ${stoppedAt}: resume continues from there`,
+  );
+  expect(stoppedAt).toBeGreaterThanOrEqual(30);
+  expect(stoppedAt).toBeLessThan(300);
+  const before = (await points(page, "chart", "this cell eval")).length;
+  await page.click("#resume");
   // The page keeps drawing while it trains (the worker has the work): the longest of 20 frames.
   const frameMs = await page.evaluate(
     () =>
@@ -282,16 +301,6 @@ async function trainInPage(page: Page): Promise<string> {
       }),
   );
   expect(frameMs).toBeLessThan(500);
-  await page.click("#stop");
-  await idle(page, 30_000);
-  const stoppedAt = Number(await status(page, "step"));
-  expect(await page.textContent("#train-status")).toBe(
-    `stopped at step ${stoppedAt}: resume continues from there`,
-  );
-  expect(stoppedAt).toBeGreaterThanOrEqual(30);
-  expect(stoppedAt).toBeLessThan(300);
-  const before = (await points(page, "chart", "this cell eval")).length;
-  await page.click("#resume");
   await idle(page, 60_000);
   expect(await status(page, "from")).toBe(String(stoppedAt));
   expect(await status(page, "step")).toBe("300");
