@@ -113,7 +113,7 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
   gradflow: {
     synopsis: "gradflow A.cell B.cell... [--T N] [--steps N] [--dims H=32] [--seed S] --out DIR",
     files: [1, Infinity],
-    values: ["task", "T", "steps", "batch", "lr", "optim", "dims", "seed", "out"],
+    values: ["task", "T", "steps", "batch", "lr", "optim", "dims", "seed", "backend", "threads", "out"],
     flags: ["quiet"],
   },
 };

@@ -4,6 +4,7 @@
 import type { Parsed } from "./cli-args.js";
 import { CliError, type Io } from "./cli.js";
 import { fileNetwork, readCellFile, type FileNetwork } from "./cli-network.js";
+import { cliBackend } from "./cli-run.js";
 import type { CompiledCell } from "../runtime/cell.js";
 import { Rng } from "../runtime/init.js";
 import type { Backend } from "../runtime/model.js";
@@ -236,6 +237,7 @@ export interface GradflowOptions {
   readonly clip?: number;
   readonly dims: Readonly<Record<string, number>>;
   readonly seed: number;
+  readonly backend?: Backend;
   readonly out: string;
   readonly quiet?: boolean;
   readonly command: string;
@@ -285,7 +287,7 @@ export async function gradflowCells(
         return { loss: r.loss, state, norms: [...r.stateGradNorms!.get(state)!] };
       };
       say(`${c.label}: gradient norms at initialisation (T = ${task.T})`);
-      const net = deps.network(specs[i]!, { seed: o.seed });
+      const net = deps.network(specs[i]!, { seed: o.seed, ...(o.backend ? { backend: o.backend } : {}) });
       const before = await measure(net);
       let after = before;
       if (o.steps > 0) {
@@ -299,7 +301,13 @@ export async function gradflowCells(
           ...(o.clip !== undefined ? { clip: o.clip } : {}),
         });
         // A fresh network from the trained weights: whatever train() does with `net` itself.
-        after = await measure(deps.network(specs[i]!, { seed: o.seed, params: r.params }));
+        after = await measure(
+          deps.network(specs[i]!, {
+            seed: o.seed,
+            params: r.params,
+            ...(o.backend ? { backend: o.backend } : {}),
+          }),
+        );
       }
       entries.push({
         cell: c.label,
@@ -407,15 +415,6 @@ function commandLine(args: Parsed): string {
   return parts.join(" ");
 }
 
-async function backendOf(args: Parsed): Promise<Backend | undefined> {
-  const name = args.options.backend ?? "js";
-  if (name === "js") return undefined;
-  if (name !== "wasm") throw new CliError(`${args.command} runs on the js or wasm backend, not '${name}'`);
-  const threads = int(args, "threads", 1);
-  const { createThreadedWasmBackend } = await import("../runtime/cpu/wasm.js");
-  return createThreadedWasmBackend(threads);
-}
-
 export function compareOptions(args: Parsed): Omit<CompareOptions, "backend"> {
   const out = needOut(args);
   if (!args.options.task) throw new CliError("compare needs --task NAME (adding, copy, sine, chars)");
@@ -459,8 +458,16 @@ type CommandFn = (args: Parsed, io: Io) => Promise<number>;
 export const compareCommands: Record<"compare" | "gradflow", CommandFn> = {
   compare: async (args, io) => {
     const o = compareOptions(args);
-    const backend = await backendOf(args);
+    const backend = await cliBackend(args, ["js", "wasm"]);
     return compareCells(args.files, { ...o, ...(backend ? { backend } : {}) }, loadTrainer(), io);
   },
-  gradflow: async (args, io) => gradflowCells(args.files, gradflowOptions(args), loadTrainer(), io),
+  gradflow: async (args, io) => {
+    const backend = await cliBackend(args, ["js", "wasm"]);
+    return gradflowCells(
+      args.files,
+      { ...gradflowOptions(args), ...(backend ? { backend } : {}) },
+      loadTrainer(),
+      io,
+    );
+  },
 };

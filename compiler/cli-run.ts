@@ -8,7 +8,7 @@ import { readCellFile } from "./cli-network.js";
 import type { Io } from "./cli.js";
 import { CliError } from "./cli.js";
 import { compileCell, CellCompileError } from "../runtime/compile.js";
-import { Model } from "../runtime/model.js";
+import { Model, type Backend } from "../runtime/model.js";
 import { readSafetensors, writeSafetensors } from "../runtime/safetensors.js";
 import type { Tensor } from "../runtime/tensor.js";
 import type { CellIR } from "./ir/cell.js";
@@ -54,11 +54,7 @@ export async function runCommand(args: Parsed, io: Io): Promise<number> {
     const bad = nonfiniteNames(ts);
     if (bad.length) nonfinite.set(group, bad);
   }
-  const backend = webgpu
-    ? await (await import("../runtime/webgpu/node.js")).createNodeWebGpuBackend()
-    : args.options.backend === "wasm"
-      ? await wasmBackend(args.options.threads)
-      : undefined;
+  const backend = await cliBackend(args);
   const model = new Model(cell, {
     backend,
     params,
@@ -161,8 +157,25 @@ function inputDims(ir: CellIR, inputs: ReadonlyMap<string, Tensor>): Record<stri
  * The wasm backend on `--threads` threads (default 1: with the elementwise kernels still single-threaded
  * JS, a second thread gave 1.2-1.3x at best here, and less on a busy machine; see BENCHMARKS.md).
  */
-async function wasmBackend(text: string | undefined) {
-  const threads = text === undefined ? 1 : text === "all" ? availableParallelism() : Number(text);
+/**
+ * The backend of `--backend` and `--threads`, for every command that runs a cell: the WebAssembly backend
+ * by default (on all cores unless `--threads N`), the JS kernels for `--backend js` and for `--f64` (the
+ * wasm kernels are float32), or WebGPU. Undefined stands for the JS backend.
+ */
+export async function cliBackend(
+  args: Parsed,
+  allowed: readonly string[] = ["js", "wasm", "webgpu"],
+): Promise<Backend | undefined> {
+  const f64 = args.flags.has("f64");
+  const name = args.options.backend ?? (f64 ? "js" : "wasm");
+  if (!allowed.includes(name))
+    throw new CliError(`${args.command} runs on the ${allowed.join(" or ")} backend, not '${name}'`);
+  if (args.options.threads !== undefined && name !== "wasm")
+    throw new CliError("--threads goes with the wasm backend");
+  if (name === "js") return undefined;
+  if (name === "webgpu") return (await import("../runtime/webgpu/node.js")).createNodeWebGpuBackend();
+  const text = args.options.threads ?? "all";
+  const threads = text === "all" ? availableParallelism() : Number(text);
   if (!Number.isInteger(threads) || threads < 1 || threads > 256)
     throw new CliError(`--threads must be 'all' or an integer from 1 to 256, got '${text}'`);
   const { createThreadedWasmBackend } = await import("../runtime/cpu/wasm.js");

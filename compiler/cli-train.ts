@@ -3,7 +3,7 @@ import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { nodeHost } from "./check/node-host.js";
 import { COMMANDS, UsageError, type Parsed } from "./cli-args.js";
-import { compileCellFile, readTensors, writeAtomically } from "./cli-run.js";
+import { cliBackend, compileCellFile, readTensors, writeAtomically } from "./cli-run.js";
 import { checkedModel, declaredModel, fileNetwork, readCellFile } from "./cli-network.js";
 import { checkProgram } from "./driver.js";
 import { CliError, type Io } from "./cli.js";
@@ -62,19 +62,6 @@ function parseDims(text: string | undefined): Record<string, number> {
     dims[m[1]!] = Number(m[2]);
   }
   return dims;
-}
-
-async function backendOf(args: Parsed): Promise<Backend | undefined> {
-  const name = args.options.backend;
-  if (name === "webgpu") return (await import("../runtime/webgpu/node.js")).createNodeWebGpuBackend();
-  if (name === "wasm") {
-    const text = args.options.threads ?? "1";
-    const threads = Number(text);
-    if (!Number.isInteger(threads) || threads < 1 || threads > 256)
-      throw new CliError(`--threads must be an integer from 1 to 256, got '${text}'`);
-    return (await import("../runtime/cpu/wasm.js")).createThreadedWasmBackend(threads);
-  }
-  return undefined;
 }
 
 /** `cellc init`: the cell's declared initialisers, from a seed, for the given sizes. */
@@ -182,7 +169,7 @@ async function runTraining(args: Parsed, io: Io, resumeDir?: string): Promise<nu
     const { state, origin } = savedOrigin(resumeDir);
     if (args.files[0] !== undefined && nodeHost.read(args.files[0]) !== origin.cell.source)
       throw new CliError(`'${args.files[0]}' is not the cell the run in '${resumeDir}' was trained with`);
-    backend = await backendOf(args);
+    backend = await cliBackend(args);
     trainer = await Trainer.resume(resumeDir, {
       steps,
       rebuild: (s) => {
@@ -275,7 +262,7 @@ async function runTraining(args: Parsed, io: Io, resumeDir?: string): Promise<nu
       throw new CliError(
         `'${out}' already holds a training run: continue it with --resume ${out}, or give another --out`,
       );
-    backend = await backendOf(args);
+    backend = await cliBackend(args);
     const net = networkOf(origin, data, io, { backend, seed: cfg.seed, params });
     trainer = new Trainer(net, data, cfg, { origin });
     try {

@@ -3,7 +3,7 @@
 // reference), posting metrics as they come. The Trainers stay here between runs, so that resume goes on
 // with the same optimiser state and data stream, not only the weights.
 import { compileCell } from "../runtime/compile.js";
-import { createWasmBackend } from "../runtime/cpu/wasm.js";
+import { createThreadedWasmBackend } from "../runtime/cpu/wasm.js";
 import { Rng } from "../runtime/init.js";
 import { jsBackend, type Backend } from "../runtime/model.js";
 import { writeSafetensors } from "../runtime/safetensors.js";
@@ -55,7 +55,10 @@ function getBackend(kind: BackendKind): Promise<{ backend: Backend; label: strin
         // Its memory is shared (SharedArrayBuffer), which a page has only when cross-origin isolated.
         if (!canShareMemory())
           throw new Error("WebAssembly needs a cross-origin isolated page (COOP/COEP headers): choose JS");
-        return { backend: createWasmBackend(), label: "WebAssembly" };
+        // Web Workers over the shared memory, one per core (kernels too small to split stay here).
+        const threads = Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 8));
+        const backend = await createThreadedWasmBackend(threads);
+        return { backend, label: `WebAssembly, ${threads} thread${threads > 1 ? "s" : ""}` };
       }
       return { backend: jsBackend, label: "JavaScript" };
     })();

@@ -10,7 +10,7 @@ import { Arenas } from "../wasm/arenas.js";
 import { planWasm, type CellModule, type KernelRowCall, type WasmDevice } from "../wasm/executor.js";
 import { mm as poolMm, gemm as poolGemm } from "../wasm/gemm.js";
 import { WasmHeap } from "../wasm/heap.js";
-import { CONTROL_BYTES, type Pool } from "../wasm/pool.js";
+import { CONTROL_BYTES, createPool, type Pool } from "../wasm/pool.js";
 
 type Fn = (...args: number[]) => void;
 /** A matrix operand: array, element offset, leading dimension, rows, columns. */
@@ -44,7 +44,9 @@ export class WasmGemms implements CpuHost, WasmDevice {
   /** Whole kernels run as one row sequence on the pool (one wake-up of the workers each). */
   rowSequences = 0;
   /** Elements below which a kernel runs on the calling thread alone (waking the workers costs more). */
-  splitMin = 2048;
+  splitMin = 16384;
+  /** Multiply-adds below which a GEMM runs on the calling thread alone (a step's GEMM at small sizes). */
+  gemmSplitMin = 1 << 18;
 
   constructor() {
     const { bytes } = buildKernelModule(DEFAULT_TILING);
@@ -59,9 +61,19 @@ export class WasmGemms implements CpuHost, WasmDevice {
     await this.pool?.close();
     this.pool = undefined;
     if (threads <= 1) return;
-    const { createNodePool } = await import("../wasm/node.js");
+    // Node's worker_threads, or Web Workers in a page (or a worker) that may share memory.
+    const node = typeof process !== "undefined" && process.versions?.node !== undefined;
+    const platform = node
+      ? (await import("../wasm/node.js")).nodePlatform
+      : (await import("../wasm/web.js")).webPlatform;
     const control = this.heap.take(CONTROL_BYTES);
-    this.pool = await createNodePool({ module: this.module, memory: this.heap.memory, threads, control });
+    this.pool = await createPool({
+      module: this.module,
+      memory: this.heap.memory,
+      threads,
+      control,
+      platform,
+    });
   }
 
   get threads(): number {
@@ -152,7 +164,8 @@ export class WasmGemms implements CpuHost, WasmDevice {
 
   mmAt(args: readonly number[]): void {
     this.calls++;
-    if (this.pool) poolMm(this.pool, DEFAULT_TILING, "rows", args);
+    if (this.pool && args[5]! * args[6]! * args[7]! >= this.gemmSplitMin)
+      poolMm(this.pool, DEFAULT_TILING, "rows", args);
     else this.fns.mm_rows(...args);
   }
 
@@ -160,7 +173,7 @@ export class WasmGemms implements CpuHost, WasmDevice {
     const [R, M, K] = [args[6]!, args[7]!, args[8]!];
     const all = [...args, this.scratch(scratchBytes(DEFAULT_TILING, form, R, M, K))];
     this.calls++;
-    if (this.pool) poolGemm(this.pool, DEFAULT_TILING, form, all);
+    if (this.pool && R * M * K >= this.gemmSplitMin) poolGemm(this.pool, DEFAULT_TILING, form, all);
     else this.fns[form](...all);
   }
 

@@ -306,7 +306,7 @@ async function trainInPage(page: Page): Promise<string> {
   expect(await status(page, "step")).toBe("300");
   expect(await status(page, "backend")).toBe("wasm");
   const summary = (await page.textContent("#train-status")) ?? "";
-  expect(summary).toMatch(/on WebAssembly$/);
+  expect(summary).toMatch(/on WebAssembly, \d+ threads?$/);
   await page.evaluate(() => new Promise(requestAnimationFrame));
 
   // The curves were kept across the resume, and both cells have one, reaching step 300.

@@ -60,6 +60,7 @@ beforeAll(async () => {
   backends[1] = createWasmBackend();
   backends[2] = await createThreadedWasmBackend(2);
   backends[2].gemms.splitMin = 0; // divide every kernel that can be, however small
+  backends[2].gemms.gemmSplitMin = 0;
 });
 
 describe("every built-in cell on the wasm backend against the JS backend in f64", () => {
