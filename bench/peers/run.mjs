@@ -76,10 +76,12 @@ function stackT(p, names, H) {
   return out;
 }
 
-/** cellc: backend "js", "wasm" or "webgpu". */
+/** cellc: backend "js", "wasm" (one thread), "wasm2" (two) or "webgpu". */
 async function runCellc(kind, cell, T, B, D, H, reps) {
   let backend;
   if (kind === "wasm") backend = (await import(join(root, "dist/runtime/cpu/wasm.js"))).createWasmBackend();
+  if (kind === "wasm2")
+    backend = await (await import(join(root, "dist/runtime/cpu/wasm.js"))).createThreadedWasmBackend(2);
   if (kind === "webgpu")
     backend = await (await import(join(root, "dist/runtime/webgpu/node.js"))).createNodeWebGpuBackend();
   const model = cellcModel(cell, D, H, backend);
@@ -253,6 +255,7 @@ const reps = arg("reps", "5");
 const hasTorch = spawnSync(PY, ["-c", "import torch"]).status === 0;
 const all = [
   "cellc-wasm",
+  "cellc-wasm2",
   "cellc-js",
   ...(process.argv.includes("--webgpu") ? ["cellc-webgpu"] : []),
   "tfjs-wasm",
@@ -323,15 +326,16 @@ for (const cell of cells)
   }
 
 console.log("\nRatios: the peer's median time / cellc's (above 1: cellc is faster).\n");
-console.log("| cell | size | peer | fwd: cellc-wasm | fwd: cellc-js | train: cellc-wasm | train: cellc-js |");
-console.log("|---|---|---|---|---|---|---|");
+const mine = impls.filter((i) => i.startsWith("cellc"));
+console.log(
+  `| cell | size | peer | ${mine.map((m) => `fwd: ${m}`).join(" | ")} | ${mine.map((m) => `train: ${m}`).join(" | ")} |`,
+);
+console.log(`|---|---|---|${mine.map(() => "---|---|").join("")}`);
 const ratio = (peer, me, k) =>
   peer?.[k] && me?.[k] ? `${(peer[k].median / me[k].median).toFixed(2)}x` : "-";
 for (const { cell, size, got } of results)
   for (const [impl, r] of Object.entries(got)) {
     if (impl.startsWith("cellc")) continue;
-    const [w, j] = [got["cellc-wasm"], got["cellc-js"]];
-    console.log(
-      `| ${cell} | ${size} | ${impl} | ${ratio(r, w, "fwd")} | ${ratio(r, j, "fwd")} | ${ratio(r, w, "train")} | ${ratio(r, j, "train")} |`,
-    );
+    const cols = ["fwd", "train"].flatMap((k) => mine.map((m) => ratio(r, got[m], k)));
+    console.log(`| ${cell} | ${size} | ${impl} | ${cols.join(" | ")} |`);
   }
