@@ -25,8 +25,10 @@ if (process.argv.includes("--one")) {
   const [dir, cellName, size, reps] = [arg("dir"), arg("cell"), arg("size"), Number(arg("reps", "5"))];
   const [T, B, D, H] = SIZES[size];
   const api = await import(`${dir}/dist/runtime/index.js`);
-  const src = readFileSync(`${root}/examples/cells/${cellName}.cell`, "utf8");
-  const cell = api.compileCell(src);
+  const file = `${root}/examples/cells/${cellName}.cell`;
+  const src = readFileSync(file, "utf8");
+  // Imports (peephole_lstm.cell imports lstm.cell) are read from the file system.
+  const cell = api.compileCell(src, { file, host: { read: (p) => readFileSync(p, "utf8") } });
   const which = arg("backend");
   const wasm = which.startsWith("wasm") ? await import(`${dir}/dist/runtime/cpu/wasm.js`) : undefined;
   const backend =
@@ -63,7 +65,7 @@ if (process.argv.includes("--one")) {
     const { printSchedule, launches, savedPerStep } = await import(`${dir}/dist/compiler/schedule/print.js`);
     void printSchedule;
     const { compile } = await import(`${dir}/dist/runtime/compile.js`);
-    const s = compile(src).schedule;
+    const s = compile(src, { file, host: { read: (p) => readFileSync(p, "utf8") } }).schedule;
     const saved = savedPerStep(s);
     const floats = saved.c + (saved.terms.H ?? 0) * H + (saved.terms.D ?? 0) * D;
     extra = {
