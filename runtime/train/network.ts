@@ -190,8 +190,11 @@ export class Network {
       throw new CellcError(`the readout's input must be a vector of one named size`);
     rDims[Object.keys(rIn[0]!.terms)[0]!] = this.features;
     // Readout parameters from their own stream, so that changing the cell does not change them.
+    // On the cell's backend when that one reads host arrays (js, wasm); a device backend's readout would
+    // cost a round trip per batch for a small GEMM, so it runs on the JS kernels then.
+    const cpu = opts.backend && !opts.backend.async ? opts.backend : jsBackend;
     this.readoutModel = new Model(spec.readout, {
-      backend: jsBackend,
+      backend: this.dtype === "f64" ? jsBackend : cpu,
       dtype: this.dtype,
       params: part(readoutNames),
       dims: rDims,
