@@ -31,7 +31,7 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
   },
   run: {
     synopsis:
-      "run FILE.cell [--cell NAME] --params P.safetensors --inputs X.safetensors --out OUT.safetensors [--grad] [--backend js|wasm|webgpu] [--threads N] [--f64] [--layers N] [--bidirectional]",
+      "run FILE.cell [--cell NAME] --params P.safetensors --inputs X.safetensors --out OUT.safetensors [--grad] [--backend wasm|js|webgpu] [--threads N|all] [--f64] [--layers N] [--bidirectional]",
     files: [1, 1],
     values: ["cell", "params", "inputs", "out", "backend", "layers", "threads"],
     flags: ["grad", "f64", "bidirectional"],
@@ -52,7 +52,7 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
   },
   train: {
     synopsis:
-      "train FILE.cell [--cell NAME] [--model NAME] (--task NAME [--T N] | --data TRAIN.safetensors [--eval EVAL.safetensors]) [--steps N] [--batch B] [--lr X] [--optim sgd|momentum|adam|adamw] [--clip NORM] [--warmup N] [--decay none|linear|cosine] [--tbptt K] [--eval-every N] [--seed S] [--init P.safetensors] [--no-shuffle] [--backend js|wasm|webgpu] [--dims H=32] [--layers N] [--bidirectional] [--out DIR] [--quiet] | train --resume DIR [--steps N]",
+      "train FILE.cell [--cell NAME] [--model NAME] (--task NAME [--T N] | --data TRAIN.safetensors [--eval EVAL.safetensors]) [--steps N] [--batch B] [--lr X] [--optim sgd|momentum|adam|adamw] [--clip NORM] [--warmup N] [--decay none|linear|cosine] [--tbptt K] [--eval-every N] [--seed S] [--init P.safetensors] [--no-shuffle] [--backend wasm|js|webgpu] [--threads N|all] [--dims H=32] [--layers N] [--bidirectional] [--out DIR] [--quiet] | train --resume DIR [--steps N]",
     files: [0, 1],
     values: [
       "cell",
@@ -91,7 +91,7 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
   },
   compare: {
     synopsis:
-      "compare A.cell B.cell... --task NAME [--T N] [--steps N] [--seeds K] [--batch B] [--lr X] [--optim NAME] [--dims H=32] [--backend js|wasm] --out DIR",
+      "compare A.cell B.cell... --task NAME [--T N] [--steps N] [--seeds K] [--batch B] [--lr X] [--optim NAME] [--dims H=32] [--backend wasm|js] [--threads N|all] --out DIR",
     files: [1, Infinity],
     values: [
       "task",
@@ -111,7 +111,8 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
     flags: ["quiet"],
   },
   gradflow: {
-    synopsis: "gradflow A.cell B.cell... [--T N] [--steps N] [--dims H=32] [--seed S] --out DIR",
+    synopsis:
+      "gradflow A.cell B.cell... [--T N] [--steps N] [--dims H=32] [--seed S] [--backend wasm|js] [--threads N|all] --out DIR",
     files: [1, Infinity],
     values: ["task", "T", "steps", "batch", "lr", "optim", "dims", "seed", "backend", "threads", "out"],
     flags: ["quiet"],
