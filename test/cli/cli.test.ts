@@ -243,8 +243,8 @@ describe("cellc: the command line", () => {
       /h \[4, 2, 2\], l0\.h\.final \[2, 2\], l0\.c\.final \[2, 2\], l1\.h\.final \[2, 2\], l1\.c\.final \[2, 2\]/,
     );
   });
-  it("the usage text lists --backend js|wasm|webgpu", () => {
-    expect(cellc(["help"]).stdout).toMatch(/\[--backend js\|wasm\|webgpu\]/);
+  it("the usage text lists --backend wasm|js|webgpu and --threads", () => {
+    expect(cellc(["help"]).stdout).toMatch(/run .*\[--backend wasm\|js\|webgpu\] \[--threads N\|all\]/);
   });
   it("--emit with --target ... --out is refused", () => {
     const dir = join(tmp, "emit-target");
