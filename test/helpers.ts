@@ -1,6 +1,8 @@
 import { readFileSync, writeFileSync, existsSync, readdirSync } from "node:fs";
 import { expect } from "vitest";
 import { checkProgram } from "../compiler/driver.js";
+import type { Model } from "../runtime/model.js";
+import type { Tensor } from "../runtime/tensor.js";
 
 export const UPDATE = process.env.UPDATE_GOLDEN === "1";
 export const nodeHost = { read: (p: string) => readFileSync(p, "utf8") };
@@ -25,4 +27,17 @@ export function builtinCellFiles(): string[] {
 /** Checks an in-memory source; imports are read from disk. */
 export function checkSource(text: string, file = "test.cell") {
   return checkProgram(file, nodeHost, text);
+}
+
+/** Every tensor of a forward and backward pass, by a name that says what it is. */
+export async function everything(model: Model, x: Map<string, Tensor>, seqLens: number[]) {
+  const f = await model.forwardAsync(x, { seqLens });
+  const g = await model.backwardAsync(f);
+  const all = new Map<string, Tensor>();
+  for (const [k, v] of f.outputs) all.set(`out ${k}`, v);
+  for (const [k, v] of f.finalStates) all.set(`final ${k}`, v);
+  for (const [k, v] of g.params) all.set(`grad ${k}`, v);
+  for (const [k, v] of g.inputs) all.set(`grad input ${k}`, v);
+  for (const [k, v] of g.initialStates) all.set(`grad init ${k}`, v);
+  return all;
 }

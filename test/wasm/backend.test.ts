@@ -4,23 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { createThreadedWasmBackend, createWasmBackend } from "../../runtime/cpu/wasm.js";
-import { compileCell, Model, tensor, type Tensor } from "../../runtime/index.js";
+import { compileCell, Model, tensor } from "../../runtime/index.js";
 import { checkProgram } from "../../compiler/driver.js";
 import { mismatches } from "../compare.js";
-import { builtinCellFiles, nodeHost } from "../helpers.js";
-
-/** Every tensor of a forward and backward pass, by a name that says what it is. */
-async function everything(model: Model, x: Map<string, Tensor>, seqLens: number[]) {
-  const f = await model.forwardAsync(x, { seqLens });
-  const g = await model.backwardAsync(f);
-  const all = new Map<string, Tensor>();
-  for (const [k, v] of f.outputs) all.set(`out ${k}`, v);
-  for (const [k, v] of f.finalStates) all.set(`final ${k}`, v);
-  for (const [k, v] of g.params) all.set(`grad ${k}`, v);
-  for (const [k, v] of g.inputs) all.set(`grad input ${k}`, v);
-  for (const [k, v] of g.initialStates) all.set(`grad init ${k}`, v);
-  return all;
-}
+import { builtinCellFiles, nodeHost, everything } from "../helpers.js";
 
 describe("the wasm backend matches the JS backend on every built-in cell, at sizes no tile divides", () => {
   const wasm = createWasmBackend();

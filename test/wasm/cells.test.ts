@@ -3,26 +3,13 @@
 import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createThreadedWasmBackend, createWasmBackend, type WasmGemms } from "../../runtime/cpu/wasm.js";
-import { compileCell, Model, tensor, type Backend, type Tensor } from "../../runtime/index.js";
+import { compileCell, Model, tensor, type Backend } from "../../runtime/index.js";
 import type { CompiledCell } from "../../runtime/cell.js";
 import { checkProgram } from "../../compiler/driver.js";
 import { mismatches } from "../compare.js";
-import { builtinCellFiles, nodeHost } from "../helpers.js";
+import { builtinCellFiles, nodeHost, everything } from "../helpers.js";
 
 type WasmBackend = Backend & { readonly gemms: WasmGemms };
-
-/** Every tensor of a forward and backward pass, by a name that says what it is. */
-async function everything(model: Model, x: Map<string, Tensor>, seqLens: number[]) {
-  const f = await model.forwardAsync(x, { seqLens });
-  const g = await model.backwardAsync(f);
-  const all = new Map<string, Tensor>();
-  for (const [k, v] of f.outputs) all.set(`out ${k}`, v);
-  for (const [k, v] of f.finalStates) all.set(`final ${k}`, v);
-  for (const [k, v] of g.params) all.set(`grad ${k}`, v);
-  for (const [k, v] of g.inputs) all.set(`grad input ${k}`, v);
-  for (const [k, v] of g.initialStates) all.set(`grad init ${k}`, v);
-  return all;
-}
 
 const CELLS: [string, string][] = builtinCellFiles().flatMap((file) =>
   checkProgram(file, nodeHost).cellNames.map((name) => [file, name] as [string, string]),
