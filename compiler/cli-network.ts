@@ -40,27 +40,23 @@ export function readCellFile(file: string): string {
 }
 
 /**
- * The model a file trains: `--model NAME`, or the file's models when no `--cell` is given and it declares
- * any (then selectModel picks the only one, or reports the choice); undefined: the file's cell.
+ * What a file trains: its declared model (`--model NAME`, or the file's only model when no `--cell` is
+ * given), or `{}` for its cell in the default model. Undefined after printing the diagnostics (errors, or
+ * several models and none chosen).
  */
-export function declaredModel(
+export function chooseNetwork(
   file: string,
   source: string,
   choice: { readonly cell?: string; readonly model?: string },
-): string | undefined {
-  if (choice.model !== undefined) return choice.model;
-  if (choice.cell !== undefined) return undefined;
-  const names = checkProgram(file, nodeHost, source).modelNames;
-  return names.length === 1 ? names[0] : names.length ? "" : undefined;
-}
-
-/** The checked model `name` of the file, or undefined after printing the diagnostics. */
-export function checkedModel(file: string, source: string, name: string, io: Io): CheckedModel | undefined {
+  io: Io,
+): { readonly model?: CheckedModel } | undefined {
+  if (choice.model === undefined && choice.cell !== undefined) return {};
   const r = checkProgram(file, nodeHost, source);
-  const sel = hasErrors(r.diagnostics) ? undefined : selectModel(r, name || undefined);
+  if (choice.model === undefined && r.modelNames.length === 0) return {};
+  const sel = hasErrors(r.diagnostics) ? undefined : selectModel(r, choice.model);
   const ds = [...r.diagnostics, ...(sel?.diagnostics ?? [])];
   if (ds.length) io.err(renderAll(ds, r.program.sources) + "\n");
-  return sel?.model;
+  return sel?.model ? { model: sel.model } : undefined;
 }
 
 /**
@@ -75,8 +71,10 @@ export function fileNetwork(
   dims: Readonly<Record<string, number>>,
   io: Io,
 ): FileNetwork | undefined {
-  const model = declaredModel(file, source, choice);
-  if (model === undefined) {
+  const chosen = chooseNetwork(file, source, choice, io);
+  if (!chosen) return undefined;
+  const m = chosen.model;
+  if (!m) {
     let cell;
     try {
       cell = compileCell(source, { file, cell: choice.cell, host: nodeHost });
@@ -90,8 +88,6 @@ export function fileNetwork(
   }
   if (choice.layers !== undefined || choice.bidirectional)
     throw new CliError("--layers and --bidirectional belong to the cell line of a declared model");
-  const m = checkedModel(file, source, model, io);
-  if (!m) return undefined;
   const spec = buildNetworkSpec(m, { dims: taskDims(m, task, dims) });
   fits(spec, task);
   return { spec, name: m.name, model: m.name };

@@ -1,7 +1,6 @@
 import { availableParallelism } from "node:os";
-import { randomBytes } from "node:crypto";
-import { readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { readFileSync } from "node:fs";
+import { writeFileAtomic } from "../runtime/atomic.js";
 import { nodeHost } from "./check/node-host.js";
 import type { Parsed } from "./cli-args.js";
 import { readCellFile } from "./cli-network.js";
@@ -110,26 +109,10 @@ export async function runCommand(args: Parsed, io: Io): Promise<number> {
     metadata.set(`nonfinite.${group}`, names.join(","));
     io.err(`cellc: warning: non-finite values (NaN or Inf) in ${group}: ${names.join(", ")}\n`);
   }
-  writeAtomically(args.options.out!, writeSafetensors(out, metadata));
+  writeFileAtomic(args.options.out!, writeSafetensors(out, metadata));
   const listed = [...out].map(([n, t]) => `${n} [${t.shape.join(", ")}]`);
   io.out(`wrote ${args.options.out} (${model.backend.name}, ${dtype}): ${listed.join(", ")}\n`);
   return 0;
-}
-
-/** Writes a temporary file beside `path` and renames it: `path` is either the old file or the new one. */
-export function writeAtomically(path: string, bytes: Uint8Array): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
-  try {
-    writeFileSync(tmp, bytes, { flag: "wx" });
-    renameSync(tmp, path);
-  } catch (e) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // never created, or already renamed
-    }
-    throw new CliError(`cannot write '${path}': ${(e as Error).message}`);
-  }
 }
 
 function nonfiniteNames(ts: ReadonlyMap<string, Tensor>): string[] {

@@ -3,8 +3,9 @@ import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { nodeHost } from "./check/node-host.js";
 import { COMMANDS, UsageError, type Parsed } from "./cli-args.js";
-import { cliBackend, compileCellFile, readTensors, writeAtomically } from "./cli-run.js";
-import { checkedModel, declaredModel, fileNetwork, readCellFile } from "./cli-network.js";
+import { cliBackend, compileCellFile, readTensors } from "./cli-run.js";
+import { writeFileAtomic } from "../runtime/atomic.js";
+import { chooseNetwork, fileNetwork, readCellFile } from "./cli-network.js";
 import { checkProgram } from "./driver.js";
 import { CliError, type Io } from "./cli.js";
 import { compileCell, CellCompileError } from "../runtime/compile.js";
@@ -80,7 +81,7 @@ const init: CommandFn = (args, io) => {
     bidirectional: args.flags.has("bidirectional"),
     prefixed: layers !== undefined || args.flags.has("bidirectional"),
   });
-  writeAtomically(args.options.out, writeSafetensors(model.params));
+  writeFileAtomic(args.options.out, writeSafetensors(model.params));
   const listed = [...model.params].map(([n, t]) => `${n} [${t.shape.join(", ")}]`);
   io.out(`wrote ${args.options.out} (seed ${seed}): ${listed.join(", ")}\n`);
   return 0;
@@ -202,19 +203,20 @@ async function runTraining(args: Parsed, io: Io, resumeDir?: string): Promise<nu
     const dims = parseDims(args.options.dims);
     const file = args.files[0]!;
     const source = readCellFile(file);
-    const model = declaredModel(file, source, args.options);
+    const chosen = chooseNetwork(file, source, args.options, io);
+    if (!chosen) return 1;
+    const m = chosen.model;
+    const model = m?.name;
     const bidirectional = args.flags.has("bidirectional");
     let name: string;
     let inputs: string[];
     let params: Map<string, Tensor> | undefined;
-    if (model !== undefined) {
+    if (m) {
       if (args.options.layers !== undefined || bidirectional)
         throw new CliError("--layers and --bidirectional belong to the cell line of a declared model");
       if (args.options.init)
         throw new CliError("--init needs a cell file: a declared model starts from its initialisers");
-      const m = checkedModel(file, source, model, io);
-      if (!m) return 1;
-      name = model;
+      name = m.name;
       inputs = [m.input.name];
       if (m.cell.dims.includes("H")) dims.H ??= 32;
     } else {
@@ -285,7 +287,7 @@ async function runTraining(args: Parsed, io: Io, resumeDir?: string): Promise<nu
   };
   trainer.onMetric = onMetric;
   const r = await trainer.run({ checkpointDir: out }).finally(() => progress?.done());
-  writeAtomically(join(out, "params.safetensors"), writeSafetensors(r.params));
+  writeFileAtomic(join(out, "params.safetensors"), writeSafetensors(r.params));
   io.out(
     `${r.solved ? "solved" : "not solved"}: eval loss ${r.finalEvalLoss.toPrecision(4)} after ${trainer.steps} steps` +
       `${r.stepsToSolve !== null ? ` (first solved at step ${r.stepsToSolve})` : ""}, ${r.msPerStep.toFixed(1)} ms/step; wrote ${join(out, "params.safetensors")} and ${metricsFile}\n`,

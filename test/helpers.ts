@@ -41,3 +41,10 @@ export async function everything(model: Model, x: Map<string, Tensor>, seqLens: 
   for (const [k, v] of g.initialStates) all.set(`grad init ${k}`, v);
   return all;
 }
+
+/** The lines of a metrics.jsonl file (`cellc train`, `cellc compare`). */
+export const jsonl = (path: string) =>
+  readFileSync(path, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as Record<string, number | string>);

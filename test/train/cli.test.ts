@@ -9,6 +9,7 @@ import { Rng } from "../../runtime/init.js";
 import { Model } from "../../runtime/model.js";
 import { readSafetensors, writeSafetensors } from "../../runtime/safetensors.js";
 import { makeTask } from "../../runtime/tasks/index.js";
+import { jsonl } from "../helpers.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "cellc-train-cli-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -21,11 +22,6 @@ async function cellc(...argv: string[]) {
   const code = await main(argv, { out: (s) => void (out += s), err: (s) => void (err += s) });
   return { code, out, err };
 }
-const jsonl = (path: string) =>
-  readFileSync(path, "utf8")
-    .trim()
-    .split("\n")
-    .map((l) => JSON.parse(l) as Record<string, number | string>);
 const small = ["--task", "adding", "--T", "6", "--dims", "H=8", "--batch", "8", "--lr", "0.01", "--quiet"];
 
 describe("cellc init", () => {

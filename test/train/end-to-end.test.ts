@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { main } from "../../compiler/cli.js";
+import { jsonl } from "../helpers.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "cellc-e2e-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -60,12 +61,7 @@ describe("cellc compare on the adding problem", () => {
     expect(png.subarray(1, 4).toString()).toBe("PNG");
     expect(readFileSync(join(out, "report.html"), "utf8")).toContain("<svg");
     // Each run's eval lines are its curve: the last eval loss is the summary's final loss.
-    const lines = readFileSync(join(out, "metrics", "gru-0.jsonl"), "utf8")
-      .trim()
-      .split("\n");
-    const evals = lines
-      .map((l) => JSON.parse(l) as { split: string; loss: number })
-      .filter((m) => m.split === "eval");
+    const evals = jsonl(join(out, "metrics", "gru-0.jsonl")).filter((m) => m.split === "eval");
     expect(evals.at(-1)!.loss).toBeCloseTo(by.get("gru")!.final_eval_loss, 12);
   }, 300_000);
 });
@@ -112,11 +108,7 @@ describe("declared models", () => {
     );
     expect(a.err).toBe("");
     expect(a.code).toBe(0);
-    const evals = readFileSync(join(adder, "metrics.jsonl"), "utf8")
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l) as { split: string; loss: number })
-      .filter((m) => m.split === "eval");
+    const evals = jsonl(join(adder, "metrics.jsonl")).filter((m) => m.split === "eval");
     expect(evals.at(-1)!.loss).toBeLessThan(0.05);
 
     const chars = join(tmp, "tagger");

@@ -8,7 +8,7 @@ import { compileCell } from "../../runtime/compile.js";
 import { Rng } from "../../runtime/init.js";
 import type { Tensor } from "../../runtime/tensor.js";
 import { dataFromSafetensors, makeTask } from "../../runtime/tasks/index.js";
-import { checkpointHooks } from "../../runtime/train/checkpoint.js";
+import { atomicHooks } from "../../runtime/atomic.js";
 import { defaultNetworkSpec, Network } from "../../runtime/train/network.js";
 import { learningRate } from "../../runtime/train/optim.js";
 import { train, Trainer } from "../../runtime/train/trainer.js";
@@ -128,13 +128,13 @@ describe("checkpoints", () => {
     const saved = new Map([...t.net.params].map(([n, p]) => [n, p.data.slice()]));
     await t.step();
     for (const file of ["checkpoint.safetensors", "checkpoint.json"]) {
-      checkpointHooks.beforeRename = (path) => {
+      atomicHooks.beforeRename = (path) => {
         if (path.endsWith(file)) throw new Error("simulated crash");
       };
       try {
         await expect(t.save(dir)).rejects.toThrow(/simulated crash/);
       } finally {
-        checkpointHooks.beforeRename = undefined;
+        atomicHooks.beforeRename = undefined;
       }
       const back = await Trainer.resume(dir, { net: netFor(data, 7), data });
       // The weights file is the commit point: before its rename the old step, after it the new one.
