@@ -57,7 +57,8 @@ export async function printWat(target: WasmTarget, withGemms = false): Promise<s
   let text = lines.join("\n") + "\n" + (await moduleText(fromBase64(target.module)));
   if (withGemms)
     text +=
-      "\n;; the GEMM and vector-math module shared by every cell\n" +
+      "\n;; the GEMM and vector-math module shared by every cell (where the engine has relaxed SIMD, the\n" +
+      ";; runtime builds it with f32x4.relaxed_madd in place of each f32x4.mul + f32x4.add pair)\n" +
       (await moduleText(buildKernelModule().bytes));
   return text;
 }

@@ -61,6 +61,8 @@ const SIMD = {
   "f32x4.abs": 0xe0, "f32x4.neg": 0xe1, "f32x4.sqrt": 0xe3, "f32x4.add": 0xe4, "f32x4.sub": 0xe5,
   "f32x4.mul": 0xe6, "f32x4.div": 0xe7, "f32x4.min": 0xe8, "f32x4.max": 0xe9,
   "i32x4.trunc_sat_f32x4_s": 0xf8, "f32x4.convert_i32x4_s": 0xfa,
+  // Relaxed SIMD: a + b * c, fused or not as the hardware has it (validated only where the engine has it).
+  "f32x4.relaxed_madd": 0x105,
 } as const; // prettier-ignore
 
 // Loads and stores: opcode, natural alignment (log2 bytes).

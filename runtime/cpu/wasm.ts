@@ -9,6 +9,7 @@ import { CpuSequenceRunner, type ArenaLease, type CpuHost } from "./runner.js";
 import { Arenas } from "../wasm/arenas.js";
 import { planWasm, type CellModule, type KernelRowCall, type WasmDevice } from "../wasm/executor.js";
 import { mm as poolMm, gemm as poolGemm } from "../wasm/gemm.js";
+import { engineTiling } from "../wasm/features.js";
 import { WasmHeap } from "../wasm/heap.js";
 import { CONTROL_BYTES, createPool, type Pool } from "../wasm/pool.js";
 
@@ -48,8 +49,12 @@ export class WasmGemms implements CpuHost, WasmDevice {
   /** Multiply-adds below which a GEMM runs on the calling thread alone (a step's GEMM at small sizes). */
   gemmSplitMin = 1 << 18;
 
-  constructor() {
-    const { bytes } = buildKernelModule(DEFAULT_TILING);
+  /** `fma`: fused multiply-adds in the GEMM (relaxed SIMD); by default where this engine has them. */
+  constructor(opts: { fma?: boolean } = {}) {
+    const { bytes } = buildKernelModule({
+      ...engineTiling(),
+      ...(opts.fma === undefined ? {} : { fma: opts.fma }),
+    });
     this.module = new WebAssembly.Module(bytes);
     const instance = new WebAssembly.Instance(this.module, { env: { memory: this.heap.memory } });
     const e = instance.exports as Record<string, Fn>;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_TILING, type GemmTiling } from "../../compiler/wasm/gemm.js";
+import { engineTiling, relaxedSimd } from "../../runtime/wasm/features.js";
 import { check, instantiate, layout, type Case } from "./helpers.js";
 
 // The three GEMM forms against a naive f64 reference on random data: every output within 1e-5 of
@@ -9,7 +10,30 @@ const TILINGS: GemmTiling[] = [
   DEFAULT_TILING,
   { mr: 3, nr: 4, kc: 5, nc: 8 },
   { mr: 5, nr: 12, kc: 64, nc: 24 },
+  // Fused multiply-adds (relaxed SIMD), as the runtime builds the module on this engine.
+  { ...DEFAULT_TILING, fma: true },
+  { mr: 3, nr: 4, kc: 5, nc: 8, fma: true },
 ];
+
+describe("relaxed SIMD", () => {
+  it("is on here (Node >= 20.16 switches it on; CI must test the fused kernels)", () => {
+    expect(relaxedSimd()).toBe(true);
+    expect(engineTiling().fma).toBe(true);
+  });
+  it("the fused kernel rounds once: (1 + 2^-23)(1 - 2^-23) - 1 is -2^-46, not 0", () => {
+    // C = A · P^T with A = [-1, 1 + e], P = [1, 1 - e]: the second step is exact only when fused.
+    const e = 2 ** -23;
+    const run = (fma: boolean) => {
+      const { f32, k } = instantiate(4, { ...DEFAULT_TILING, fma });
+      f32.set([-1, 1 + e], 16); // A [1, 2] at byte 64
+      f32.set([1, 1 - e], 32); // P [1, 2] at byte 128
+      k("gemm_nt")(256, 1, 64, 2, 128, 2, 1, 1, 2, 0, 512);
+      return f32[64];
+    };
+    expect(run(false)).toBe(0);
+    expect(run(true)).toBe(-(2 ** -46));
+  });
+});
 
 describe.each(TILINGS)("GEMM forms, tiling %o", (tiling) => {
   const { f32, k } = instantiate(256, tiling);

@@ -1,10 +1,12 @@
 import { buildKernelModule } from "../../compiler/wasm/kernels.js";
 import { scratchBytes, type GemmTiling } from "../../compiler/wasm/gemm.js";
+import { relaxedSimd } from "../../runtime/wasm/features.js";
 
 export type Kernel = (...args: number[]) => number | undefined;
 
 /** Instantiates the kernel module over a fresh shared memory of `pages` 64 KiB pages. */
 export function instantiate(pages: number, tiling?: GemmTiling) {
+  if (tiling?.fma) relaxedSimd(); // switches relaxed SIMD on where it is behind a flag (Node 20)
   const { bytes } = buildKernelModule(tiling);
   if (!WebAssembly.validate(bytes)) throw new Error("kernel module does not validate");
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });

@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { DEFAULT_TILING } from "../../compiler/wasm/gemm.js";
 import { buildKernelModule, MEMORY_IMPORT } from "../../compiler/wasm/kernels.js";
+import { engineTiling } from "../../runtime/wasm/features.js";
 import { Func, ModuleWriter, T } from "../../compiler/wasm/writer.js";
 import { gemm } from "../../runtime/wasm/gemm.js";
 import { createNodePool } from "../../runtime/wasm/node.js";
@@ -10,7 +11,8 @@ import { check, layout, type Case } from "./helpers.js";
 // Multi-threaded GEMMs are bit-identical to the single-threaded kernel (and correct), for every form,
 // both divisions of the product, and shapes that are not multiples of the tile or of the thread count.
 const PAGES = 512;
-const { bytes } = buildKernelModule();
+// The module as the runtime builds it here (fused multiply-adds where relaxed SIMD exists).
+const { bytes } = buildKernelModule(engineTiling());
 const module = new WebAssembly.Module(bytes);
 const memory = new WebAssembly.Memory({ initial: PAGES, maximum: PAGES, shared: true });
 const f32 = new Float32Array(memory.buffer);
