@@ -88,6 +88,13 @@ export class WasmGemms implements CpuHost, WasmDevice {
   get spills(): number {
     return this.arenas.spills;
   }
+  /** What a new sequence arena is filled with: nothing by default (see wasm/arenas.ts); tests use NaN. */
+  get arenaFill(): number | undefined {
+    return this.arenas.fill;
+  }
+  set arenaFill(v: number | undefined) {
+    this.arenas.fill = v;
+  }
 
   /** A float array in the memory, kept for good (a runner's parameter arena). */
   alloc(n: number): Float32Array {
