@@ -59,7 +59,8 @@ const SIMD = {
   "i32x4.shl": 0xab, "i32x4.shr_s": 0xac, "i32x4.shr_u": 0xad, "i32x4.add": 0xae, "i32x4.sub": 0xb1,
   "i32x4.mul": 0xb5, "i32x4.min_s": 0xb6, "i32x4.max_s": 0xb8,
   "f32x4.abs": 0xe0, "f32x4.neg": 0xe1, "f32x4.sqrt": 0xe3, "f32x4.add": 0xe4, "f32x4.sub": 0xe5,
-  "f32x4.mul": 0xe6, "f32x4.div": 0xe7, "f32x4.min": 0xe8, "f32x4.max": 0xe9,
+  "f32x4.mul": 0xe6, "f32x4.div": 0xe7, "f32x4.min": 0xe8, "f32x4.max": 0xe9, "f32x4.pmin": 0xea,
+  "f32x4.pmax": 0xeb,
   "i32x4.trunc_sat_f32x4_s": 0xf8, "f32x4.convert_i32x4_s": 0xfa,
   // Relaxed SIMD: a + b * c, fused or not as the hardware has it (validated only where the engine has it).
   "f32x4.relaxed_madd": 0x105,
