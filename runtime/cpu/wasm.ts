@@ -7,16 +7,21 @@ import { hostOps, type Backend } from "../model.js";
 import { CellcError, type FloatArray } from "../tensor.js";
 import { CpuSequenceRunner, type ArenaLease, type CpuHost } from "./runner.js";
 import { Arenas } from "../wasm/arenas.js";
-import { planWasm, type CellModule, type KernelRowCall, type WasmDevice } from "../wasm/executor.js";
+import {
+  planWasm,
+  type CellModule,
+  type KernelRowCall,
+  type RowWork,
+  type WasmDevice,
+} from "../wasm/executor.js";
 import { mm as poolMm, gemm as poolGemm } from "../wasm/gemm.js";
 import { engineTiling } from "../wasm/features.js";
 import { WasmHeap } from "../wasm/heap.js";
-import { CONTROL_BYTES, createPool, type Pool } from "../wasm/pool.js";
+import { CONTROL_BYTES, createPool, type Pool, type RowProgram } from "../wasm/pool.js";
 
 type Fn = (...args: number[]) => void;
 /** A matrix operand: array, element offset, leading dimension, rows, columns. */
 type Operand = [FloatArray, number, number, number, number];
-const ROWS_SPLIT = { count: 3, align: 1, shifts: [[2, 1]] } as const; // (frame, t, row0, rows)
 
 /**
  * The wasm backend's device: one shared WebAssembly memory holding every arena (parameters, packs and the
@@ -36,6 +41,10 @@ export class WasmGemms implements CpuHost, WasmDevice {
   private readonly cells = new WeakMap<Artifact, CellModule>();
   private readonly loaded = new WeakMap<CellModule, { pool: Pool; prefix: string }>();
   private temp = { at: 0, bytes: 0 };
+  /** Per row program: its cell-module calls, GEMM-module calls, whether a whole kernel (for the counters). */
+  private readonly programCalls = new WeakMap<RowProgram, [number, number, boolean]>();
+  /** Changes whenever the pool does (row programs belong to one pool). */
+  poolGen = 0;
   /** GEMMs run here so far, and how many of them had operands to stage (for tests and benchmarks). */
   calls = 0;
   staged = 0;
@@ -65,6 +74,7 @@ export class WasmGemms implements CpuHost, WasmDevice {
   async useThreads(threads: number): Promise<void> {
     await this.pool?.close();
     this.pool = undefined;
+    this.poolGen++;
     if (threads <= 1) return;
     // Node's worker_threads, or Web Workers in a page (or a worker) that may share memory.
     const node = typeof process !== "undefined" && process.versions?.node !== undefined;
@@ -79,6 +89,7 @@ export class WasmGemms implements CpuHost, WasmDevice {
       control,
       platform,
     });
+    this.poolGen++;
   }
 
   get threads(): number {
@@ -129,26 +140,26 @@ export class WasmGemms implements CpuHost, WasmDevice {
     return m;
   }
 
-  call(mod: CellModule, fn: string, args: readonly number[], work: number): void {
-    this.kernelCalls++;
+  rowProgram(mod: CellModule, calls: readonly KernelRowCall[], sequence: boolean): RowProgram | undefined {
     const pool = this.pool;
-    if (!pool || work === 0 || work < this.splitMin) {
-      mod.exports[fn]!(...args);
-      return;
-    }
-    this.splitCalls++;
-    pool.run(this.prefix(pool, mod) + fn, args, ROWS_SPLIT);
+    if (!pool) return undefined;
+    const prefix = this.prefix(pool, mod);
+    const prog = pool.program(calls.map((c) => (c.core ? c : { ...c, fn: prefix + c.fn })));
+    const cells = calls.filter((c) => !c.core).length;
+    this.programCalls.set(prog, [cells, calls.length - cells, sequence]);
+    return prog;
   }
 
-  runRows(mod: CellModule, calls: readonly KernelRowCall[], rows: number, work: number): boolean {
+  runRows(prog: RowProgram, rows: number, work: RowWork): boolean {
     const pool = this.pool;
-    if (!pool || work < this.splitMin) return false;
-    const prefix = this.prefix(pool, mod);
-    const named = calls.map((c) => (c.core ? c : { ...c, fn: prefix + c.fn }));
-    pool.runRows(named, rows, DEFAULT_TILING.mr);
-    this.kernelCalls += calls.filter((c) => !c.core).length;
-    this.calls += calls.filter((c) => c.core).length;
-    this.rowSequences++;
+    if (!pool || prog.pool !== pool || (work.elements < this.splitMin && work.macs < this.gemmSplitMin))
+      return false;
+    pool.runProgram(prog, rows, DEFAULT_TILING.mr);
+    const [cells, cores, sequence] = this.programCalls.get(prog)!;
+    this.kernelCalls += cells;
+    this.calls += cores;
+    if (sequence) this.rowSequences++;
+    else this.splitCalls++;
     return true;
   }
 

@@ -9,7 +9,7 @@ import { planLayout, rowSize, type Layout } from "../layout.js";
 import { CellcError, type FloatArray } from "../tensor.js";
 import { DEFAULT_TILING, packedBytes } from "../../compiler/wasm/gemm.js";
 import type { WasmHeap } from "./heap.js";
-import type { RowCall } from "./pool.js";
+import type { RowCall, RowProgram } from "./pool.js";
 
 /** A cell's module, instantiated on the calling thread; the pool instantiates it on demand. */
 export interface CellModule {
@@ -28,16 +28,23 @@ export interface WasmDevice extends Gemms {
   mmAt(args: readonly number[]): void;
   /** Changes at the start of every forward and backward pass: parameters may have changed. */
   readonly epoch: number;
+  /** Generated functions run so far (for tests and benchmarks). */
+  kernelCalls: number;
   /**
-   * Runs calls row by row, every thread the same rows in each (one wake-up for a kernel): cell functions
-   * and the GEMM module's; false when it did nothing (one thread, too little work).
+   * Calls prepared to run row by row on the pool, every thread the same rows in each (one wake-up for a
+   * kernel): cell functions and the GEMM module's; `sequence`: a whole kernel's steps (else one split
+   * call). Undefined with one thread. A program belongs to one pool: `poolGen` changes with the threads.
    */
-  runRows(mod: CellModule, calls: readonly KernelRowCall[], rows: number, work: number): boolean;
-  /**
-   * A generated function (frame, t, row0, rows); `work`: the elements it computes when its rows may be
-   * divided across threads (0 when not).
-   */
-  call(mod: CellModule, fn: string, args: readonly number[], work: number): void;
+  rowProgram(mod: CellModule, calls: readonly KernelRowCall[], sequence: boolean): RowProgram | undefined;
+  readonly poolGen: number;
+  /** Runs a program (its arguments written) over `rows`; false when it did nothing (too little work). */
+  runRows(prog: RowProgram, rows: number, work: RowWork): boolean;
+}
+
+/** A row sequence's work: elements its generated functions compute, multiply-adds of its GEMMs. */
+export interface RowWork {
+  readonly elements: number;
+  readonly macs: number;
 }
 
 /** A call of a row sequence: of the cell's module or of the GEMM module (`core`). */
@@ -45,11 +52,24 @@ export interface KernelRowCall extends RowCall {
   readonly core: boolean;
 }
 
+/** A step's call in a row sequence: what it calls, and how to write its arguments for step t. */
+interface RowStep {
+  readonly call: KernelRowCall;
+  write(t: number, args: Int32Array): void;
+  readonly work: RowWork;
+}
+
 /** One step of a kernel: run alone, or (`row`) as part of a row sequence after `prepare`. */
 interface Step {
   run(t: number): void;
-  row?(t: number): KernelRowCall;
+  row?: RowStep;
   prepare?(t: number): void;
+}
+
+/** A row program and the pool generation it was made for. */
+interface Prepared {
+  readonly prog: RowProgram;
+  readonly gen: number;
 }
 
 /** The layout of a cell for (sizes, B, T) with the wasm kernels' scratch, and each kernel's functions. */
@@ -89,11 +109,13 @@ class WasmKernelFns implements KernelFns {
   private readonly stride: number[] = [];
   private readonly arenaOf: ("mem" | "pmem")[];
   private readonly steps: Step[];
-  /** Elements computed when every step runs row by row (0 otherwise): then one row sequence per run. */
-  private readonly rowWork: number = 0;
+  /** The work when every step runs row by row (none otherwise): then one row sequence per run. */
+  private readonly rowWork?: RowWork;
   private readonly mod: CellModule;
   private at: [number, number] = [-1, -1];
   private js?: KernelFns;
+  /** The whole kernel as one row program (when rowWork is set and there are threads). */
+  private whole?: Prepared;
 
   constructor(
     private readonly dev: WasmDevice,
@@ -120,16 +142,34 @@ class WasmKernelFns implements KernelFns {
     const ev = (d: Dim) => evalDim(d, sizes);
     const rows = (r: WasmRows) => (r === "all" ? L.rows[k] : 1);
     this.mod = mod;
-    let rowWork = 0;
+    let [elements, macs] = [0, 0];
     this.steps = p.steps.map((s): Step => {
       if (s.kind === "call") {
         const n = rows(s.rows);
         const work = s.split && n > 1 ? n * ev(s.width) : 0;
-        rowWork += work;
-        const args = (t: number) => [this.frameAt, t, 0, n];
-        const run = (t: number) => dev.call(mod, s.fn, args(t), work);
-        if (!work) return { run };
-        return { run, row: (t) => ({ core: false, fn: s.fn, args: args(t), count: 3, shifts: [[2, 1]] }) };
+        elements += work;
+        const fn = mod.exports[s.fn]!;
+        const local = (t: number) => {
+          dev.kernelCalls++;
+          fn(this.frameAt, t, 0, n);
+        };
+        if (!work) return { run: local };
+        // A split call runs as a row program of its own when the kernel is not one row sequence.
+        const row: RowStep = {
+          call: { core: false, fn: s.fn, args: [0, 0, 0, n], count: 3, shifts: [[2, 1]] },
+          write: (t, a) => ((a[0] = this.frameAt), (a[1] = t)),
+          work: { elements: work, macs: 0 },
+        };
+        let one: Prepared | undefined;
+        const run = (t: number) => {
+          if (!one || one.gen !== dev.poolGen) one = this.prepare([row], false);
+          if (one) {
+            row.write(t, one.prog.args[0]!);
+            if (dev.runRows(one.prog, n, row.work)) return;
+          }
+          local(t);
+        };
+        return { run, row };
       }
       const op = (o: WasmOperand) => ({ slot: o.slot, col: 4 * ev(o.col), ld: ev(o.ld) });
       const [out, left, right] = [op(s.out), op(s.left), op(s.right)];
@@ -160,7 +200,21 @@ class WasmKernelFns implements KernelFns {
           0,
         ];
         const empty = R === 0 || M === 0 || K === 0;
-        rowWork += R * cols;
+        macs += R * cols * inner;
+        const row: RowStep = {
+          call: {
+            core: true,
+            fn: "mm_rows",
+            args: [0, out.ld, 0, left.ld, panels.at, R, cols, inner, 0],
+            count: 5,
+            shifts: [
+              [0, 4 * out.ld],
+              [2, 4 * left.ld],
+            ],
+          },
+          write: (t, a) => ((a[0] = addr(out, t)), (a[2] = addr(left, t))),
+          work: { elements: 0, macs: R * cols * inner },
+        };
         return {
           prepare,
           run: (t) => {
@@ -168,18 +222,7 @@ class WasmKernelFns implements KernelFns {
             prepare(t);
             dev.mmAt(args(t));
           },
-          row: empty
-            ? undefined
-            : (t) => ({
-                core: true,
-                fn: "mm_rows",
-                args: args(t),
-                count: 5,
-                shifts: [
-                  [0, 4 * out.ld],
-                  [2, 4 * left.ld],
-                ],
-              }),
+          row: empty ? undefined : row,
         };
       }
       const run = (t: number) => {
@@ -189,7 +232,7 @@ class WasmKernelFns implements KernelFns {
       };
       return { run };
     });
-    if (L.rows[k] > 1 && this.steps.every((s) => s.row)) this.rowWork = rowWork;
+    if (L.rows[k] > 1 && this.steps.every((s) => s.row)) this.rowWork = { elements, macs };
   }
 
   private place(mem: FloatArray, pmem: FloatArray, offs: Float64Array) {
@@ -205,13 +248,31 @@ class WasmKernelFns implements KernelFns {
     }
   }
 
+  /** A row program of these steps for the device's current pool (none with one thread). */
+  private prepare(rows: readonly RowStep[], sequence: boolean): Prepared | undefined {
+    const prog = this.dev.rowProgram(
+      this.mod,
+      rows.map((r) => r.call),
+      sequence,
+    );
+    return prog && { prog, gen: this.dev.poolGen };
+  }
+
   run(mem: FloatArray, pmem: FloatArray, offs: Float64Array, t: number): void {
     if (offs !== this.L.offs[this.k]) throw new Error("wasm kernel run with another layout's offsets");
     if (mem.byteOffset !== this.at[0] || pmem.byteOffset !== this.at[1]) this.place(mem, pmem, offs);
     if (this.rowWork) {
       for (const s of this.steps) s.prepare?.(t);
-      const calls = this.steps.map((s) => s.row!(t));
-      if (this.dev.runRows(this.mod, calls, this.L.rows[this.k], this.rowWork)) return;
+      if (!this.whole || this.whole.gen !== this.dev.poolGen)
+        this.whole = this.prepare(
+          this.steps.map((s) => s.row!),
+          true,
+        );
+      if (this.whole) {
+        const { prog } = this.whole;
+        for (let k = 0; k < this.steps.length; k++) this.steps[k]!.row!.write(t, prog.args[k]!);
+        if (this.dev.runRows(prog, this.L.rows[this.k], this.rowWork)) return;
+      }
     }
     for (const s of this.steps) s.run(t);
   }

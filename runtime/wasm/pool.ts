@@ -68,6 +68,7 @@ const MAX_ARGS = 16;
 const WORKER_BODY = `
 let d, fns, c, seen;
 const args = new Array(${MAX_ARGS});
+const rowArgs = Array.from({ length: ${MAX_ARGS} + 1 }, (_, n) => new Array(n)); // by count: no allocation per call
 function __message(m) {
   if (d === undefined) {
     d = m;
@@ -116,7 +117,7 @@ function rows() {
   for (let k = 0, p = ${SEQ}; k < c[${NCALLS}]; k++) {
     const fn = c[p], n = c[p + 1], count = c[p + 2], ns = c[p + 3];
     p += 4;
-    const a = new Array(n);
+    const a = rowArgs[n];
     for (let i = 0; i < n; i++) a[i] = c[p + i];
     p += n;
     a[count] = end - start;
@@ -224,43 +225,68 @@ export class Pool {
     this.dispatch(`"${name}"`, () => this.fns[fn]!(...mine));
   }
 
-  /**
-   * Runs `calls` in order over `total` rows, each thread the same slice of rows (multiples of `align`) in
-   * every call: one wake-up for a whole kernel whose calls are row by row (more when the calls do not fit
-   * the control block at once).
-   */
+  /** Runs `calls` in order over `total` rows (see `program` and `runProgram`, for calls run repeatedly). */
   runRows(calls: readonly RowCall[], total: number, align: number): void {
+    this.runProgram(this.program(calls), total, align);
+  }
+
+  /**
+   * Row calls prepared to run repeatedly: their exports resolved and their control-block image laid out
+   * once; between runs the caller rewrites the arguments that change (`RowProgram.args`) in place.
+   */
+  program(calls: readonly RowCall[]): RowProgram {
     if (this.closed) throw new Error("pool: closed");
     const fns = calls.map((call) => {
       const fn = this.index.get(call.fn);
       if (fn === undefined) throw new Error(`pool: the module has no export "${call.fn}"`);
       return fn;
     });
+    const words = calls.reduce((n, c) => n + 4 + c.args.length + 2 * c.shifts.length, 0);
+    const image = new Int32Array(words);
+    const args: Int32Array[] = [];
+    // Chunks of calls that fit the control block: [first call, end call, first word, end word].
+    const chunks: [number, number, number, number][] = [];
+    let p = 0;
+    calls.forEach(({ args: a, count, shifts }, k) => {
+      if (a.length > MAX_ARGS) throw new Error("pool: too many arguments");
+      const n = 4 + a.length + 2 * shifts.length;
+      if (SEQ + n > CONTROL_BYTES / 4) throw new Error("pool: a call too large for the control block");
+      const last = chunks[chunks.length - 1];
+      if (!last || SEQ + (p + n - last[2]) > CONTROL_BYTES / 4) chunks.push([k, k + 1, p, p + n]);
+      else [last[1], last[3]] = [k + 1, p + n];
+      image.set([fns[k]!, a.length, count, shifts.length, ...a, ...shifts.flat()], p);
+      args.push(image.subarray(p + 4, p + 4 + a.length));
+      p += n;
+    });
+    const local = calls.map((c) => new Array<number>(c.args.length));
+    return new RowProgram(
+      this,
+      this.fns,
+      fns,
+      calls.map((c) => c.count),
+      image,
+      args,
+      chunks,
+      local,
+    );
+  }
+
+  /** Runs a program over `total` rows, each thread the same slice of rows (multiples of `align`) in every call. */
+  runProgram(prog: RowProgram, total: number, align: number): void {
+    if (this.closed) throw new Error("pool: closed");
+    if (prog.pool !== this) throw new Error("pool: a program of another pool");
     const per = Math.ceil(Math.ceil(total / align) / this.threads) * align;
-    const mine = (from: number, to: number): void => {
-      for (let k = from; k < to; k++) {
-        const a = [...calls[k]!.args];
-        a[calls[k]!.count] = Math.min(total, per);
-        this.fns[fns[k]!]!(...a);
-      }
-    };
-    if (this.threads === 1 || total <= per) return mine(0, calls.length);
+    prog.mine = Math.min(total, per);
+    if (this.threads === 1 || total <= per) return prog.runLocal(0, prog.fns.length);
     const c = this.ctl;
-    for (let from = 0; from < calls.length;) {
-      let [to, p] = [from, SEQ];
-      for (; to < calls.length; to++) {
-        const { args, count, shifts } = calls[to]!;
-        if (p + 4 + args.length + 2 * shifts.length > c.length) break;
-        c.set([fns[to]!, args.length, count, shifts.length, ...args, ...shifts.flat()], p);
-        p += 4 + args.length + 2 * shifts.length;
-      }
-      if (to === from) throw new Error("pool: a call too large for the control block");
+    for (const [from, to, w0, w1] of prog.chunks) {
+      c.set(prog.image.subarray(w0, w1), SEQ);
       c[FN] = ROWS;
       c[NCALLS] = to - from;
       c[TOTAL] = total;
       c[ALIGN] = align;
-      this.dispatch("a row sequence", () => mine(from, to));
-      from = to;
+      prog.range = [from, to];
+      this.dispatch("a row sequence", prog.runMine);
     }
   }
 
@@ -293,6 +319,40 @@ export class Pool {
     Atomics.add(this.ctl, GEN, 1);
     Atomics.notify(this.ctl, GEN);
     await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
+
+/** Row calls resolved for one pool (Pool.program): run with Pool.runProgram. */
+export class RowProgram {
+  /** Rows of each call the calling thread runs, and the calls of the chunk being run (set per run). */
+  mine = 0;
+  range: [number, number] = [0, 0];
+  /** The calling thread's slice of the current chunk (bound once: no closure per run). */
+  readonly runMine = (): void => this.runLocal(this.range[0], this.range[1]);
+
+  constructor(
+    readonly pool: Pool,
+    /** The pool's functions on the calling thread (the array grows as modules load). */
+    private readonly kernels: readonly Kernel[],
+    readonly fns: readonly number[],
+    private readonly counts: readonly number[],
+    readonly image: Int32Array,
+    /** Per call, its arguments in the image: rewrite those that change between runs. */
+    readonly args: readonly Int32Array[],
+    readonly chunks: readonly (readonly [number, number, number, number])[],
+    private readonly local: number[][],
+  ) {}
+
+  /** Calls [from, to) on the calling thread over its first `mine` rows. */
+  runLocal(from: number, to: number): void {
+    const kernels = this.kernels;
+    for (let k = from; k < to; k++) {
+      const a = this.local[k]!;
+      const src = this.args[k]!;
+      for (let i = 0; i < a.length; i++) a[i] = src[i]!;
+      a[this.counts[k]!] = this.mine;
+      kernels[this.fns[k]!]!.apply(null, a);
+    }
   }
 }
 
