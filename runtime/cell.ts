@@ -4,7 +4,8 @@ import { CellcError, type FloatArray } from "./tensor.js";
 
 /** One generated JS kernel, instantiated for a number of rows (see compiler/codegen/js.ts). */
 export interface KernelFns {
-  run(mem: FloatArray, pmem: FloatArray, offs: Float64Array, t: number): void;
+  /** `inputGrads` false: the inputs' gradient buffers are not read afterwards (a kernel may skip them). */
+  run(mem: FloatArray, pmem: FloatArray, offs: Float64Array, t: number, inputGrads?: boolean): void;
   premask(mem: FloatArray, pmem: FloatArray, offs: Float64Array, t: number, lens: Int32Array): void;
   postmask(mem: FloatArray, pmem: FloatArray, offs: Float64Array, t: number, lens: Int32Array): void;
 }

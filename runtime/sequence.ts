@@ -65,6 +65,8 @@ export interface DirectionRunner {
     paramVersion?: number,
     /** Also return `stateSteps`; a runner that cannot leaves it out. */
     stateSteps?: boolean,
+    /** false: the inputs' gradients are not wanted (`inputs` may come back empty; wasm skips their GEMM). */
+    inputGrads?: boolean,
   ): SequenceGrads | Promise<SequenceGrads>;
 }
 

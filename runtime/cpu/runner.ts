@@ -83,9 +83,15 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
     return p;
   }
 
-  private executor(p: CallPlan, mem: FloatArray, pmem: FloatArray, lens?: Int32Array): KernelExecutor {
+  private executor(
+    p: CallPlan,
+    mem: FloatArray,
+    pmem: FloatArray,
+    lens?: Int32Array,
+    inputGrads = true,
+  ): KernelExecutor {
     return {
-      run: (k, t) => p.fns[k].run(mem, pmem, p.L.offs[k], t),
+      run: (k, t) => p.fns[k].run(mem, pmem, p.L.offs[k], t, inputGrads),
       mask: (k, which, t) => p.fns[k][which](mem, pmem, p.L.offs[k], t, lens!),
     };
   }
@@ -143,6 +149,7 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
     dFinals: readonly (FloatArray | undefined)[],
     _paramVersion?: number,
     stateSteps = false,
+    inputGrads = true,
   ): SequenceGrads {
     const { T, lens, plan: p, lease, mem: kept } = tapeIn as CpuTape;
     const mem = lease?.take() ?? kept;
@@ -169,9 +176,9 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
       if (d) mem.set(d, s.base + T * n);
       else mem.fill(0, s.base + T * n, s.base + (T + 1) * n);
     });
-    walkBackward(this.executor(p, mem, pmem, lens), T, !!lens);
+    walkBackward(this.executor(p, mem, pmem, lens, inputGrads), T, !!lens);
     runCopies(pmem, p.unpack, true);
-    const inputs = sig.inputs.map((_, i) => {
+    const inputs = (inputGrads ? sig.inputs : []).map((_, i) => {
       const g = this.at(L, "grad_input", i);
       return T === 0 ? floatArray(this.dtype, 0) : mem.slice(g.base, g.base + g.size);
     });

@@ -467,7 +467,8 @@ export class Network {
     stateGrads: boolean,
   ): Promise<Gradients> | Gradients {
     const m = this.cellModel;
-    const opts = { stateGrads };
+    // The data needs no gradient; the embedding's rows take theirs from the inputs' gradient.
+    const opts = { stateGrads, inputGrads: !!this.spec.embed };
     return m.backend.async
       ? m.backwardAsync(fwd, { outputs: up }, opts)
       : m.backward(fwd, { outputs: up }, opts);

@@ -62,6 +62,8 @@ interface RowStep {
 /** One step of a kernel: run alone, or (`row`) as part of a row sequence after `prepare`. */
 interface Step {
   run(t: number): void;
+  /** A GEMM that writes an input's gradient (nothing else reads it: skipped when that is not wanted). */
+  inputGrad?: boolean;
   row?: RowStep;
   prepare?(t: number): void;
 }
@@ -230,7 +232,8 @@ class WasmKernelFns implements KernelFns {
         const args = [addr(out, t), out.ld, addr(left, t), left.ld, addr(right, t), right.ld, R, M, K, acc];
         dev.gemmAt(form, args);
       };
-      return { run };
+      const written = out.slot < bindings.length && a.buffers[bindings[out.slot]!.buffer]!.kind;
+      return { run, inputGrad: written === "grad_input" };
     });
     if (L.rows[k] > 1 && this.steps.every((s) => s.row)) this.rowWork = { elements, macs };
   }
@@ -258,7 +261,7 @@ class WasmKernelFns implements KernelFns {
     return prog && { prog, gen: this.dev.poolGen };
   }
 
-  run(mem: FloatArray, pmem: FloatArray, offs: Float64Array, t: number): void {
+  run(mem: FloatArray, pmem: FloatArray, offs: Float64Array, t: number, inputGrads = true): void {
     if (offs !== this.L.offs[this.k]) throw new Error("wasm kernel run with another layout's offsets");
     if (mem.byteOffset !== this.at[0] || pmem.byteOffset !== this.at[1]) this.place(mem, pmem, offs);
     if (this.rowWork) {
@@ -274,7 +277,7 @@ class WasmKernelFns implements KernelFns {
         if (this.dev.runRows(prog, this.L.rows[this.k], this.rowWork)) return;
       }
     }
-    for (const s of this.steps) s.run(t);
+    for (const s of this.steps) if (inputGrads || !s.inputGrad) s.run(t);
   }
   // The masks copy a few rows at a step: the JS kernel's, over the same arena.
   premask(mem: FloatArray, pmem: FloatArray, offs: Float64Array, t: number, lens: Int32Array): void {

@@ -357,6 +357,7 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
     dFinals: readonly (FloatArray | undefined)[],
     paramVersion = 0,
     stateSteps = false,
+    _inputGrads = true, // computed anyway: one dispatch list for both
   ): Promise<SequenceGrads> {
     const tape = tapeIn as GpuTape;
     const ctx = this.ctx;
