@@ -258,7 +258,8 @@ export class Pool {
       args.push(image.subarray(p + 4, p + 4 + a.length));
       p += n;
     });
-    const local = calls.map((c) => new Array<number>(c.args.length));
+    const local = calls.map((c) => new Array<number>(c.args.length).fill(0));
+    const parts = chunks.map(([from, to, w0, w1]) => ({ from, to, words: image.subarray(w0, w1) }));
     return new RowProgram(
       this,
       this.fns,
@@ -266,7 +267,7 @@ export class Pool {
       calls.map((c) => c.count),
       image,
       args,
-      chunks,
+      parts,
       local,
     );
   }
@@ -279,13 +280,15 @@ export class Pool {
     prog.mine = Math.min(total, per);
     if (this.threads === 1 || total <= per) return prog.runLocal(0, prog.fns.length);
     const c = this.ctl;
-    for (const [from, to, w0, w1] of prog.chunks) {
-      c.set(prog.image.subarray(w0, w1), SEQ);
+    for (let k = 0; k < prog.chunks.length; k++) {
+      const chunk = prog.chunks[k]!;
+      c.set(chunk.words, SEQ);
       c[FN] = ROWS;
-      c[NCALLS] = to - from;
+      c[NCALLS] = chunk.to - chunk.from;
       c[TOTAL] = total;
       c[ALIGN] = align;
-      prog.range = [from, to];
+      prog.from = chunk.from;
+      prog.to = chunk.to;
       this.dispatch("a row sequence", prog.runMine);
     }
   }
@@ -326,9 +329,10 @@ export class Pool {
 export class RowProgram {
   /** Rows of each call the calling thread runs, and the calls of the chunk being run (set per run). */
   mine = 0;
-  range: [number, number] = [0, 0];
+  from = 0;
+  to = 0;
   /** The calling thread's slice of the current chunk (bound once: no closure per run). */
-  readonly runMine = (): void => this.runLocal(this.range[0], this.range[1]);
+  readonly runMine = (): void => this.runLocal(this.from, this.to);
 
   constructor(
     readonly pool: Pool,
@@ -339,7 +343,8 @@ export class RowProgram {
     readonly image: Int32Array,
     /** Per call, its arguments in the image: rewrite those that change between runs. */
     readonly args: readonly Int32Array[],
-    readonly chunks: readonly (readonly [number, number, number, number])[],
+    /** Calls [from, to) that fit the control block at once, and their words in the image. */
+    readonly chunks: readonly { readonly from: number; readonly to: number; readonly words: Int32Array }[],
     private readonly local: number[][],
   ) {}
 
