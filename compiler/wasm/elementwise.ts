@@ -470,7 +470,11 @@ class KernelWriter {
     }
   }
 
-  /** out[j] = sum over rows b of x[b, j], rows in order (as the JS kernel adds them), features by four. */
+  /**
+   * out[j] = sum over rows b of x[b, j], rows in order (as the JS kernel adds them), features by four. The
+   * output row is the accumulator and the rows are read once, in order: summing a column group down all
+   * rows before the next would read a [T*B, 4*H] gradient from memory once per group.
+   */
   private sumBatch(id: NodeId): void {
     const n = this.node(id);
     const x = this.place(n.args[0]!);
@@ -479,22 +483,22 @@ class KernelWriter {
     // Not divided by rows: every output element runs over all of them.
     this.fn("all", false, len ?? dimConst(1), (w) => {
       const f = w.f;
-      const [xBase, out] = [w.base(x), w.base(this.place(id))];
-      const [b, xr, stride, acc] = [f.local(T.i32), f.local(T.i32), f.local(T.i32), f.local(T.v128)];
+      const [xr, out] = [w.base(x), w.base(this.place(id))];
+      const [b, stride] = [f.local(T.i32), f.local(T.i32)];
       if (x.batched) w.dim(x.ld);
       else f.i32(0);
       f.i32(2).op("i32.shl").set(stride);
-      f.get(xBase).get(ROW0).get(stride).op("i32.mul", "i32.add").set(xBase);
+      f.get(xr).get(ROW0).get(stride).op("i32.mul", "i32.add").set(xr);
+      const zero = keep(f.v128([0, 0, 0, 0]));
+      w.cols(len, (width, jb) => w.store(out, vector, width, jb, zero));
+      f.i32(0).set(b).block().loop();
+      f.get(b).get(ROWS).op("i32.ge_s").brIf(1);
       w.cols(len, (width, jb) => {
-        f.v128([0, 0, 0, 0]).set(acc).i32(0).set(b).get(xBase).set(xr);
-        f.block().loop();
-        f.get(b).get(ROWS).op("i32.ge_s").brIf(1);
-        const v = w.load(xr, vector, width, jb);
-        f.get(acc).get(v).op("f32x4.add").set(acc);
-        f.get(xr).get(stride).op("i32.add").set(xr);
-        f.get(b).i32(1).op("i32.add").set(b).br(0).end().end();
-        w.store(out, vector, width, jb, acc);
+        const [v, acc] = [w.load(xr, vector, width, jb), w.load(out, vector, width, jb)];
+        w.store(out, vector, width, jb, keep(f.get(acc).get(v).op("f32x4.add")));
       });
+      f.get(xr).get(stride).op("i32.add").set(xr);
+      f.get(b).i32(1).op("i32.add").set(b).br(0).end().end();
     });
   }
 }
