@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The CPU benchmark of the JS and wasm backends (a script, not a test): LSTM and GRU at
 //   S (T50 B32 D128 H128), M (T100 B64 D256 H256), L (T100 B64 D512 H512),
-// forward (inference) and training step (forward + backward), each configuration in its own process so
+// forward (inference) and training step (forward + backward, no input gradient), each configuration in its own process so
 // that peak memory is its own. Prints milliseconds (median of --reps after one warm-up, with min and max),
 // GFLOP/s (2 FLOPs per multiply-add of the cell's matmuls: forward 1x, training step 3x), kernel launches
 // per step, bytes kept per step for the backward pass, and peak RSS.
@@ -44,7 +44,15 @@ if (process.argv.includes("--one")) {
     Float32Array.from({ length: T * B * D }, (_, i) => Math.sin(i * 0.37)),
   );
   const time = (fn, n) => {
+    // Warm-up runs as bench/peers/run.mjs: three, or as many as fit in a second (JIT tiers settle).
+    let t0 = performance.now();
     fn();
+    const w = performance.now() - t0;
+    for (let k = 1, t = w; k < 3 && t + w < 1000; k++) {
+      t0 = performance.now();
+      fn();
+      t += performance.now() - t0;
+    }
     const ms = [];
     for (let i = 0; i < n; i++) {
       const t0 = performance.now();
@@ -55,7 +63,8 @@ if (process.argv.includes("--one")) {
     return { median: ms[Math.floor(ms.length / 2)], min: ms[0], max: ms[ms.length - 1] };
   };
   const fwd = time(() => model.forward({ x }, { train: false }), reps);
-  const train = time(() => model.backward(model.forward({ x })), reps);
+  // The data needs no gradient (as in bench/peers); older checkouts ignore the option.
+  const train = time(() => model.backward(model.forward({ x }), {}, { inputGrads: false }), reps);
   // Multiply-adds per row and step of the cell's matmuls: from the cell's parameters used as matrices.
   const macs = (cell.signature ?? cell.ir).params
     .filter((p) => p.type.dims.length === 2)
