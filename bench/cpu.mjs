@@ -100,9 +100,9 @@ const chosen = arg("impls", "js,wasm,before").split(",");
 const impls = [["js", root], ["wasm", root], ["wasm2", root], ...(before ? [["before", before]] : [])].filter(
   ([name]) => chosen.includes(name),
 );
-console.log(`# cellc JS backend: ${cpus()[0].model}, ${cpus().length} cores, Node ${process.version}`);
+console.log(`# cellc CPU backends: ${cpus()[0].model}, ${cpus().length} cores, Node ${process.version}`);
 console.log(
-  `# medians of ${reps} after a warm-up (min-max); GFLOP/s of the cell's matmuls; peak RSS per process`,
+  `# medians of ${reps} after warm-up (up to 3 runs within 1 s; min-max); GFLOP/s of the cell's matmuls; peak RSS per process`,
 );
 console.log(
   "| cell | size | impl | forward ms | fwd GFLOP/s | train step ms | train GFLOP/s | launches/step fwd, bwd | kept/step | peak RSS |",
