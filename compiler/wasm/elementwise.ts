@@ -28,8 +28,11 @@ export interface WasmOperand {
 export type WasmRows = "all" | "one";
 
 export type WasmStep =
-  /** fn(frame, t, row0, rows); `split`: rows may be divided across threads; `width`: elements per row. */
-  | { readonly kind: "call"; readonly fn: string; readonly rows: WasmRows; readonly split: boolean; readonly width: Dim } // prettier-ignore
+  /**
+   * fn(frame, t, row0, rows); `split`: rows may be divided across threads; `width`: elements per row;
+   * `slots`: the slots it reads or writes.
+   */
+  | { readonly kind: "call"; readonly fn: string; readonly rows: WasmRows; readonly split: boolean; readonly width: Dim; readonly slots: readonly number[] } // prettier-ignore
   /** C = A P^T (nt) or C = G P (nn): out, left, right operands as the GEMM module's gemm_nt / gemm_nn. */
   | { readonly kind: "gemm"; readonly form: "nt" | "nn"; readonly out: WasmOperand; readonly left: WasmOperand; readonly right: WasmOperand; readonly M: Dim; readonly K: Dim; readonly rows: WasmRows } // prettier-ignore
   /** D += G^T X (gemm_tn): a packed weight's gradient. */
@@ -123,6 +126,8 @@ const [FRAME, STEP, ROW0, ROWS] = [0, 1, 2, 3];
 
 class FnWriter {
   readonly f = new Func([T.i32, T.i32, T.i32, T.i32]);
+  /** The slots the function reads or writes. */
+  readonly slots = new Set<number>();
   private readonly slotAt: number[] = [];
   private readonly dimAt: number[] = [];
 
@@ -174,6 +179,7 @@ class FnWriter {
     const rowAt = f.at;
     const used = new Map<string, { p: Place; base: number; stride: number; row: number }>();
     body((p) => {
+      this.slots.add(p.slot);
       const k = placeKey(p);
       let u = used.get(k);
       if (!u) used.set(k, (u = { p, base: f.local(T.i32), stride: f.local(T.i32), row: f.local(T.i32) }));
@@ -202,6 +208,7 @@ class FnWriter {
 
   /** A local holding the byte address of a place's row 0 (computed here: call it outside loops). */
   base(p: Place): number {
+    this.slots.add(p.slot);
     const f = this.f;
     const at = f.local(T.i32);
     f.get(this.slotAt[p.slot]!);
@@ -321,7 +328,8 @@ class KernelWriter {
     build(w);
     const name = `${this.prefix}${this.fns.length}`;
     this.fns.push([name, w.f]);
-    this.steps.push({ kind: "call", fn: name, rows, split, width });
+    const slots = [...w.slots].sort((a, b) => a - b);
+    this.steps.push({ kind: "call", fn: name, rows, split, width, slots });
   }
 
   emit(): WasmKernel {

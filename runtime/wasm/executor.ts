@@ -2,7 +2,7 @@
 // memory: each kernel's frame (slot addresses, dimensions) is written once per arena, then every step is a
 // call of a generated function over the kernel's rows, or a GEMM, with byte addresses computed here.
 import { evalDim, type Dim } from "../../compiler/ir/shape.js";
-import type { WasmKernel, WasmOperand, WasmRows } from "../../compiler/wasm/elementwise.js";
+import type { WasmKernel, WasmOperand, WasmRows, WasmStep } from "../../compiler/wasm/elementwise.js";
 import { KERNEL_NAMES, type KernelName } from "../../compiler/schedule/types.js";
 import type { CompiledCell, Gemms, KernelFns } from "../cell.js";
 import { planLayout, rowSize, type Layout } from "../layout.js";
@@ -62,13 +62,18 @@ interface RowStep {
 /** One step of a kernel: run alone, or (`row`) as part of a row sequence after `prepare`. */
 interface Step {
   run(t: number): void;
-  /** A GEMM that writes an input's gradient (nothing else reads it: skipped when that is not wanted). */
+  /** A GEMM that writes an input's gradient which no other step touches: skipped when not wanted. */
   inputGrad?: boolean;
   row?: RowStep;
   prepare?(t: number): void;
 }
 
-/** A row program and the pool generation it was made for. */
+/** The slots a step reads or writes. */
+function touched(s: WasmStep): readonly number[] {
+  return s.kind === "call" ? s.slots : [s.out.slot, s.left.slot, s.right.slot];
+}
+
+/** A row program (none: one thread) and the pool generation it was made for. */
 interface Prepared {
   readonly prog: RowProgram;
   readonly gen: number;
@@ -233,7 +238,10 @@ class WasmKernelFns implements KernelFns {
         dev.gemmAt(form, args);
       };
       const written = out.slot < bindings.length && a.buffers[bindings[out.slot]!.buffer]!.kind;
-      return { run, inputGrad: written === "grad_input" };
+      // Skippable only when no other step touches that buffer (for `W @ (x + c)` the gradient of c is
+      // summed from the one of x, which the GEMM writes in place).
+      const others = p.steps.filter((o) => o !== s).flatMap(touched);
+      return { run, inputGrad: written === "grad_input" && !others.includes(out.slot) };
     });
     if (L.rows[k] > 1 && this.steps.every((s) => s.row)) this.rowWork = { elements, macs };
   }

@@ -50,3 +50,37 @@ describe("backward without the inputs' gradients", () => {
         if (name.startsWith("wasm")) expect(saved).toBe(bidi ? 2 : 1);
       });
 });
+
+describe("a step that reads the inputs' gradient keeps it", () => {
+  // For W @ (x + c) the gradient of c is the batch sum of the gradient of x, which the after-loop GEMM
+  // writes in place: that GEMM must run even when the inputs' gradients are not wanted.
+  const src = `cell shifted {
+  input x[D]
+  state h[H]
+  param W : [H, D] ~ uniform
+  param U : [H, H] ~ uniform
+  param c : [D] ~ uniform
+
+  h' = tanh(W @ (x + c) + U @ h)
+  output h'
+}`;
+  const shifted = compileCell(src, { file: "shifted.cell", host: nodeHost });
+  it("the gradient of c matches a full backward pass (arenas full of NaN)", async () => {
+    const wasm = createWasmBackend();
+    wasm.gemms.arenaFill = NaN;
+    const m = new Model(shifted, { dims: { D: 4, H: 6 }, seed: 5, backend: wasm });
+    const x = {
+      x: tensor(
+        "f32",
+        [5, 3, 4],
+        Float32Array.from({ length: 60 }, (_, i) => Math.cos(i)),
+      ),
+    };
+    const full = m.backward(m.forward(x));
+    const part = m.backward(m.forward(x), {}, { inputGrads: false });
+    expect(part.inputs.size).toBe(0);
+    for (const [k, g] of full.params)
+      expect(Array.from(part.params.get(k)!.data), k).toEqual(Array.from(g.data));
+    expect(part.params.get("c")!.data.every(Number.isFinite)).toBe(true);
+  });
+});
