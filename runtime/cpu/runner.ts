@@ -22,7 +22,7 @@ export interface CpuHost extends Gemms {
   alloc(n: number): Float32Array;
   /** Its own layout and kernels for T steps, or undefined for the JS kernels. */
   plan?(cell: CompiledCell, sizes: Readonly<Record<string, number>>, B: number, T: number): { L: Layout; fns: Record<KernelName, KernelFns> } | undefined; // prettier-ignore
-  /** The sequence arena of one call (zeroed), for `owner`'s runs. */
+  /** The sequence arena of one call (not zeroed: the schedule writes before it reads), for `owner`'s runs. */
   arena?(owner: object, n: number): ArenaLease;
 }
 /** An arena: `take()` gives it (the backward pass takes it again); `drop()` when the call keeps no tape. */

@@ -10,14 +10,23 @@ import { Arenas } from "../wasm/arenas.js";
 import {
   planWasm,
   type CellModule,
+  type DeviceRows,
   type KernelRowCall,
   type RowWork,
   type WasmDevice,
 } from "../wasm/executor.js";
-import { mm as poolMm, gemm as poolGemm } from "../wasm/gemm.js";
-import { engineTiling } from "../wasm/features.js";
+import { mm as poolMm, gemm as poolGemmCall, poolGemm, type PoolGemm } from "../wasm/gemm.js";
+import { engineTiling, relaxedSimd } from "../wasm/features.js";
 import { WasmHeap } from "../wasm/heap.js";
 import { CONTROL_BYTES, createPool, type Pool, type RowProgram } from "../wasm/pool.js";
+
+/** A row program on the pool, with its calls counted (cell module, GEMM module) and whether a whole kernel. */
+interface PoolRows extends DeviceRows {
+  readonly prog: RowProgram;
+  readonly cells: number;
+  readonly cores: number;
+  readonly sequence: boolean;
+}
 
 type Fn = (...args: number[]) => void;
 /** A matrix operand: array, element offset, leading dimension, rows, columns. */
@@ -36,13 +45,12 @@ export class WasmGemms implements CpuHost, WasmDevice {
   private readonly arenas = new Arenas(this.heap);
   /** Workers sharing the memory: the kernels are split across them (bit-identical to one thread). */
   private pool?: Pool;
+  private poolGemm?: PoolGemm;
   private readonly fns: Readonly<Record<"nt" | "nn" | "tn" | "pack_t" | "pack_n" | "mm_rows", Fn>>;
   epoch = 0;
   private readonly cells = new WeakMap<Artifact, CellModule>();
   private readonly loaded = new WeakMap<CellModule, { pool: Pool; prefix: string }>();
   private temp = { at: 0, bytes: 0 };
-  /** Per row program: its cell-module calls, GEMM-module calls, whether a whole kernel (for the counters). */
-  private readonly programCalls = new WeakMap<RowProgram, [number, number, boolean]>();
   /** Changes whenever the pool does (row programs belong to one pool). */
   poolGen = 0;
   /** GEMMs run here so far, and how many of them had operands to stage (for tests and benchmarks). */
@@ -60,6 +68,8 @@ export class WasmGemms implements CpuHost, WasmDevice {
 
   /** `fma`: fused multiply-adds in the GEMM (relaxed SIMD); by default where this engine has them. */
   constructor(opts: { fma?: boolean } = {}) {
+    if (opts.fma && !relaxedSimd())
+      throw new CellcError("fused multiply-adds need relaxed SIMD, which this WebAssembly engine lacks");
     const { bytes } = buildKernelModule({
       ...engineTiling(),
       ...(opts.fma === undefined ? {} : { fma: opts.fma }),
@@ -74,6 +84,7 @@ export class WasmGemms implements CpuHost, WasmDevice {
   async useThreads(threads: number): Promise<void> {
     await this.pool?.close();
     this.pool = undefined;
+    this.poolGemm = undefined;
     this.poolGen++;
     if (threads <= 1) return;
     // Node's worker_threads, or Web Workers in a page (or a worker) that may share memory.
@@ -89,6 +100,7 @@ export class WasmGemms implements CpuHost, WasmDevice {
       control,
       platform,
     });
+    this.poolGemm = poolGemm(this.pool, DEFAULT_TILING);
     this.poolGen++;
   }
 
@@ -140,25 +152,26 @@ export class WasmGemms implements CpuHost, WasmDevice {
     return m;
   }
 
-  rowProgram(mod: CellModule, calls: readonly KernelRowCall[], sequence: boolean): RowProgram | undefined {
+  rowProgram(mod: CellModule, calls: readonly KernelRowCall[], sequence: boolean): PoolRows | undefined {
     const pool = this.pool;
     if (!pool) return undefined;
     const prefix = this.prefix(pool, mod);
     const prog = pool.program(calls.map((c) => (c.core ? c : { ...c, fn: prefix + c.fn })));
     const cells = calls.filter((c) => !c.core).length;
-    this.programCalls.set(prog, [cells, calls.length - cells, sequence]);
-    return prog;
+    return { args: prog.args, prog, cells, cores: calls.length - cells, sequence };
   }
 
-  runRows(prog: RowProgram, rows: number, work: RowWork): boolean {
+  runRows(rows: PoolRows, total: number, work: RowWork): boolean {
     const pool = this.pool;
-    if (!pool || prog.pool !== pool || (work.elements < this.splitMin && work.macs < this.gemmSplitMin))
-      return false;
-    pool.runProgram(prog, rows, DEFAULT_TILING.mr);
-    const [cells, cores, sequence] = this.programCalls.get(prog)!;
-    this.kernelCalls += cells;
-    this.calls += cores;
-    if (sequence) this.rowSequences++;
+    const big =
+      (work.elements > 0 && work.elements >= this.splitMin) ||
+      (work.macs > 0 && work.macs >= this.gemmSplitMin);
+    if (!pool || rows.prog.pool !== pool || !big) return false;
+    // A whole kernel's rows go in micro-tile multiples (its GEMMs'); one elementwise call's, one by one.
+    pool.runProgram(rows.prog, total, rows.sequence ? DEFAULT_TILING.mr : 1);
+    this.kernelCalls += rows.cells;
+    this.calls += rows.cores;
+    if (rows.sequence) this.rowSequences++;
     else this.splitCalls++;
     return true;
   }
@@ -187,17 +200,17 @@ export class WasmGemms implements CpuHost, WasmDevice {
 
   mmAt(args: readonly number[]): void {
     this.calls++;
-    if (this.pool && args[5]! * args[6]! * args[7]! >= this.gemmSplitMin)
-      poolMm(this.pool, DEFAULT_TILING, "rows", args);
-    else this.fns.mm_rows(...args);
+    if (this.poolGemm && args[5]! * args[6]! * args[7]! >= this.gemmSplitMin)
+      poolMm(this.poolGemm, "rows", args);
+    else this.fns.mm_rows.apply(null, args as number[]);
   }
 
-  gemmAt(form: "nt" | "nn" | "tn", args: readonly number[]): void {
+  gemmAt(form: "nt" | "nn" | "tn", args: number[]): void {
     const [R, M, K] = [args[6]!, args[7]!, args[8]!];
-    const all = [...args, this.scratch(scratchBytes(DEFAULT_TILING, form, R, M, K))];
+    args[10] = this.scratch(scratchBytes(DEFAULT_TILING, form, R, M, K));
     this.calls++;
-    if (this.pool && R * M * K >= this.gemmSplitMin) poolGemm(this.pool, DEFAULT_TILING, form, all);
-    else this.fns[form](...all);
+    if (this.poolGemm && R * M * K >= this.gemmSplitMin) poolGemmCall(this.poolGemm, form, args);
+    else this.fns[form].apply(null, args);
   }
 
   /**

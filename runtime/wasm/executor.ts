@@ -9,7 +9,7 @@ import { planLayout, rowSize, type Layout } from "../layout.js";
 import { CellcError, type FloatArray } from "../tensor.js";
 import { DEFAULT_TILING, packedBytes } from "../../compiler/wasm/gemm.js";
 import type { WasmHeap } from "./heap.js";
-import type { RowCall, RowProgram } from "./pool.js";
+import type { RowCall } from "./pool.js";
 
 /** A cell's module, instantiated on the calling thread; the pool instantiates it on demand. */
 export interface CellModule {
@@ -20,8 +20,11 @@ export interface CellModule {
 /** What the steps run on: the backend (runtime/cpu/wasm.ts). */
 export interface WasmDevice extends Gemms {
   readonly heap: WasmHeap;
-  /** gemm_<form>(C, ldc, L, ldl, Rt, ldr, R, M, K, acc) at byte addresses; scratch is the device's. */
-  gemmAt(form: "nt" | "nn" | "tn", args: readonly number[]): void;
+  /**
+   * gemm_<form>(C, ldc, L, ldl, Rt, ldr, R, M, K, acc, scratch) at byte addresses; the device writes
+   * its scratch into args[10].
+   */
+  gemmAt(form: "nt" | "nn" | "tn", args: number[]): void;
   /** Packs a GEMM's right operand (as gemm_<form> would) into panels at `dst`: (dst, src, ld, M, K). */
   packAt(form: "nt" | "nn", args: readonly number[]): void;
   /** mm_rows(C, ldc, A, lda, panels, rows, cols, inner, acc): a GEMM on panels packed by packAt. */
@@ -35,10 +38,15 @@ export interface WasmDevice extends Gemms {
    * kernel): cell functions and the GEMM module's; `sequence`: a whole kernel's steps (else one split
    * call). Undefined with one thread. A program belongs to one pool: `poolGen` changes with the threads.
    */
-  rowProgram(mod: CellModule, calls: readonly KernelRowCall[], sequence: boolean): RowProgram | undefined;
+  rowProgram(mod: CellModule, calls: readonly KernelRowCall[], sequence: boolean): DeviceRows | undefined;
   readonly poolGen: number;
   /** Runs a program (its arguments written) over `rows`; false when it did nothing (too little work). */
-  runRows(prog: RowProgram, rows: number, work: RowWork): boolean;
+  runRows(prog: DeviceRows, rows: number, work: RowWork): boolean;
+}
+
+/** Row calls a device prepared: per call, its arguments, rewritten before each run. */
+export interface DeviceRows {
+  readonly args: readonly Int32Array[];
 }
 
 /** A row sequence's work: elements its generated functions compute, multiply-adds of its GEMMs. */
@@ -75,7 +83,7 @@ function touched(s: WasmStep): readonly number[] {
 
 /** A row program (none: one thread) and the pool generation it was made for. */
 interface Prepared {
-  readonly prog: RowProgram;
+  readonly prog?: DeviceRows;
   readonly gen: number;
 }
 
@@ -169,8 +177,8 @@ class WasmKernelFns implements KernelFns {
         };
         let one: Prepared | undefined;
         const run = (t: number) => {
-          if (!one || one.gen !== dev.poolGen) one = this.prepare([row], false);
-          if (one) {
+          if (one?.gen !== dev.poolGen) one = this.prepare([row], false);
+          if (one.prog) {
             row.write(t, one.prog.args[0]!);
             if (dev.runRows(one.prog, n, row.work)) return;
           }
@@ -195,17 +203,7 @@ class WasmKernelFns implements KernelFns {
           dev.packAt(form, [panels.at, addr(right, t), right.ld, M, K]);
           panels.epoch = dev.epoch;
         };
-        const args = (t: number) => [
-          addr(out, t),
-          out.ld,
-          addr(left, t),
-          left.ld,
-          panels.at,
-          R,
-          cols,
-          inner,
-          0,
-        ];
+        const mmArgs = [0, out.ld, 0, left.ld, panels.at, R, cols, inner, 0];
         const empty = R === 0 || M === 0 || K === 0;
         macs += R * cols * inner;
         const row: RowStep = {
@@ -227,14 +225,19 @@ class WasmKernelFns implements KernelFns {
           run: (t) => {
             if (empty) return;
             prepare(t);
-            dev.mmAt(args(t));
+            mmArgs[0] = addr(out, t);
+            mmArgs[2] = addr(left, t);
+            dev.mmAt(mmArgs);
           },
           row: empty ? undefined : row,
         };
       }
+      const args = [0, out.ld, 0, left.ld, 0, right.ld, R, M, K, acc, 0];
       const run = (t: number) => {
         if (R === 0 || M === 0 || K === 0) return;
-        const args = [addr(out, t), out.ld, addr(left, t), left.ld, addr(right, t), right.ld, R, M, K, acc];
+        args[0] = addr(out, t);
+        args[2] = addr(left, t);
+        args[4] = addr(right, t);
         dev.gemmAt(form, args);
       };
       const written = out.slot < bindings.length && a.buffers[bindings[out.slot]!.buffer]!.kind;
@@ -260,13 +263,13 @@ class WasmKernelFns implements KernelFns {
   }
 
   /** A row program of these steps for the device's current pool (none with one thread). */
-  private prepare(rows: readonly RowStep[], sequence: boolean): Prepared | undefined {
+  private prepare(rows: readonly RowStep[], sequence: boolean): Prepared {
     const prog = this.dev.rowProgram(
       this.mod,
       rows.map((r) => r.call),
       sequence,
     );
-    return prog && { prog, gen: this.dev.poolGen };
+    return prog ? { prog, gen: this.dev.poolGen } : { gen: this.dev.poolGen };
   }
 
   run(mem: FloatArray, pmem: FloatArray, offs: Float64Array, t: number, inputGrads = true): void {
@@ -274,13 +277,13 @@ class WasmKernelFns implements KernelFns {
     if (mem.byteOffset !== this.at[0] || pmem.byteOffset !== this.at[1]) this.place(mem, pmem, offs);
     if (this.rowWork) {
       for (const s of this.steps) s.prepare?.(t);
-      if (!this.whole || this.whole.gen !== this.dev.poolGen)
+      if (this.whole?.gen !== this.dev.poolGen)
         this.whole = this.prepare(
           this.steps.map((s) => s.row!),
           true,
         );
-      if (this.whole) {
-        const { prog } = this.whole;
+      const prog = this.whole.prog;
+      if (prog) {
         for (let k = 0; k < this.steps.length; k++) this.steps[k]!.row!.write(t, prog.args[k]!);
         if (this.dev.runRows(prog, this.L.rows[this.k], this.rowWork)) return;
       }

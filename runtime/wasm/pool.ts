@@ -135,7 +135,9 @@ function call() {
   if (end > start) {
     args[c[${COUNT}]] = end - start;
     for (let s = 0; s < c[${NSHIFT}]; s++) args[c[${SHIFTS} + 2 * s]] += start * c[${SHIFTS} + 2 * s + 1];
-    fns[c[${FN}]].apply(null, args.slice(0, n));
+    const a = rowArgs[n];
+    for (let i = 0; i < n; i++) a[i] = args[i];
+    fns[c[${FN}]].apply(null, a);
   }
 }
 `;
@@ -202,28 +204,48 @@ export class Pool {
 
   /** Runs export `name` over `args`, its range divided by `split` across all threads; returns when done. */
   run(name: string, args: readonly number[], split: Split): void {
+    this.runAt(this.indexOf(name), args, split);
+  }
+
+  /** The number of export `name` (of the kernel module, or `<prefix><name>` of a loaded one), for runAt. */
+  indexOf(name: string): number {
     const fn = this.index.get(name);
     if (fn === undefined) throw new Error(`pool: the module has no export "${name}"`);
+    return fn;
+  }
+
+  /** `run` by the export's number: nothing allocated or looked up, for calls made at every step. */
+  runAt(fn: number, args: readonly number[], split: Split): void {
     if (this.closed) throw new Error("pool: closed");
     if (args.length > MAX_ARGS || split.shifts.length > 8) throw new Error("pool: too many arguments");
+    const kernel = this.fns[fn]!;
     const total = args[split.count]!;
     const per = Math.ceil(Math.ceil(total / split.align) / this.threads) * split.align;
     if (this.threads === 1 || total <= per) {
-      this.fns[fn]!(...args);
+      kernel.apply(null, args as number[]);
       return;
     }
     const c = this.ctl;
+    const mine = this.mine;
+    mine.length = args.length;
     c[FN] = fn;
     c[NARGS] = args.length;
-    args.forEach((a, i) => (c[ARGS + i] = a));
+    for (let i = 0; i < args.length; i++) c[ARGS + i] = mine[i] = args[i]!;
     c[COUNT] = split.count;
     c[ALIGN] = split.align;
     c[NSHIFT] = split.shifts.length;
-    split.shifts.forEach(([i, b], s) => ((c[SHIFTS + 2 * s] = i), (c[SHIFTS + 2 * s + 1] = b)));
-    const mine = [...args];
+    for (let s = 0; s < split.shifts.length; s++) {
+      c[SHIFTS + 2 * s] = split.shifts[s]![0];
+      c[SHIFTS + 2 * s + 1] = split.shifts[s]![1];
+    }
     mine[split.count] = Math.min(total, per);
-    this.dispatch(`"${name}"`, () => this.fns[fn]!(...mine));
+    this.current = kernel;
+    this.dispatch(fn, this.runCurrent);
   }
+  /** The calling thread's part of a `runAt` (kept here: no closure per call). */
+  private readonly mine: number[] = [];
+  private current: Kernel = () => undefined;
+  private readonly runCurrent = (): void => void this.current.apply(null, this.mine);
 
   /** Runs `calls` in order over `total` rows (see `program` and `runProgram`, for calls run repeatedly). */
   runRows(calls: readonly RowCall[], total: number, align: number): void {
@@ -289,12 +311,12 @@ export class Pool {
       c[ALIGN] = align;
       prog.from = chunk.from;
       prog.to = chunk.to;
-      this.dispatch("a row sequence", prog.runMine);
+      this.dispatch(ROWS, prog.runMine);
     }
   }
 
   /** Wakes the workers for the call set up in the control block, runs `mine`, waits for them. */
-  private dispatch(what: string, mine: () => void): void {
+  private dispatch(what: number, mine: () => void): void {
     const c = this.ctl;
     Atomics.store(c, DONE, 0);
     Atomics.store(c, ERR, 0);
@@ -311,7 +333,10 @@ export class Pool {
       if (--spins < 0) Atomics.wait(c, DONE, d);
     }
     if (error !== undefined) throw error;
-    if (Atomics.load(c, ERR)) throw new Error(`pool: ${what} failed in a worker (out-of-bounds arguments?)`);
+    if (Atomics.load(c, ERR)) {
+      const name = what === ROWS ? "a row sequence" : `"${[...this.index].find(([, i]) => i === what)?.[0]}"`;
+      throw new Error(`pool: ${name} failed in a worker (out-of-bounds arguments?)`);
+    }
   }
 
   /** Stops the workers (they leave their wait loop) and releases them. */

@@ -3,7 +3,7 @@ import { DEFAULT_TILING } from "../../compiler/wasm/gemm.js";
 import { buildKernelModule, MEMORY_IMPORT } from "../../compiler/wasm/kernels.js";
 import { engineTiling } from "../../runtime/wasm/features.js";
 import { Func, ModuleWriter, T } from "../../compiler/wasm/writer.js";
-import { gemm } from "../../runtime/wasm/gemm.js";
+import { poolGemm, gemm } from "../../runtime/wasm/gemm.js";
 import { createNodePool } from "../../runtime/wasm/node.js";
 import { CONTROL_BYTES, createPool, type Pool } from "../../runtime/wasm/pool.js";
 import { check, layout, type Case } from "./helpers.js";
@@ -51,7 +51,7 @@ describe.each([2, 3])("pool of %i threads", (threads) => {
           const want = f32.slice(lay.C, lay.C + lay.outRows * lay.ldc);
           expect(check(f32, c, lay, before).worst).toBeLessThan(1e-5);
           f32.set(before);
-          gemm(pool, DEFAULT_TILING, form, lay.args, by);
+          gemm(poolGemm(pool, DEFAULT_TILING), form, lay.args, by);
           const got = f32.slice(lay.C, lay.C + lay.outRows * lay.ldc);
           expect(
             Buffer.from(got.buffer).equals(Buffer.from(want.buffer)),
