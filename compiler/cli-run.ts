@@ -7,7 +7,7 @@ import { readCellFile } from "./cli-network.js";
 import type { Io } from "./cli.js";
 import { CliError } from "./cli.js";
 import { compileCell, CellCompileError } from "../runtime/compile.js";
-import { Model, type Backend } from "../runtime/model.js";
+import { jsBackend, Model, type Backend } from "../runtime/model.js";
 import { readSafetensors, writeSafetensors } from "../runtime/safetensors.js";
 import type { Tensor } from "../runtime/tensor.js";
 import type { CellIR } from "./ir/cell.js";
@@ -148,14 +148,14 @@ function inputDims(ir: CellIR, inputs: ReadonlyMap<string, Tensor>): Record<stri
 export async function cliBackend(
   args: Parsed,
   allowed: readonly string[] = ["js", "wasm", "webgpu"],
-): Promise<Backend | undefined> {
+): Promise<Backend> {
   const f64 = args.flags.has("f64");
   const name = args.options.backend ?? (f64 ? "js" : "wasm");
   if (!allowed.includes(name))
     throw new CliError(`${args.command} runs on the ${allowed.join(" or ")} backend, not '${name}'`);
   if (args.options.threads !== undefined && name !== "wasm")
     throw new CliError("--threads goes with the wasm backend");
-  if (name === "js") return undefined;
+  if (name === "js") return jsBackend;
   if (name === "webgpu") return (await import("../runtime/webgpu/node.js")).createNodeWebGpuBackend();
   const text = args.options.threads ?? "all";
   const threads = text === "all" ? availableParallelism() : Number(text);

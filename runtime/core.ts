@@ -6,6 +6,7 @@ export {
   Model,
   Stream,
   jsBackend,
+  defaultBackend,
   type Backend,
   type Upstream,
   type Inputs,
@@ -15,4 +16,5 @@ export {
   type Gradients,
 } from "./model.js";
 export { readSafetensors, writeSafetensors } from "./safetensors.js";
+export { createWasmBackend, createThreadedWasmBackend } from "./cpu/wasm.js";
 export { tensor, CellcError, type Tensor, type DType } from "./tensor.js";

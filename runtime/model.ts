@@ -1,6 +1,7 @@
 import { evalDim, printDim, type Dim, type Type } from "../compiler/ir/shape.js";
 import type { CompiledCell } from "./cell.js";
 import { CpuSequenceRunner } from "./cpu/runner.js";
+import { createWasmBackend } from "./cpu/wasm.js";
 import { initialise, Rng } from "./init.js";
 import {
   type DirectionRunner,
@@ -60,7 +61,10 @@ export const jsBackend: Backend = {
 };
 
 export interface ModelOptions {
-  /** Where sequences run. Default: the JS kernels on the CPU. */
+  /**
+   * Where sequences run. Default: `defaultBackend(dtype)`, WebAssembly SIMD on the calling thread for
+   * float32 where the engine has it, the JS kernels otherwise and for float64.
+   */
   readonly backend?: Backend;
   /** Stacked layers: the output of layer l is the input of layer l + 1. Default 1. */
   readonly layers?: number;
@@ -137,6 +141,26 @@ interface ModelTape {
 const toMap = (m: ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>> | undefined) =>
   m === undefined ? new Map<string, Tensor>() : m instanceof Map ? new Map(m) : new Map(Object.entries(m));
 
+let defaultCpu: Backend | undefined;
+
+/**
+ * The backend of a Model given none: float32 runs on WebAssembly SIMD on the calling thread
+ * (`createWasmBackend()`, one for the process, made on first use) where the engine has WebAssembly SIMD and
+ * shared memory, else on the JS backend; float64 runs on the JS backend (`jsBackend`, the readable
+ * reference). More threads: pass `await createThreadedWasmBackend(n)`.
+ */
+export function defaultBackend(dtype: "f32" | "f64" = "f32"): Backend {
+  if (dtype === "f64") return jsBackend;
+  if (!defaultCpu) {
+    try {
+      defaultCpu = createWasmBackend();
+    } catch {
+      defaultCpu = jsBackend; // no WebAssembly, no SIMD, or no SharedArrayBuffer (a page not isolated)
+    }
+  }
+  return defaultCpu;
+}
+
 /** A cell instantiated with its dimensions and parameters: stacked, optionally bidirectional. */
 export class Model {
   readonly layers: number;
@@ -157,7 +181,7 @@ export class Model {
     opts: ModelOptions = {},
   ) {
     const ir = cell.signature;
-    this.backend = opts.backend ?? jsBackend;
+    this.backend = opts.backend ?? defaultBackend(opts.dtype ?? "f32");
     this.layers = opts.layers ?? 1;
     if (!Number.isInteger(this.layers) || this.layers < 1)
       throw new CellcError(`layers must be a positive integer, got ${this.layers}`);

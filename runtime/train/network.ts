@@ -192,9 +192,8 @@ export class Network {
     // Readout parameters from their own stream, so that changing the cell does not change them.
     // On the cell's backend when that one reads host arrays (js, wasm); a device backend's readout would
     // cost a round trip per batch for a small GEMM, so it runs on the JS kernels then.
-    const cpu = opts.backend && !opts.backend.async ? opts.backend : jsBackend;
     this.readoutModel = new Model(spec.readout, {
-      backend: this.dtype === "f64" ? jsBackend : cpu,
+      backend: opts.backend?.async ? jsBackend : opts.backend,
       dtype: this.dtype,
       params: part(readoutNames),
       dims: rDims,

@@ -68,6 +68,7 @@ export interface NetworkSpec {
 }
 
 export interface NetworkOptions {
+  /** Where the cell runs (the readout too, unless the backend is a device's). Default: Model's default. */
   readonly backend?: Backend;
   readonly dtype?: "f32" | "f64";
   readonly seed?: number;

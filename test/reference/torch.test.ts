@@ -3,7 +3,14 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { compileCell, Model, readSafetensors, type Backend, type Tensor } from "../../runtime/index.js";
+import {
+  compileCell,
+  jsBackend,
+  Model,
+  readSafetensors,
+  type Backend,
+  type Tensor,
+} from "../../runtime/index.js";
 import { createWasmBackend } from "../../runtime/cpu/wasm.js";
 import { hasWebGpu, webgpu } from "../webgpu/setup.js";
 import { mismatches } from "../compare.js";
@@ -27,7 +34,7 @@ async function runApi(c: Case, dtype: "f32" | "f64", backend?: Backend): Promise
     bidirectional: c.bidirectional,
     backend,
   });
-  expect(model.backend.name).toBe(backend?.name ?? "js");
+  expect(model.backend.name).toBe(backend?.name ?? (dtype === "f64" ? "js" : "wasm"));
   const inputs = load(c, "inputs");
   const inits = new Map<string, Tensor>();
   const upOut = new Map<string, Tensor>();
@@ -58,9 +65,13 @@ describe("PyTorch reference values", () => {
     it(`${c.name}: float64`, async () => {
       expect(mismatches(await runApi(c, "f64"), load(c, "expected"), 1e-10, 1e-9)).toEqual([]);
     });
-    it(`${c.name}: float32`, async () => {
+    it(`${c.name}: float32 (the default backend)`, async () => {
       const out = await runApi(c, "f32");
       expect([...out.values()].every((t) => t.dtype === "f32")).toBe(true);
+      expect(mismatches(out, load(c, "expected"), 2e-5, 2e-4)).toEqual([]);
+    });
+    it(`${c.name}: float32 on the JS backend`, async () => {
+      const out = await runApi(c, "f32", jsBackend);
       expect(mismatches(out, load(c, "expected"), 2e-5, 2e-4)).toEqual([]);
     });
   }
