@@ -287,7 +287,6 @@ export class Pool {
       this.fns,
       fns,
       calls.map((c) => c.count),
-      image,
       args,
       parts,
       local,
@@ -365,10 +364,9 @@ export class RowProgram {
     private readonly kernels: readonly Kernel[],
     readonly fns: readonly number[],
     private readonly counts: readonly number[],
-    readonly image: Int32Array,
-    /** Per call, its arguments in the image: rewrite those that change between runs. */
+    /** Per call, its arguments in the control-block image: rewrite those that change between runs. */
     readonly args: readonly Int32Array[],
-    /** Calls [from, to) that fit the control block at once, and their words in the image. */
+    /** Calls [from, to) that fit the control block at once, and their words of the image. */
     readonly chunks: readonly { readonly from: number; readonly to: number; readonly words: Int32Array }[],
     private readonly local: number[][],
   ) {}
