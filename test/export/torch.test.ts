@@ -12,7 +12,7 @@ import { hasTorch, PYTHON } from "./python.js";
 
 /**
  * The generated PyTorch module of every built-in cell, run by PyTorch (test/export/torch_driver.py: eager,
- * autograd, and TorchScript), against cellc's JS backend: outputs, final states and every gradient, with
+ * autograd, and TorchScript), against cellc's default CPU backend (float64: JS; float32: wasm): outputs, final states and every gradient, with
  * sequence lengths, initial states and upstream gradients into outputs and final states.
  */
 const cells = builtinCells();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { checkProgram, buildCellIR } from "../../compiler/driver.js";
-import { compileCell, Model, tensor, type Backend, type Tensor } from "../../runtime/index.js";
+import { jsBackend, compileCell, Model, tensor, type Backend, type Tensor } from "../../runtime/index.js";
 import { hasWebGpu, webgpu } from "../webgpu/setup.js";
 import { printCell } from "../../compiler/ir/print.js";
 import { evalDim } from "../../compiler/ir/shape.js";
@@ -165,7 +165,7 @@ async function run(
   cell: string,
   map: ReadonlyMap<string, string>,
   params?: Map<string, Tensor>,
-  backend?: Backend,
+  backend: Backend = jsBackend,
 ) {
   const to = (n: string) => map.get(n) ?? n;
   const c = compileCell(renameAll(src, map), { file, cell: to(cell), host: renamingHost(map) });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { compileCell, Model, tensor } from "../../runtime/index.js";
+import { jsBackend, compileCell, Model, tensor } from "../../runtime/index.js";
 import { hasWebGpu, webgpu } from "../webgpu/setup.js";
 
 /** Constants that fold to values outside float32 must still give WGSL that compiles (it used not to). */
@@ -14,7 +14,7 @@ describe.skipIf(!hasWebGpu)("WGSL constants outside float32 compile and run", ()
   for (const [what, eq] of Object.entries(CASES))
     it(what, async () => {
       const cell = compileCell(`cell c {\n  input x[H]\n  state h[H]\n  ${eq}\n  output h'\n}\n`);
-      const cpu = new Model(cell, { dims: { H: 3 }, seed: 1 });
+      const cpu = new Model(cell, { dims: { H: 3 }, seed: 1, backend: jsBackend });
       const gpu = new Model(cell, { params: cpu.params, dims: { H: 3 }, backend: (await webgpu())! });
       const x = tensor("f32", [2, 2, 3], [0.1, -0.2, 0.3, 0.4, 0.5, -0.6, 0.7, 0.8, 0.9, 1, 1.1, 1.2]);
       const a = cpu.forward({ x }).outputs.get("h")!.data;

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { createThreadedWasmBackend, createWasmBackend } from "../../runtime/cpu/wasm.js";
-import { compileCell, Model, tensor } from "../../runtime/index.js";
+import { jsBackend, compileCell, Model, tensor } from "../../runtime/index.js";
 import { checkProgram } from "../../compiler/driver.js";
 import { mismatches } from "../compare.js";
 import { builtinCellFiles, nodeHost, everything } from "../helpers.js";
@@ -27,7 +27,7 @@ describe("the wasm backend matches the JS backend on every built-in cell, at siz
           } catch {
             opts = { dims, seed: 7, layers: 1, bidirectional: false };
           }
-          const js = new Model(cell, opts);
+          const js = new Model(cell, { ...opts, backend: jsBackend });
           const wm = new Model(cell, { ...opts, params: js.params, backend: wasm });
           const T = 4;
           const x = new Map(

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { createThreadedWasmBackend, createWasmBackend, type WasmGemms } from "../../runtime/cpu/wasm.js";
-import { compileCell, Model, tensor, type Backend } from "../../runtime/index.js";
+import { jsBackend, compileCell, Model, tensor, type Backend } from "../../runtime/index.js";
 import { nodeHost } from "../helpers.js";
 
 // backward(..., { inputGrads: false }): the data needs no gradient (requires_grad=False). The gradients
@@ -28,7 +28,7 @@ async function both(backend: Backend | undefined, layers: number, bidirectional:
 
 describe("backward without the inputs' gradients", () => {
   const cases: [string, () => Promise<Backend | undefined>][] = [
-    ["js", async () => undefined],
+    ["js", async () => jsBackend],
     ["wasm", async () => createWasmBackend()],
     ["wasm, 2 threads", () => createThreadedWasmBackend(2)],
   ];

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { compileCell, Model, tensor, type Tensor } from "../../runtime/index.js";
+import { jsBackend, compileCell, Model, tensor, type Tensor } from "../../runtime/index.js";
 import { hasWebGpu, webgpu } from "./setup.js";
 
 /** Equal non-finite pattern (NaN where NaN, the same infinities), finite values close. */
@@ -23,7 +23,7 @@ describe.skipIf(!hasWebGpu)("WebGPU: non-finite values and long sequences", () =
     it(`${name}: a NaN and an infinity in the input give what JS gives, forward and backward`, async () => {
       const backend = (await webgpu())!;
       const cell = compileCell(readFileSync(`examples/cells/${name}.cell`, "utf8"));
-      const cpu = new Model(cell, { dims: { D: 3, H: 4 }, seed: 2 });
+      const cpu = new Model(cell, { dims: { D: 3, H: 4 }, seed: 2, backend: jsBackend });
       const gpu = new Model(cell, { params: cpu.params, backend });
       const data = Float32Array.from({ length: 4 * 3 * 3 }, (_, i) => Math.sin(i));
       data[4] = NaN; // row 1 from step 0 on
@@ -43,7 +43,7 @@ describe.skipIf(!hasWebGpu)("WebGPU: non-finite values and long sequences", () =
   it("a sequence of 40,000 steps (80,000 dispatches, several submissions) runs and matches JS", async () => {
     const backend = (await webgpu())!;
     const cell = compileCell(readFileSync("examples/cells/rnn.cell", "utf8"));
-    const cpu = new Model(cell, { dims: { D: 1, H: 2 }, seed: 4 });
+    const cpu = new Model(cell, { dims: { D: 1, H: 2 }, seed: 4, backend: jsBackend });
     const gpu = new Model(cell, { params: cpu.params, backend });
     const T = 40_000;
     const x = tensor(

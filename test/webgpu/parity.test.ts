@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { checkProgram } from "../../compiler/driver.js";
-import { compileCell, Model, tensor, type Tensor } from "../../runtime/index.js";
+import { jsBackend, compileCell, Model, tensor, type Tensor } from "../../runtime/index.js";
 import { Rng } from "../../runtime/init.js";
 import { builtinCellFiles, nodeHost } from "../helpers.js";
 import { hasWebGpu, webgpu } from "./setup.js";
@@ -18,7 +18,7 @@ export async function parity(
   const backend = (await webgpu())!;
   const cell = compileCell(source ?? readFileSync(file, "utf8"), { file, cell: name, host: nodeHost });
   const D = name === "sru" ? 5 : 3;
-  const cpu = new Model(cell, { dims: { D, H: 5 }, seed: 3, ...opts });
+  const cpu = new Model(cell, { dims: { D, H: 5 }, seed: 3, ...opts, backend: jsBackend });
   const gpu = new Model(cell, { params: cpu.params, backend, ...opts });
   const rng = new Rng(8);
   const T = 4;

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { compileCell, Model, tensor } from "../../runtime/index.js";
+import { jsBackend, compileCell, Model, tensor } from "../../runtime/index.js";
 import type { Backend } from "../../runtime/model.js";
 import { nodeHost } from "../helpers.js";
 import { hasWebGpu, webgpu } from "./setup.js";
@@ -18,7 +18,7 @@ describe.skipIf(!hasWebGpu)("WebGPU: per-step state gradients", () => {
       Float32Array.from({ length: T * B * 2 }, (_, i) => Math.sin(i)),
     );
     const seqLens = [5, 2, 0];
-    const js = make();
+    const js = make(jsBackend);
     const want = js.backward(js.forward({ x }, { seqLens }), {}, { stateGrads: true }).stateSteps!;
     const gpu = make((await webgpu())!);
     const got = (
