@@ -64,7 +64,6 @@ export interface KernelRowCall extends RowCall {
 interface RowStep {
   readonly call: KernelRowCall;
   write(t: number, args: Int32Array): void;
-  readonly work: RowWork;
 }
 
 /** One step of a kernel: run alone, or (`row`) as part of a row sequence after `prepare`. */
@@ -173,14 +172,14 @@ class WasmKernelFns implements KernelFns {
         const row: RowStep = {
           call: { core: false, fn: s.fn, args: [0, 0, 0, n], count: 3, shifts: [[2, 1]] },
           write: (t, a) => ((a[0] = this.frameAt), (a[1] = t)),
-          work: { elements: work, macs: 0 },
         };
+        const alone: RowWork = { elements: work, macs: 0 };
         let one: Prepared | undefined;
         const run = (t: number) => {
           if (one?.gen !== dev.poolGen) one = this.prepare([row], false);
           if (one.prog) {
             row.write(t, one.prog.args[0]!);
-            if (dev.runRows(one.prog, n, row.work)) return;
+            if (dev.runRows(one.prog, n, alone)) return;
           }
           local(t);
         };
@@ -218,7 +217,6 @@ class WasmKernelFns implements KernelFns {
             ],
           },
           write: (t, a) => ((a[0] = addr(out, t)), (a[2] = addr(left, t))),
-          work: { elements: 0, macs: R * cols * inner },
         };
         return {
           prepare,
