@@ -47,6 +47,17 @@ export function curveRows(points: readonly CurvePoint[]): CurveRow[] {
 const WIDTH = 560;
 const HEIGHT = 320;
 
+/** What every plot shares: the schema, its title, the size, a white background. */
+function frame(title: string) {
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title,
+    width: WIDTH,
+    height: HEIGHT,
+    background: "white",
+  } as const;
+}
+
 /**
  * Eval loss against step: a line for the mean over seeds and a band from min to max, one colour per
  * cell (in the order given). A log axis drops points that are not positive: they have no place on it.
@@ -66,11 +77,7 @@ export function curvesSpec(
   };
   const x = { field: "step", type: "quantitative" as const, title: "optimiser step" };
   return {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: opts.title,
-    width: WIDTH,
-    height: HEIGHT,
-    background: "white",
+    ...frame(opts.title),
     // The legend's swatches in full colour, not at the band's opacity; labels with a file path in full.
     config: { legend: { symbolOpacity: 1, labelLimit: 400 } },
     data: { values: values.map((r) => ({ ...r })) },
@@ -125,11 +132,7 @@ export function gradflowSpec(
   opts: { title: string; cells: readonly string[]; phases: readonly [string, string]; state: string },
 ): TopLevelSpec {
   return {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: opts.title,
-    width: WIDTH,
-    height: HEIGHT,
-    background: "white",
+    ...frame(opts.title),
     config: { legend: { labelLimit: 400 } },
     data: { values: rows.map((r) => ({ ...r })) },
     mark: { type: "line", strokeWidth: 2 },
