@@ -5,7 +5,7 @@ import { browserRequired, CHROMIUM, launchChromium, serveStatic } from "./harnes
 /**
  * The browser path, end to end: a page served from 127.0.0.1 compiles lstm.cell, runs it on WebGPU
  * (Chromium's SwiftShader) and checks it against the JS backend in the same page. Driven by
- * playwright-core with Debian's Chromium. CI sets CELLC_REQUIRE_BROWSER=1, so that it cannot skip there.
+ * playwright-core with Debian's Chromium. In CI (the variable CI set) it cannot skip.
  */
 const available = existsSync(CHROMIUM) && existsSync("dist/runtime/index.js");
 

@@ -13,7 +13,7 @@ import { decodeHash } from "../../playground/link.js";
  * what `cellc compile --emit` prints for the same text, the artifact download is the compiler's, the
  * URL's hash brings the text back, and the Train panel trains the typed cell against the LSTM (on
  * WebAssembly, stopped and resumed; then a few steps on WebGPU). Screenshots go to
- * test/browser/artifacts/. CI sets CELLC_REQUIRE_BROWSER=1, so that it cannot skip there.
+ * test/browser/artifacts/. In CI (the variable CI set) it cannot skip.
  */
 const SITE = resolve("dist/playground");
 const SHOTS = resolve("test/browser/artifacts");
