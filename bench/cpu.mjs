@@ -9,7 +9,7 @@
 // --before DIR runs the same against another checkout of cellc (built, with its dist/), side by side in
 // the same run, and prints the ratio: `git worktree add /tmp/before <rev> && (cd /tmp/before && npm ci)`.
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 
@@ -24,7 +24,10 @@ if (process.argv.includes("--one")) {
   // One configuration in this process: prints a JSON line.
   const [dir, cellName, size, reps] = [arg("dir"), arg("cell"), arg("size"), Number(arg("reps", "5"))];
   const [T, B, D, H] = SIZES[size];
-  const api = await import(`${dir}/dist/runtime/index.js`);
+  // A checkout from before the layers moved has its entry at dist/runtime/index.js.
+  const api = await import(
+    existsSync(`${dir}/dist/api/index.js`) ? `${dir}/dist/api/index.js` : `${dir}/dist/runtime/index.js`
+  );
   const file = `${root}/examples/cells/${cellName}.cell`;
   const src = readFileSync(file, "utf8");
   // Imports (peephole_lstm.cell imports lstm.cell) are read from the file system.

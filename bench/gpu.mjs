@@ -9,7 +9,7 @@
 // training 3x forward), launches per step, device memory and the process's peak RSS. Times include
 // upload and read-back. Timings on a CPU Vulkan driver (lavapipe, --small) say nothing about a GPU.
 import { readdirSync, readFileSync } from "node:fs";
-import { compileCell, Model, tensor } from "../dist/runtime/index.js";
+import { compileCell, Model, tensor } from "../dist/api/index.js";
 import { createNodeWebGpuBackend } from "../dist/runtime/webgpu/node.js";
 import { launches } from "../dist/compiler/schedule/print.js";
 import { compile } from "../dist/runtime/compile.js";

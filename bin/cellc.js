@@ -25,7 +25,7 @@ function runHere() {
     if (!gone.has(s)) s.write(text);
   };
   const io = { out: (s) => write(process.stdout, s), err: (s) => write(process.stderr, s) };
-  import("../dist/compiler/cli.js")
+  import("../dist/cli/main.js")
     .then(({ main }) => main(args, io))
     .then(
       (code) => {

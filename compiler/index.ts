@@ -1,13 +1,22 @@
 export { checkProgram, selectCell, selectModel, buildCellIR, type CompileResult } from "./driver.js";
 export type { CheckedModel } from "./model/check.js";
 export {
-  buildModelIR,
-  buildNetworkSpec,
-  networkSpecFromFile,
-  networkSpecFromSource,
-  type ModelNetworkSpec,
-  type ModelSpecResult,
-} from "./model/network.js";
+  compileNetwork,
+  type DataShape,
+  type NetworkChoice,
+  type NetworkOptions,
+  type NetworkOutput,
+} from "./network/compile.js";
+export {
+  compile,
+  compileIR,
+  compileOrThrow,
+  CellCompileError,
+  TARGETS,
+  type CompileOptions,
+  type CompileOutput,
+  type Target,
+} from "./compile.js";
 export { loadProgram, type SourceHost, type Program } from "./check/program.js";
 export type { CheckedCell, InitSpec } from "./check/types.js";
 export type { CellIR } from "./ir/cell.js";

@@ -6,7 +6,7 @@ import { basicSetup } from "codemirror";
 import { checkProgram, type CompileResult } from "../compiler/driver.js";
 import { hasErrors } from "../compiler/diag/diagnostic.js";
 import { STAGES, stageOutput, watOutput, type Stage } from "../compiler/stage.js";
-import { compile } from "../runtime/compile.js";
+import { compile } from "../compiler/compile.js";
 import { canShareMemory } from "../runtime/wasm/web.js";
 import { cellHighlight, cellLanguage } from "./cell-lang.js";
 import { BUILT_IN, builtInHost, isVariant } from "./cells.js";

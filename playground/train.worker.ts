@@ -2,15 +2,17 @@
 // default network for each, and steps their Trainers in turn (one update of the cell, one of the
 // reference), posting metrics as they come. The Trainers stay here between runs, so that resume goes on
 // with the same optimiser state and data stream, not only the weights.
-import { compileCell } from "../runtime/compile.js";
+import { compileNetwork } from "../compiler/network/compile.js";
+import { renderAll } from "../compiler/diag/diagnostic.js";
+import { CellcError } from "../runtime/tensor.js";
 import { createThreadedWasmBackend } from "../runtime/cpu/wasm.js";
 import { Rng } from "../runtime/init.js";
 import { jsBackend, type Backend } from "../runtime/model.js";
 import { writeSafetensors } from "../runtime/safetensors.js";
-import { makeTask } from "../runtime/tasks/index.js";
-import { defaultNetworkSpec, Network } from "../runtime/train/network.js";
-import { Trainer } from "../runtime/train/trainer.js";
-import type { Batch, DataSource } from "../runtime/train/types.js";
+import { makeTask } from "../workbench/tasks/index.js";
+import { Network } from "../workbench/train/network.js";
+import { Trainer } from "../workbench/train/trainer.js";
+import type { Batch, DataSource } from "../workbench/train/types.js";
 import { canShareMemory } from "../runtime/wasm/web.js";
 import { builtInHost } from "./cells.js";
 import {
@@ -80,7 +82,19 @@ let session: { key: string; runs: Run[]; flow?: Batch; label: string; kind: Back
 let stopping = false;
 let busy = false;
 
-const compileOf = (c: CellSource) => compileCell(c.source, { file: c.file, cell: c.cell, host: builtInHost });
+/** The cell's network for the task (its default model), compiled whole; errors as the CLI renders them. */
+function networkOf(c: CellSource, data: DataSource, H: number) {
+  const out = compileNetwork(c.source, {
+    file: c.file,
+    host: builtInHost,
+    choice: { cell: c.cell },
+    data,
+    dims: { H },
+    optimizer: "adam",
+  });
+  if (!out.artifact) throw new CellcError(renderAll(out.diagnostics, out.sources));
+  return out.artifact;
+}
 
 /** Lets the worker see a stop message between steps: a step's awaits alone never yield to the event loop. */
 function yieldToEvents(): Promise<void> {
@@ -120,10 +134,10 @@ async function open(req: StartRequest, kind: BackendKind): Promise<NonNullable<t
   if (req.reference) cells.push([SERIES.ref, req.reference]);
   // Each network has its own task object: a task may keep a position of its own in its data.
   const runs = cells.map(([series, src]): Run => {
-    const cell = compileOf(src);
     const data: DataSource = makeTask(req.task, req.T === undefined ? {} : { T: req.T });
-    const net = new Network(defaultNetworkSpec(cell, data, { H: req.hidden }), { backend, seed: req.seed });
-    const sig = cell.signature;
+    const artifact = networkOf(src, data, req.hidden);
+    const net = new Network(artifact, { backend, seed: req.seed });
+    const sig = artifact.cell.signature;
     const state = sig.states[sig.outputs[0]?.state ?? 0]?.name ?? "";
     return { series, trainer: new Trainer(net, data, cfg), state };
   });

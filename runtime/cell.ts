@@ -1,5 +1,6 @@
-import type { Artifact } from "../compiler/schedule/artifact.js";
-import { KERNEL_NAMES, type KernelName, type Signature } from "../compiler/schedule/types.js";
+import type { Artifact } from "../artifact/artifact.js";
+import { KERNEL_NAMES, type KernelName, type Signature } from "../artifact/schedule.js";
+import { loadJsModule } from "./kernels.js";
 import { CellcError, type FloatArray } from "./tensor.js";
 
 /** One generated JS kernel, instantiated for a number of rows (see compiler/codegen/js.ts). */
@@ -42,11 +43,11 @@ export function loadArtifact(artifact: Artifact): CompiledCell {
   if (artifact.format !== "cellc-artifact" || artifact.version !== 1)
     throw new CellcError("not a cellc artifact (format cellc-artifact, version 1)");
   if (artifact.js === undefined) throw new CellcError("the artifact has no JS kernels");
-  const body =
-    artifact.js.replace(/^export (function|const) /gm, "$1 ") +
-    `\nreturn { ${KERNEL_NAMES.join(", ")}, GEMMS };`;
-  // The generated code holds no user text (see compiler/codegen/js.ts), so evaluating it is safe.
-  const mod = new Function(body)() as Record<KernelName, KernelFactory> & { GEMMS: Gemms };
+  // The generated code holds no user text (see compiler/codegen/js.ts).
+  const mod = loadJsModule(artifact.js, [...KERNEL_NAMES, "GEMMS"], "cell's") as Record<
+    KernelName,
+    KernelFactory
+  > & { GEMMS: Gemms };
   const kernels = Object.fromEntries(KERNEL_NAMES.map((k) => [k, mod[k]])) as Record<
     KernelName,
     KernelFactory

@@ -1,39 +1,21 @@
-export * from "./core.js";
+// The runtime alone: loads compiled artifacts and runs them, and imports nothing of the compiler, so that
+// a page that only runs kernels stays small. The package's entry (api/index.ts) adds the compiler.
+export { loadArtifact, type CompiledCell, type KernelFactory, type KernelFns } from "./cell.js";
+export type { Artifact } from "../artifact/artifact.js";
 export {
-  compile,
-  compileCell,
-  compileIR,
-  CellCompileError,
-  type CompileOptions,
-  type CompileOutput,
-} from "./compile.js";
-// Training (issue 9): networks around a cell, optimisers as PyTorch defines them, the built-in tasks.
-export {
-  Network,
-  defaultNetworkSpec,
-  readoutSource,
-  cellParamNames,
-  type LossWant,
-} from "./train/network.js";
-export {
-  Trainer,
-  train,
-  type TrainHooks,
-  type TrainerOptions,
-  type CheckpointState,
-} from "./train/trainer.js";
-export { makeOptimizer, clipGradNorm, gradNorm, learningRate, type Optimizer } from "./train/optim.js";
-export { makeTask, dataFromSafetensors, TASK_NAMES, type FileDataOptions } from "./tasks/index.js";
-export type {
-  Batch,
-  DataSource,
-  LossKind,
-  LossResult,
-  Metric,
-  NetworkOptions,
-  NetworkSpec,
-  OptimName,
-  TaskInfo,
-  TrainConfig,
-  TrainResult,
-} from "./train/types.js";
+  Model,
+  Stream,
+  jsBackend,
+  defaultBackend,
+  type Backend,
+  type Upstream,
+  type Inputs,
+  type ModelOptions,
+  type ForwardOptions,
+  type ForwardResult,
+  type Gradients,
+} from "./model.js";
+export { readSafetensors, writeSafetensors } from "./safetensors.js";
+export { createWasmBackend, createThreadedWasmBackend } from "./cpu/wasm.js";
+export { tensor, CellcError, type Tensor, type DType } from "./tensor.js";
+export type { NetworkArtifact } from "../artifact/network.js";

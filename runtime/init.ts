@@ -1,4 +1,4 @@
-import type { InitSpec } from "../compiler/check/types.js";
+import type { InitSpec } from "../artifact/init.js";
 import type { FloatArray } from "./tensor.js";
 
 /** A small seeded generator (mulberry32) so that initialisation is reproducible from a seed. */

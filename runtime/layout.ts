@@ -1,6 +1,6 @@
-import type { Artifact, KernelInfo } from "../compiler/schedule/artifact.js";
-import { KERNEL_NAMES, type BufferDecl, type KernelName } from "../compiler/schedule/types.js";
-import { evalDim, type Type } from "../compiler/ir/shape.js";
+import type { Artifact, KernelInfo } from "../artifact/artifact.js";
+import { KERNEL_NAMES, type BufferDecl, type KernelName } from "../artifact/schedule.js";
+import { evalDim, type Type } from "../artifact/shape.js";
 
 /**
  * Where every buffer of a schedule lives for one (sizes, B, T): element offsets in the two arenas, and each

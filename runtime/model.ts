@@ -1,15 +1,12 @@
-import { evalDim, printDim, type Dim, type Type } from "../compiler/ir/shape.js";
+import { evalDim, printDim, type Type } from "../artifact/shape.js";
+import { LAYER_PREFIX, layerParamName, MAX_LAYERS } from "../artifact/network.js";
+import { bindDim, bindShape, checkShape, resolveShape, shapeText } from "../artifact/sizes.js";
 import type { CompiledCell } from "./cell.js";
-import { CpuSequenceRunner } from "./cpu/runner.js";
+import { jsBackend, type Backend } from "./backend.js";
+export { hostOps, jsBackend, type Backend } from "./backend.js";
 import { createWasmBackend } from "./cpu/wasm.js";
 import { initialise, Rng } from "./init.js";
-import {
-  type DirectionRunner,
-  type Seq,
-  type SeqOps,
-  type SequenceGrads,
-  type SequenceResult,
-} from "./sequence.js";
+import { type DirectionRunner, type Seq, type SequenceGrads, type SequenceResult } from "./sequence.js";
 import {
   asFloat,
   CellcError,
@@ -21,44 +18,6 @@ import {
   type FloatArray,
   type Tensor,
 } from "./tensor.js";
-
-/** Where a model's sequences run: the CPU (JS kernels) or WebGPU (see runtime/webgpu). */
-export interface Backend {
-  readonly name: string;
-  /** True when results come back asynchronously: use forwardAsync() and backwardAsync(). */
-  readonly async: boolean;
-  runner(
-    cell: CompiledCell,
-    sizes: Readonly<Record<string, number>>,
-    B: number,
-    dtype: "f32" | "f64",
-  ): DirectionRunner;
-  /** Moving sequences between layers and directions, where the backend keeps them. */
-  readonly ops: SeqOps;
-}
-
-const host = (x: Seq) => x as FloatArray;
-
-/** The host's sequence operations: plain typed arrays. */
-export const hostOps: SeqOps = {
-  reverseValid: (x, T, B, F, lens) => reverseValid(host(x), T, B, F, lens),
-  concatFeatures: (parts, rows, F, dtype) => concatFeatures(parts.map(host), rows, F, dtype),
-  sliceFeatures: (x, rows, F, d, n, dtype) => sliceFeatures(host(x), rows, F, d, n, dtype),
-  add: (a, b) => {
-    const x = host(a);
-    const y = host(b);
-    for (let k = 0; k < x.length; k++) x[k]! += y[k]!;
-    return x;
-  },
-  readAll: (xs) => xs.map(host),
-};
-
-export const jsBackend: Backend = {
-  name: "js",
-  async: false,
-  runner: (cell, sizes, B, dtype) => new CpuSequenceRunner(cell, sizes, B, dtype),
-  ops: hostOps,
-};
 
 export interface ModelOptions {
   /**
@@ -282,7 +241,7 @@ export class Model {
 
   /** `Wi`, `l0.Wi` or `l1.reverse.Wi`. */
   name(layer: number, direction: number, base: string): string {
-    return this.prefixed ? `l${layer}.${direction ? "reverse." : ""}${base}` : base;
+    return layerParamName(this.prefixed, layer, direction, base);
   }
 
   private runner(l: number, d: number, B: number): DirectionRunner {
@@ -587,7 +546,7 @@ export class Model {
   ): { outputs: FloatArray[]; states: FloatArray[] } {
     const r = this.runner(l, 0, B).forward(inputs, 1, states, this.layerParams(l, 0), undefined, false);
     if (r instanceof Promise) throw new CellcError("stream() runs on the js backend only");
-    return { outputs: r.outputs.map(host), states: r.finals.map(host) };
+    return { outputs: r.outputs as FloatArray[], states: r.finals as FloatArray[] };
   }
 
   /** State si of layer l, direction d, at the start of a sequence: given (checked) or its declared value. */
@@ -704,11 +663,6 @@ export class Stream {
   }
 }
 
-/** Far past any trained stack; it keeps a typo such as `--layers 1e9` from hanging in bookkeeping. */
-const MAX_LAYERS = 10_000;
-
-const layerPrefix = /^l\d+\.(?:reverse\.)?/;
-
 /** Missing and unexpected parameters, all at once, with a hint when only the layer prefix differs. */
 function checkParamNames(
   ir: CompiledCell["signature"],
@@ -740,7 +694,7 @@ function checkParamNames(
   const parts: string[] = [];
   if (missing.length === 1) {
     const n = missing[0]!;
-    const type = types.get(n.replace(layerPrefix, ""))!;
+    const type = types.get(n.replace(LAYER_PREFIX, ""))!;
     let shape = showShape(type.dims.map(printDim));
     if (!/^l[1-9]/.test(n))
       try {
@@ -754,8 +708,8 @@ function checkParamNames(
     parts.push(
       `unexpected parameter${unexpected.length > 1 ? "s" : ""} ${list(unexpected)}: '${ir.name}' has ${list([...known])}`,
     );
-  const bare = missing.map((n) => n.replace(layerPrefix, "")).find((n) => given.has(n));
-  const extra = unexpected.find((n) => layerPrefix.test(n) && known.has(n.replace(layerPrefix, "")));
+  const bare = missing.map((n) => n.replace(LAYER_PREFIX, "")).find((n) => given.has(n));
+  const extra = unexpected.find((n) => LAYER_PREFIX.test(n) && known.has(n.replace(LAYER_PREFIX, "")));
   if (prefixed && bare)
     parts.push(
       `the file has '${bare}': for several layers or directions parameters are named l<k>.[reverse.]<name>`,
@@ -765,104 +719,4 @@ function checkParamNames(
       `the file has '${extra}': names with a layer prefix l<k>.[reverse.] are for several layers or directions`,
     );
   throw new CellcError(parts.join("; "));
-}
-
-/** Binds a dimension made of a single name from a known size; checks it against an earlier binding. */
-function bindDim(sizes: Record<string, number>, d: Dim, size: number, what: string): void {
-  const names = Object.keys(d.terms);
-  if (names.length === 1 && d.c === 0 && d.terms[names[0]!] === 1) {
-    const n = names[0]!;
-    if (sizes[n] !== undefined && sizes[n] !== size)
-      throw new CellcError(`dimension ${n} is ${sizes[n]} elsewhere but ${size} in ${what}`);
-    sizes[n] = size;
-    return;
-  }
-  // A sum such as D + H, once all names but one are known, gives the last one.
-  const unknown = names.filter((n) => sizes[n] === undefined);
-  if (unknown.length !== 1) return;
-  const n = unknown[0]!;
-  let rest = d.c;
-  for (const m of names) if (m !== n) rest += d.terms[m]! * sizes[m]!;
-  const v = (size - rest) / d.terms[n]!;
-  if (Number.isInteger(v) && v > 0) sizes[n] = v;
-}
-
-function bindShape(sizes: Record<string, number>, t: Type, shape: readonly number[], what: string): void {
-  if (shape.length !== t.dims.length)
-    throw new CellcError(
-      `${what} has shape ${showShape(shape)}; expected ${showShape(t.dims.map(printDim))}`,
-    );
-  t.dims.forEach((d, i) => {
-    const names = Object.keys(d.terms);
-    const n = names[0]!;
-    if (names.length === 1 && sizes[n] !== undefined && evalDim(d, sizes) !== shape[i])
-      throw new CellcError(
-        `${what} has shape ${showShape(shape)}; expected ${showShape(t.dims.map(printDim))} with ${n} = ${sizes[n]}`,
-      );
-    bindDim(sizes, d, shape[i]!, what);
-  });
-}
-
-function resolveShape(t: Type, sizes: Record<string, number>, what: string): number[] {
-  return t.dims.map((d) => {
-    for (const n of Object.keys(d.terms))
-      if (sizes[n] === undefined)
-        throw new CellcError(
-          `dimension ${n} of ${what} ${showShape(t.dims.map(printDim))} is not known: give a tensor that has it, or its size`,
-        );
-    return evalDim(d, sizes);
-  });
-}
-
-function shapeText(t: Type, shape: readonly number[]): string {
-  return `${showShape(t.dims.map(printDim))} = ${showShape(shape)}`;
-}
-
-function checkShape(
-  actual: readonly number[],
-  expected: readonly number[],
-  what: string,
-  t?: Type,
-  lead: string[] = [],
-): void {
-  if (actual.length === expected.length && actual.every((v, i) => v === expected[i])) return;
-  const symbolic = t ? ` (${showShape([...lead, ...t.dims.map(printDim)])})` : "";
-  throw new CellcError(`${what} has shape ${showShape(actual)}; expected ${showShape(expected)}${symbolic}`);
-}
-
-/** Reverses each row's first lens[b] time steps; steps past the length stay where they are. */
-function reverseValid(
-  x: FloatArray,
-  T: number,
-  B: number,
-  F: number,
-  lens: Int32Array | undefined,
-): FloatArray {
-  const out = x.slice();
-  for (let b = 0; b < B; b++) {
-    const n = lens ? lens[b]! : T;
-    for (let t = 0; t < n; t++)
-      out.set(x.subarray(((n - 1 - t) * B + b) * F, ((n - 1 - t) * B + b + 1) * F), (t * B + b) * F);
-  }
-  return out;
-}
-
-function concatFeatures(parts: FloatArray[], rows: number, F: number, dtype: "f32" | "f64"): FloatArray {
-  const out = floatArray(dtype, rows * F * parts.length);
-  for (let r = 0; r < rows; r++)
-    parts.forEach((p, d) => out.set(p.subarray(r * F, (r + 1) * F), (r * parts.length + d) * F));
-  return out;
-}
-
-function sliceFeatures(
-  x: FloatArray,
-  rows: number,
-  F: number,
-  d: number,
-  n: number,
-  dtype: "f32" | "f64",
-): FloatArray {
-  const out = floatArray(dtype, rows * F);
-  for (let r = 0; r < rows; r++) out.set(x.subarray((r * n + d) * F, (r * n + d + 1) * F), r * F);
-  return out;
 }

@@ -1,20 +1,12 @@
-/** A dense, row-major tensor. Sequences are time-major: `[T, B, ...features]`. */
-export type DType = "f32" | "f64" | "i32";
-export type FloatArray = Float32Array | Float64Array;
-export type TensorData = Float32Array | Float64Array | Int32Array;
-
-export interface Tensor {
-  readonly dtype: DType;
-  readonly shape: readonly number[];
-  readonly data: TensorData;
-  /** The dtype in the file when the reader converted it (F16, BF16 to f32; I64 to i32). */
-  readonly stored?: string;
-}
-
-/** An error in what the caller gave cellc (a tensor, a file, an option): reported as its message alone. */
-export class CellcError extends Error {
-  override readonly name = "CellcError";
-}
+import {
+  CellcError,
+  showShape,
+  type DType,
+  type FloatArray,
+  type Tensor,
+  type TensorData,
+} from "../artifact/tensor.js";
+export { CellcError, showShape, type DType, type FloatArray, type Tensor, type TensorData };
 
 export const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
@@ -72,10 +64,6 @@ export function tensor(
 
 export function floatArray(dtype: "f32" | "f64", n: number): FloatArray {
   return dtype === "f32" ? new Float32Array(n) : new Float64Array(n);
-}
-
-export function showShape(s: readonly (number | string)[]): string {
-  return `[${s.join(", ")}]`;
 }
 
 /** Converts a float tensor's data to the compute precision, copying only when the dtype differs. */

@@ -1,4 +1,4 @@
-import type { KernelName } from "../compiler/schedule/types.js";
+import type { KernelName } from "../artifact/schedule.js";
 
 /** What an executor does with one kernel of the schedule at step t: run it, or run one of its masks. */
 export interface KernelExecutor {

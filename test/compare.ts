@@ -1,4 +1,4 @@
-import type { Tensor } from "../runtime/index.js";
+import type { Tensor } from "../api/index.js";
 
 /**
  * Every way `actual` differs from `reference` beyond |a - r| <= atol + rtol |r|: missing or extra tensors,

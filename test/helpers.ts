@@ -1,3 +1,6 @@
+import type { NetworkArtifact, OptimName } from "../artifact/network.js";
+import { renderAll } from "../compiler/diag/diagnostic.js";
+import { compileNetwork, type DataShape, type NetworkChoice } from "../compiler/network/compile.js";
 import { readFileSync, writeFileSync, existsSync, readdirSync } from "node:fs";
 import { expect } from "vitest";
 import { checkProgram } from "../compiler/driver.js";
@@ -48,3 +51,22 @@ export const jsonl = (path: string) =>
     .trim()
     .split("\n")
     .map((l) => JSON.parse(l) as Record<string, number | string>);
+
+/**
+ * The network artifact of a .cell file for data of this shape (its declared model, or its cell in the
+ * default model), compiled as `cellc train` compiles it; errors in the file fail the test.
+ */
+export function networkArtifact(
+  file: string,
+  data: DataShape,
+  opts: NetworkChoice & {
+    dims?: Record<string, number>;
+    optimizer?: OptimName;
+    source?: string;
+  } = {},
+): NetworkArtifact {
+  const { dims, optimizer, source, ...choice } = opts;
+  const out = compileNetwork(source, { file, host: nodeHost, choice, data, dims, optimizer });
+  if (!out.artifact) throw new Error(renderAll(out.diagnostics, out.sources));
+  return out.artifact;
+}

@@ -53,7 +53,7 @@ async function timed(fn, reps) {
   return { median: ms[Math.floor(n / 2)], min: ms[0], max: ms[n - 1], n, warm: true, cores };
 }
 
-const cellc = await import(join(root, "dist/runtime/index.js"));
+const cellc = await import(join(root, "dist/api/index.js"));
 const cellSource = (cell) => readFileSync(join(root, `examples/cells/${cell}.cell`), "utf8");
 const input = (T, B, D) => Float32Array.from({ length: T * B * D }, (_, i) => Math.sin(i * 0.37));
 

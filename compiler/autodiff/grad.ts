@@ -1,6 +1,6 @@
 import type { CellIR } from "../ir/cell.js";
 import { Builder, Graph, type Node, type NodeId } from "../ir/graph.js";
-import { dimKey, type Type } from "../ir/shape.js";
+import { dimKey, type Type } from "../../artifact/shape.js";
 import { OPS } from "../ops/ops.js";
 import { runPasses } from "../passes/pipeline.js";
 import { extract } from "../passes/rebuild.js";

@@ -2,7 +2,7 @@ import type * as A from "../ast/ast.js";
 import { didYouMean, DiagnosticBag, type RelatedNote } from "../diag/diagnostic.js";
 import type { Span } from "../diag/span.js";
 import { broadcastType } from "../ir/graph.js";
-import { dim, dimAdd, dimConst, dimEq, printType, type Dim, type Type } from "../ir/shape.js";
+import { dim, dimAdd, dimConst, dimEq, printType, type Dim, type Type } from "../../artifact/shape.js";
 import { OPS, type OpKind } from "../ops/ops.js";
 import { NESTING_LIMIT } from "../ast/build.js";
 import { BUILTINS, INITIALISERS } from "./builtins.js";

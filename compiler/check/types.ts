@@ -1,7 +1,9 @@
 import type { Span } from "../diag/span.js";
 import type { LeafRole } from "../ir/graph.js";
 import type { OpKind } from "../ops/ops.js";
-import type { Dim, Type } from "../ir/shape.js";
+import type { Dim, Type } from "../../artifact/shape.js";
+import type { InitSpec } from "../../artifact/init.js";
+export type { InitSpec };
 
 /** A checked, typed expression: names resolved, user functions inlined, sugar expanded into primitives. */
 export type TExpr = { readonly type: Type; readonly span: Span } & (
@@ -13,13 +15,6 @@ export type TExpr = { readonly type: Type; readonly span: Span } & (
   | { readonly k: "matvec"; readonly weight: string; readonly weightType: Type; readonly arg: TExpr }
   | { readonly k: "concat"; readonly items: readonly TExpr[] }
 );
-
-export type InitSpec =
-  | { readonly kind: "const"; readonly value: number }
-  | { readonly kind: "uniform"; readonly lo?: number; readonly hi?: number }
-  | { readonly kind: "normal"; readonly mean: number; readonly std: number }
-  | { readonly kind: "xavier"; readonly gain: number }
-  | { readonly kind: "orthogonal"; readonly gain: number };
 
 export interface CheckedCell {
   readonly name: string;

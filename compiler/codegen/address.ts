@@ -1,5 +1,5 @@
 import type { NodeId } from "../ir/graph.js";
-import type { Dim, Type } from "../ir/shape.js";
+import type { Dim, Type } from "../../artifact/shape.js";
 import type { KernelIR } from "../schedule/types.js";
 import type { KernelPlan } from "./plan.js";
 

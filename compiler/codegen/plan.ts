@@ -1,5 +1,5 @@
 import type { Node, NodeId } from "../ir/graph.js";
-import { dimAdd, dimConst, dimKey, type Dim, type Type } from "../ir/shape.js";
+import { dimAdd, dimConst, dimKey, type Dim, type Type } from "../../artifact/shape.js";
 import { OPS } from "../ops/ops.js";
 import type { KernelIR, OuterAccumulate, Store } from "../schedule/types.js";
 

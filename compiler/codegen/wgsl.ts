@@ -1,5 +1,5 @@
 import type { NodeId } from "../ir/graph.js";
-import { printDim, storedShape, type Dim } from "../ir/shape.js";
+import { printDim, storedShape, type Dim } from "../../artifact/shape.js";
 import { OPS, type ElementwiseDef } from "../ops/ops.js";
 import type { WgslDispatch, WgslEntryInfo, WgslExtent, WgslKernelText } from "../schedule/artifact.js";
 import {

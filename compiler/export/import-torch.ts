@@ -1,4 +1,4 @@
-import { CellcError, type Tensor } from "../../runtime/tensor.js";
+import { CellcError, type Tensor } from "../../artifact/tensor.js";
 import type { CellIR } from "../ir/cell.js";
 import { recognise, type Gate } from "./recognise.js";
 

@@ -1,23 +1,26 @@
 import { reachableNodes } from "../ir/cell.js";
-import { Model } from "../../runtime/model.js";
-import { CellcError, type Tensor } from "../../runtime/tensor.js";
+import { CellcError, type Tensor } from "../../artifact/tensor.js";
 import type { CellIR } from "../ir/cell.js";
-import type { CompiledIR } from "../../runtime/compile.js";
 import type { NodeId } from "../ir/graph.js";
-import { evalDim } from "../ir/shape.js";
+import { evalDim } from "../../artifact/shape.js";
 import { OnnxGraph, type AttrValue } from "./onnx-graph.js";
 import { DT, ModelProto } from "./proto.js";
 import { recognise, type Activation, type Gate, type Native } from "./recognise.js";
 
+/** A cell instantiated in layers and directions (the runtime's Model is one): sizes and parameters. */
+export interface OnnxLayout {
+  /** Dimension sizes of each layer. */
+  readonly sizes: readonly Readonly<Record<string, number>>[];
+  /** Every parameter, by `cellc run` name. */
+  readonly params: ReadonlyMap<string, Tensor>;
+  /** The `cellc run` name of a parameter of a layer and direction. */
+  name(layer: number, direction: number, base: string): string;
+}
+
 export interface OnnxOptions {
-  /** Parameters by `cellc run` name: they become initialisers. Without them, they are graph inputs. */
-  readonly params?: ReadonlyMap<string, Tensor>;
-  /** Dimension sizes not given by the parameters. */
-  readonly dims?: Readonly<Record<string, number>>;
-  readonly layers?: number;
+  /** The parameters' values become initialisers; false: they are graph inputs. Default true. */
+  readonly weights?: boolean;
   readonly bidirectional?: boolean;
-  /** Name parameters `l0.Wi` even for one layer in one direction (as `cellc run --layers 1`). */
-  readonly prefixed?: boolean;
   /** Emit ONNX's LSTM / GRU / RNN when the cell is one (default); false: always a Scan. */
   readonly native?: boolean;
   /** Input `sequence_lens` (default); false: every row is T steps long. */
@@ -40,17 +43,9 @@ const OPSET = 17;
  * directions, B, n]`, `Y [T, directions, B, H]` and `Y_<state>
  * [directions, B, n]` of the last layer.
  */
-export function exportOnnx(cell: CompiledIR, opts: OnnxOptions = {}): OnnxExport {
-  const ir = cell.ir;
+export function exportOnnx(ir: CellIR, model: OnnxLayout, opts: OnnxOptions = {}): OnnxExport {
   refuseUnsupported(ir);
-  const model = new Model(cell, {
-    params: opts.params,
-    dims: opts.dims,
-    layers: opts.layers,
-    bidirectional: opts.bidirectional,
-    prefixed: opts.prefixed,
-  });
-  const L = model.layers;
+  const L = model.sizes.length;
   const dirs = opts.bidirectional ? 2 : 1;
   const native = opts.native === false ? undefined : recognise(ir);
   const g = new OnnxGraph();
@@ -61,7 +56,7 @@ export function exportOnnx(cell: CompiledIR, opts: OnnxOptions = {}): OnnxExport
       for (const p of ir.params) {
         const name = model.name(l, d, p.name);
         const t = model.params.get(name)!;
-        if (opts.params) g.tensor(name, DT.float, t.shape, t.data);
+        if (opts.weights !== false) g.tensor(name, DT.float, t.shape, t.data);
         else g.inputs.push({ name, elem: DT.float, shape: t.shape });
       }
 

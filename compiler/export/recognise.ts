@@ -1,6 +1,6 @@
 import type { CellIR } from "../ir/cell.js";
 import type { Node, NodeId } from "../ir/graph.js";
-import { dimEq } from "../ir/shape.js";
+import { dimEq } from "../../artifact/shape.js";
 
 /**
  * Decides from the IR alone whether a cell is one of ONNX's recurrent operators (LSTM, GRU, RNN), and if so

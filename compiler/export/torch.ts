@@ -1,9 +1,9 @@
 import { reachableNodes } from "../ir/cell.js";
-import { CellcError } from "../../runtime/tensor.js";
+import { CellcError } from "../../artifact/tensor.js";
 import type { InitSpec } from "../check/types.js";
 import type { CellIR } from "../ir/cell.js";
 import type { NodeId } from "../ir/graph.js";
-import type { Dim } from "../ir/shape.js";
+import type { Dim } from "../../artifact/shape.js";
 
 /**
  * A cell as a self-contained PyTorch module (see the README's contract): `build(dims, layers=1,

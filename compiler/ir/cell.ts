@@ -1,7 +1,7 @@
 import type { InitSpec } from "../check/types.js";
 import type { Span } from "../diag/span.js";
 import type { Graph, NodeId } from "./graph.js";
-import type { Type } from "./shape.js";
+import type { Type } from "../../artifact/shape.js";
 
 /** A cell's step as IR: `(x_t, state_{t-1}, params) -> (outputs_t, state_t)`. */
 export interface CellIR {

@@ -1,6 +1,6 @@
 import type { Span } from "../diag/span.js";
-import { dimAdd, dimSub, type Dim, type Type } from "./shape.js";
-import type { OpKind } from "../ops/ops.js";
+import { dimAdd, dimSub, type Dim, type Type } from "../../artifact/shape.js";
+import type { OpKind } from "../ops/kind.js";
 
 export type NodeId = number;
 /**

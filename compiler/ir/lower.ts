@@ -1,7 +1,7 @@
 import type { CheckedCell, TExpr } from "../check/types.js";
 import type { CellIR } from "./cell.js";
 import { Builder, Graph, type NodeId } from "./graph.js";
-import { dimAdd, dimConst, type Dim } from "./shape.js";
+import { dimAdd, dimConst, type Dim } from "../../artifact/shape.js";
 
 /** Lowers a checked cell to IR. A matvec on a concatenation becomes one matvec per column block. */
 export function lowerCell(cell: CheckedCell): CellIR {

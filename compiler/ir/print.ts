@@ -4,7 +4,7 @@ import { lineCol } from "../diag/span.js";
 import type { CellIR } from "./cell.js";
 import { classify } from "./classify.js";
 import type { Graph, Node } from "./graph.js";
-import { printDim, printType, storedShape } from "./shape.js";
+import { printDim, printType, storedShape } from "../../artifact/shape.js";
 
 export function printInit(i: InitSpec): string {
   switch (i.kind) {

@@ -1,6 +1,6 @@
 import { OPS } from "../ops/ops.js";
 import type { Graph, NodeId } from "./graph.js";
-import { dimEq, dimSub, printType } from "./shape.js";
+import { dimEq, dimSub, printType } from "../../artifact/shape.js";
 
 /** Checks the IR's invariants; throws (a compiler bug, not a user error) naming the pass that broke them. */
 export function verifyGraph(g: Graph, roots: readonly NodeId[], after = "lowering"): void {

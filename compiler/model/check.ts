@@ -4,12 +4,15 @@ import type { Program } from "../check/program.js";
 import type { CheckedCell, InitSpec } from "../check/types.js";
 import { didYouMean, type DiagnosticBag, type RelatedNote } from "../diag/diagnostic.js";
 import type { Span } from "../diag/span.js";
-import { dimEq, printType, type Dim, type Type } from "../ir/shape.js";
-import type { LossKind } from "../../runtime/train/types.js";
+import { dimEq, printType, type Dim, type Type } from "../../artifact/shape.js";
+import { MAX_LAYERS, type LossKind } from "../../artifact/network.js";
+export { MAX_LAYERS };
 
 /** A checked model: the cell it wraps, and its readout as a stateless cell of its own. */
 export interface CheckedModel {
   readonly name: string;
+  /** false for a default model made by the compiler (see compiler/network/compile.ts). */
+  readonly declared?: boolean;
   readonly span: Span;
   readonly input: {
     readonly name: string;
@@ -34,8 +37,6 @@ export interface CheckedModel {
 
 export const LOSSES: readonly LossKind[] = ["mse", "cross_entropy", "binary_cross_entropy"];
 const OPTIONS = ["layers", "bidirectional"];
-/** As runtime/model.ts allows. */
-export const MAX_LAYERS = 10_000;
 
 /**
  * Checks one model. `cellOf` gives the checked cell of a name (undefined when it has errors, which were

@@ -1,35 +1,8 @@
 import type { Attrs, Builder, NodeId } from "../ir/graph.js";
-import { dimAdd, dimConst } from "../ir/shape.js";
+import { dimAdd, dimConst } from "../../artifact/shape.js";
 
-export type OpKind =
-  | "leaf"
-  | "const"
-  | "dim"
-  | "add"
-  | "sub"
-  | "mul"
-  | "div"
-  | "neg"
-  | "sigmoid"
-  | "tanh"
-  | "relu"
-  | "exp"
-  | "log"
-  | "sqrt"
-  | "softplus"
-  | "softsign"
-  | "abs"
-  | "min"
-  | "max"
-  | "gt"
-  | "sum"
-  | "sumbatch"
-  | "matvec"
-  | "concat"
-  | "slice"
-  | "gemm"
-  | "gemmT"
-  | "cols";
+import type { OpKind } from "./kind.js";
+export type { OpKind };
 
 /**
  * How a primitive is scheduled: elementwise ops fuse into loops; barriers need their operands whole; a view

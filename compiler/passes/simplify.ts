@@ -1,5 +1,5 @@
 import type { Builder, Node, NodeId } from "../ir/graph.js";
-import { typeEq } from "../ir/shape.js";
+import { typeEq } from "../../artifact/shape.js";
 import { OPS } from "../ops/ops.js";
 
 /**

@@ -1,7 +1,7 @@
 import { differentiate, upstreamName } from "../autodiff/grad.js";
 import type { CellIR } from "../ir/cell.js";
 import { Builder, Graph, type Node, type NodeId } from "../ir/graph.js";
-import { dimAdd, dimConst, type Dim, type Type } from "../ir/shape.js";
+import { dimAdd, dimConst, type Dim, type Type } from "../../artifact/shape.js";
 import { OPS } from "../ops/ops.js";
 import { extract } from "../passes/rebuild.js";
 import { readsState, stackCell } from "./stack.js";

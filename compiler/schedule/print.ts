@@ -2,7 +2,7 @@ import { planKernel, type KernelPlan } from "../codegen/plan.js";
 import type { SourceMap } from "../diag/span.js";
 import type { NodeId } from "../ir/graph.js";
 import { printGraph } from "../ir/print.js";
-import { dimAdd, dimConst, printDim, type Dim, type Type } from "../ir/shape.js";
+import { dimAdd, dimConst, printDim, type Dim, type Type } from "../../artifact/shape.js";
 import {
   KERNEL_NAMES,
   kernelsOf,

@@ -1,7 +1,7 @@
 import type { CellIR } from "../ir/cell.js";
 import { cellRoots } from "../ir/cell.js";
 import { Builder, Graph, type Node, type NodeId } from "../ir/graph.js";
-import { dimAdd, dimConst, dimKey, dimSub, type Dim } from "../ir/shape.js";
+import { dimAdd, dimConst, dimKey, dimSub, type Dim } from "../../artifact/shape.js";
 import { rebuild } from "../passes/rebuild.js";
 import type { Pack, PackBlock } from "./types.js";
 

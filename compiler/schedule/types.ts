@@ -1,6 +1,16 @@
-import type { InitSpec } from "../check/types.js";
 import type { Graph, NodeId } from "../ir/graph.js";
-import type { Dim, Type } from "../ir/shape.js";
+import type { Type } from "../../artifact/shape.js";
+import type { BufferDecl, KernelName, Pack, Signature } from "../../artifact/schedule.js";
+export { KERNEL_NAMES } from "../../artifact/schedule.js";
+export type {
+  BufferDecl,
+  BufferKind,
+  Extent,
+  KernelName,
+  Pack,
+  PackBlock,
+  Signature,
+} from "../../artifact/schedule.js";
 
 /**
  * The schedule: how a whole sequence runs, decided once by the compiler for every backend. It is plain data
@@ -15,34 +25,6 @@ import type { Dim, Type } from "../ir/shape.js";
  *   one   [row]             unbatched values: parameters, packed weights, their gradients
  * Parameters, packed weights and their gradients live in the `pmem` arena, everything else in `mem`.
  */
-export type BufferKind =
-  | "input" // a cell input, [T, B, ...]
-  | "state" // a state at every step, [T + 1, B, ...]
-  | "output" // a cell output, [T, B, ...]
-  | "param" // a parameter as the user wrote it
-  | "pack" // stacked gate weights, laid out from the parameters once per parameter update
-  | "tape" // forward values read later: hoisted out of the loop, or kept for the backward pass
-  | "grad_output" // upstream gradient into an output, [T, B, ...]
-  | "grad_state" // gradient of the state before step t at t; the upstream of the final state at T
-  | "grad_input" // gradient of an input, [T, B, ...]
-  | "grad_param"
-  | "grad_pack"
-  | "gtape" // gradients computed in the backward loop and read after it, [T, B, ...]
-  | "carry"; // rows set aside by the backward masks, [B, ...]
-
-export type Extent = "seq" | "seq1" | "batch" | "one";
-
-export interface BufferDecl {
-  readonly kind: BufferKind;
-  /** Which one of its kind: the position in the cell's inputs, states, outputs or params, or in the schedule's list. */
-  readonly index: number;
-  /** For printing only; never reaches generated code. */
-  readonly name: string;
-  /** The type of one row (per batch row and step when batched). */
-  readonly type: Type;
-  readonly extent: Extent;
-  readonly arena: "mem" | "pmem";
-}
 
 /** Binding of a kernel: a buffer, read or written at step t, or one step later (`shift` 1: a next state). */
 export interface Binding {
@@ -91,37 +73,6 @@ export interface KernelIR {
 
 export const bindingKey = (b: { buffer: number; shift: 0 | 1 }) => `${b.buffer}${b.shift ? "+1" : ""}`;
 
-/** One block of a pack: rows [row0, row0 + rows) are the parameter's columns [c0, c1). */
-export interface PackBlock {
-  readonly param: number;
-  readonly row0: Dim;
-  readonly rows: Dim;
-  readonly c0: Dim;
-  readonly c1: Dim;
-}
-
-/** Gate weights that multiply the same operand, stacked into one `[rows, cols]` matrix. */
-export interface Pack {
-  readonly rows: Dim;
-  readonly cols: Dim;
-  readonly blocks: readonly PackBlock[];
-  /** Where its operand lives: before the loop (over all steps at once) or inside it. */
-  readonly phase: "before" | "step";
-}
-
-/** The cell's interface: what a runtime needs to bind tensors to buffers. Serialisable. */
-export interface Signature {
-  readonly name: string;
-  readonly dims: readonly string[];
-  readonly inputs: readonly { readonly name: string; readonly type: Type }[];
-  readonly states: readonly { readonly name: string; readonly type: Type; readonly init: number }[];
-  readonly params: readonly { readonly name: string; readonly type: Type; readonly init: InitSpec }[];
-  /** `state`: the output is that state's next value itself (`output h'`), the same value, not a copy of it. */
-  readonly outputs: readonly { readonly name: string; readonly type: Type; readonly state?: number }[];
-  /** Parameters the cell declares but never uses: accepted in a parameter file, with a warning. */
-  readonly unusedParams?: readonly string[];
-}
-
 /**
  * The program over the whole sequence. Forward: `before` once over all T*B rows, then `step` at t = 0..T-1.
  * Backward: `loop` at t = T-1..0, then `after` once over all T*B rows, then each pack's gradient is added to
@@ -134,9 +85,6 @@ export interface Schedule {
   readonly forward: { readonly before: KernelIR; readonly step: KernelIR };
   readonly backward: { readonly loop: KernelIR; readonly after: KernelIR };
 }
-
-export const KERNEL_NAMES = ["before", "step", "loop", "after"] as const;
-export type KernelName = (typeof KERNEL_NAMES)[number];
 
 export function kernelsOf(s: Schedule): Record<KernelName, KernelIR> {
   return {

@@ -1,9 +1,9 @@
 // The WebAssembly text of a cell's kernels (`cellc compile --emit wat`, the playground's wasm tab). The
 // binary is ours (writer.ts); the text is printed by wabt, loaded only here (it is several MB).
 import { KERNEL_NAMES, type KernelName } from "../schedule/types.js";
-import { printDim } from "../ir/shape.js";
-import { fromBase64, type WasmOperand, type WasmStep, type WasmTarget } from "./elementwise.js";
-import { buildKernelModule } from "./kernels.js";
+import { printDim } from "../../artifact/shape.js";
+import { fromBase64, type WasmOperand, type WasmStep, type WasmTarget } from "../../artifact/wasm.js";
+import { buildKernelModule } from "../../kernels/library.js";
 
 interface Wabt {
   readWasm(

@@ -1,7 +1,7 @@
 // Writes the example parameter and input files for lstm.cell (D = 4, H = 8, T = 10, B = 2):
 //   node examples/data/make.mjs        (after npm ci, which builds dist/)
 import { writeFileSync } from "node:fs";
-import { compileCell, Model, tensor, writeSafetensors } from "../../dist/runtime/index.js";
+import { compileCell, Model, tensor, writeSafetensors } from "../../dist/api/index.js";
 import { readFileSync } from "node:fs";
 
 const cell = compileCell(readFileSync(new URL("../cells/lstm.cell", import.meta.url), "utf8"));

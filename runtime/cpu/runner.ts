@@ -1,4 +1,4 @@
-import { KERNEL_NAMES, type KernelName } from "../../compiler/schedule/types.js";
+import { KERNEL_NAMES, type KernelName } from "../../artifact/schedule.js";
 import type { CompiledCell, Gemms, KernelFns } from "../cell.js";
 import { bufferIndex, packCopies, planLayout, runCopies, type BlockCopy, type Layout } from "../layout.js";
 import { RowSizes, type DirectionRunner, type SequenceGrads, type SequenceResult } from "../sequence.js";

@@ -1,9 +1,9 @@
-import { fromBase64 } from "../../compiler/wasm/elementwise.js";
-import { DEFAULT_TILING, scratchBytes } from "../../compiler/wasm/gemm.js";
-import { buildKernelModule } from "../../compiler/wasm/kernels.js";
-import type { Artifact } from "../../compiler/schedule/artifact.js";
+import { fromBase64 } from "../../artifact/wasm.js";
+import { DEFAULT_TILING, scratchBytes } from "../../kernels/gemm.js";
+import { buildKernelModule } from "../../kernels/library.js";
+import type { Artifact } from "../../artifact/artifact.js";
 import type { CompiledCell } from "../cell.js";
-import { hostOps, type Backend } from "../model.js";
+import { hostOps, type Backend } from "../backend.js";
 import { CellcError, type FloatArray } from "../tensor.js";
 import { CpuSequenceRunner, type ArenaLease, type CpuHost } from "./runner.js";
 import { Arenas } from "../wasm/arenas.js";

@@ -1,13 +1,13 @@
 // Runs a cell's WebAssembly kernels (compiler/wasm/elementwise.ts) over arenas that live in the backend's
 // memory: each kernel's frame (slot addresses, dimensions) is written once per arena, then every step is a
 // call of a generated function over the kernel's rows, or a GEMM, with byte addresses computed here.
-import { evalDim, type Dim } from "../../compiler/ir/shape.js";
-import type { WasmKernel, WasmOperand, WasmRows, WasmStep } from "../../compiler/wasm/elementwise.js";
-import { KERNEL_NAMES, type KernelName } from "../../compiler/schedule/types.js";
+import { evalDim, type Dim } from "../../artifact/shape.js";
+import type { WasmKernel, WasmOperand, WasmRows, WasmStep } from "../../artifact/wasm.js";
+import { KERNEL_NAMES, type KernelName } from "../../artifact/schedule.js";
 import type { CompiledCell, Gemms, KernelFns } from "../cell.js";
 import { planLayout, rowSize, type Layout } from "../layout.js";
 import { CellcError, type FloatArray } from "../tensor.js";
-import { DEFAULT_TILING, packedBytes } from "../../compiler/wasm/gemm.js";
+import { DEFAULT_TILING, packedBytes } from "../../kernels/gemm.js";
 import type { WasmHeap } from "./heap.js";
 import type { RowCall } from "./pool.js";
 

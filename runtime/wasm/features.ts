@@ -3,7 +3,7 @@
 // instruction, ~1.25x the GEMM's speed here. It is standard WebAssembly 3.0, on by default from V8 11.4
 // (Chrome 114, Node 22); Node 20's V8 has it behind a flag, which is switched on here (the flag only adds
 // instructions to what validates, for every module of the process).
-import { DEFAULT_TILING, type GemmTiling } from "../../compiler/wasm/gemm.js";
+import { DEFAULT_TILING, type GemmTiling } from "../../kernels/gemm.js";
 
 // (module (func (param v128 v128 v128) (result v128) local.get 0 local.get 1 local.get 2 f32x4.relaxed_madd))
 // prettier-ignore

@@ -1,7 +1,7 @@
 // The three GEMM forms of compiler/wasm/kernels.ts run on a pool: the packing divided by panels, then the
 // product divided by rows (micro-tile multiples) or by columns (panel multiples), whichever gives more
 // even slices. Every division gives results bit-identical to the single-threaded call.
-import type { GemmTiling } from "../../compiler/wasm/gemm.js";
+import type { GemmTiling } from "../../kernels/gemm.js";
 import type { Pool } from "./pool.js";
 
 export type GemmForm = "nt" | "nn" | "tn";

@@ -39,6 +39,9 @@ export class GpuContext {
   private rowcopy?: GPUComputePipeline;
   private rowcopyInPlace?: GPUComputePipeline;
 
+  /** A device error (a bug in cellc, not in the user's input), reported at the next read-back. */
+  failure?: string;
+
   constructor(readonly device: GPUDevice) {}
 
   encoder(): GPUCommandEncoder {
@@ -193,6 +196,13 @@ export class GpuContext {
     this.pending = undefined;
     dev.queue.submit([enc.finish()]);
     await staging.mapAsync(GPUMapMode.READ);
+    if (this.failure !== undefined) {
+      const message = this.failure;
+      this.failure = undefined;
+      staging.unmap();
+      staging.destroy();
+      throw new Error(`WebGPU error: ${message}`);
+    }
     const data = new Float32Array(staging.getMappedRange().slice(0));
     staging.unmap();
     staging.destroy();

@@ -1,5 +1,5 @@
 import { CellcError } from "../tensor.js";
-import type { Backend } from "../model.js";
+import type { Backend } from "../backend.js";
 import { GpuSequenceRunner } from "./runner.js";
 import { GpuContext } from "./context.js";
 
@@ -28,12 +28,12 @@ export async function createWebGpuBackend(
       maxBufferSize: lim.maxBufferSize,
     },
   });
-  device.addEventListener("uncapturederror", (e) => {
-    // Validation errors are bugs in cellc; keep them out of the user's stdout and make them visible.
-    e.preventDefault();
-    console.error(`cellc: WebGPU error: ${(e as GPUUncapturedErrorEvent).error.message}`);
-  });
   const ctx = new GpuContext(device);
+  device.addEventListener("uncapturederror", (e) => {
+    // Validation errors are bugs in cellc: the next read-back fails with the first one (an internal error).
+    e.preventDefault();
+    ctx.failure ??= (e as GPUUncapturedErrorEvent).error.message;
+  });
   const info = adapter.info;
   const adapterName =
     [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(" / ") ||

@@ -1,6 +1,6 @@
-import type { WgslDispatch, WgslExtent, WgslKernelText } from "../../compiler/schedule/artifact.js";
-import { KERNEL_NAMES, type KernelName } from "../../compiler/schedule/types.js";
-import { evalDim } from "../../compiler/ir/shape.js";
+import type { WgslDispatch, WgslExtent, WgslKernelText } from "../../artifact/artifact.js";
+import { KERNEL_NAMES, type KernelName } from "../../artifact/schedule.js";
+import { evalDim } from "../../artifact/shape.js";
 import type { CompiledCell } from "../cell.js";
 import { bufferIndex, packCopies, planLayout, rowSize, type BlockCopy, type Layout } from "../layout.js";
 import {

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { compileCell, Model, tensor } from "../../runtime/index.js";
+import { compileCell, Model, tensor } from "../../api/index.js";
 import { readSafetensorsFile, writeSafetensors } from "../../runtime/safetensors.js";
 import { hasWebGpu } from "../webgpu/setup.js";
 

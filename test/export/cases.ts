@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { checkProgram } from "../../compiler/driver.js";
-import { evalDim } from "../../compiler/ir/shape.js";
-import { compileCell, Model, tensor, type Tensor } from "../../runtime/index.js";
+import { evalDim } from "../../artifact/shape.js";
+import { compileCell, Model, tensor, type Tensor } from "../../api/index.js";
 
 type CompiledCell = ReturnType<typeof compileCell>;
 import { builtinCellFiles, nodeHost } from "../helpers.js";

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { compileCell, Model, readSafetensors, writeSafetensors, type Tensor } from "../../runtime/index.js";
+import { compileCell, Model, readSafetensors, writeSafetensors, type Tensor } from "../../api/index.js";
 import { mismatches } from "../compare.js";
 import { nodeHost } from "../helpers.js";
 import { hasTorch, PYTHON } from "./python.js";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { exportOnnx } from "../../compiler/export/onnx.js";
-import { compileCell, Model, readSafetensors, tensor, type Tensor } from "../../runtime/index.js";
+import { compileCell, Model, readSafetensors, tensor, type Tensor } from "../../api/index.js";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -35,12 +35,7 @@ describe.skipIf(!ort)("ONNX export in ONNX Runtime", () => {
           { initialStates: inits, seqLens: LENS },
         );
         const dirs = cfg.bidirectional ? 2 : 1;
-        const exp = exportOnnx(c.cell, {
-          params: model.params,
-          layers: cfg.layers,
-          bidirectional: cfg.bidirectional,
-          prefixed: true,
-        });
+        const exp = exportOnnx(c.cell.ir, model, { bidirectional: cfg.bidirectional });
         ops.set(c.name, exp.op);
         const session = await ort!.InferenceSession.create(exp.bytes);
         const feeds: Record<string, InstanceType<Ort["Tensor"]>> = {
@@ -120,9 +115,8 @@ describe.skipIf(!ort)("ONNX export in ONNX Runtime", () => {
   it("parameters as graph inputs; states from their declared values and full lengths without those inputs", async () => {
     const c = cells.find((k) => k.name === "ugrnn")!;
     const { model, x } = setup(c.cell, CONFIGS[0], "f32");
-    const exp = exportOnnx(c.cell, {
-      dims: { D: 3, H: 4 },
-      prefixed: true,
+    const exp = exportOnnx(c.cell.ir, new Model(c.cell, { dims: { D: 3, H: 4 }, prefixed: true }), {
+      weights: false,
       sequenceLens: false,
       initialStates: false,
     });
@@ -182,7 +176,7 @@ describe.skipIf(!ort)("ONNX export in ONNX Runtime", () => {
     const src =
       "cell two { input a[D], b[D]\n state h[H]\n param W, V : [H, D]\n h' = tanh(W @ a + V @ b)\n output h' }";
     const cell = compileCell(src);
-    expect(() => exportOnnx(cell, { dims: { D: 2, H: 2 } })).toThrow(
+    expect(() => exportOnnx(cell.ir, new Model(cell, { dims: { D: 2, H: 2 } }))).toThrow(
       "cannot export cell 'two' to ONNX: it has 2 inputs (ONNX's recurrent form has one, X)",
     );
   });
@@ -204,7 +198,7 @@ describe.skipIf(!ort)("ONNX export in ONNX Runtime", () => {
     }`;
     const cell = compileCell(src);
     const model = new Model(cell, { dims: { K: 3, N: 4 }, seed: 3 });
-    const exp = exportOnnx(cell, { params: model.params, sequenceLens: false, initialStates: false });
+    const exp = exportOnnx(cell.ir, model, { sequenceLens: false, initialStates: false });
     expect(exp.op).toBe("LSTM");
     const x = tensor(
       "f32",

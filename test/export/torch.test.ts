@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { exportTorch } from "../../compiler/export/torch.js";
-import { readSafetensors, tensor, writeSafetensors, type Tensor } from "../../runtime/index.js";
+import { readSafetensors, tensor, writeSafetensors, type Tensor } from "../../api/index.js";
 import { mismatches } from "../compare.js";
 import { builtinCells, CONFIGS, dimsOf, LENS, noise, setup } from "./cases.js";
 import { hasTorch, PYTHON } from "./python.js";

@@ -3,8 +3,8 @@ import { describe, expect, it } from "vitest";
 import { cellLexer } from "../../grammar/tokens.js";
 import { buildCellIR, checkProgram, selectCell } from "../../compiler/driver.js";
 import { hasErrors, renderAll } from "../../compiler/diag/diagnostic.js";
-import { compileIR } from "../../runtime/compile.js";
-import { nodeHost } from "../../compiler/check/node-host.js";
+import { compileIR } from "../../compiler/compile.js";
+import { nodeHost } from "../../cli/node-host.js";
 import { builtinCellFiles } from "../helpers.js";
 
 /** A small seeded generator (mulberry32), so that every run tries the same inputs. */

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { compileCell, Model } from "../../runtime/index.js";
+import { compileCell, Model } from "../../api/index.js";
 import { Rng } from "../../runtime/init.js";
 import { builtinCellFiles, nodeHost } from "../helpers.js";
 import { checkProgram } from "../../compiler/driver.js";

@@ -1,4 +1,4 @@
-import { Model, tensor, type Tensor } from "../../runtime/index.js";
+import { Model, tensor, type Tensor } from "../../api/index.js";
 import { Rng } from "../../runtime/init.js";
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { compileCell, Model } from "../../runtime/index.js";
+import { compileCell, Model } from "../../api/index.js";
 import { OPS, type OpKind } from "../../compiler/ops/ops.js";
 import { gradcheckModel } from "./check.js";
 import { CASES, DIM_CASES, caseCell } from "./cases.js";

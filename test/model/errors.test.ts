@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { CATALOGUE } from "../../compiler/diag/catalogue.js";
 import { renderAll } from "../../compiler/diag/diagnostic.js";
-import { networkSpecFromFile } from "../../compiler/model/network.js";
+import { compileNetwork } from "../../compiler/network/compile.js";
 import { expectGolden, nodeHost } from "../helpers.js";
 
 const dir = "test/model/errors";
@@ -34,11 +34,15 @@ describe("model error baselines: one bad file per diagnostic code", () => {
     const code = f.replace(/\.cell$/, "");
     it(code, () => {
       const path = `${dir}/${f}`;
-      const r = networkSpecFromFile(path, nodeHost, { dims: dimsOf(readFileSync(path, "utf8")) });
+      const r = compileNetwork(undefined, {
+        file: path,
+        host: nodeHost,
+        dims: dimsOf(readFileSync(path, "utf8")),
+      });
       const hit = r.diagnostics.find((d) => d.code === code);
       expect(hit, `expected ${code} in ${r.diagnostics.map((d) => d.code).join(",")}`).toBeDefined();
       expect(hit!.severity).toBe(CATALOGUE[code as keyof typeof CATALOGUE].severity);
-      expect(r.spec).toBeUndefined();
+      expect(r.artifact).toBeUndefined();
       const text = renderAll(r.diagnostics, r.sources);
       if (!FILE_LEVEL.has(code)) {
         expect(hit!.span).toBeDefined();

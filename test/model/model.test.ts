@@ -1,9 +1,9 @@
 import { readdirSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { main } from "../../compiler/cli.js";
+import { main } from "../../cli/main.js";
 import { checkProgram, selectModel } from "../../compiler/driver.js";
 import { hasErrors, renderAll } from "../../compiler/diag/diagnostic.js";
-import { buildNetworkSpec, networkSpecFromFile } from "../../compiler/model/network.js";
+import { compileNetwork } from "../../compiler/network/compile.js";
 import { checkSource, expectGolden, nodeHost } from "../helpers.js";
 
 const examples = readdirSync("examples/models")
@@ -45,12 +45,14 @@ describe("the example models", () => {
     expectGolden("test/model/golden/tagger.ast.txt", c.out);
   });
   it("the tagger's network: tokens through an embedding into 2 stacked LSTM layers", () => {
-    const r = networkSpecFromFile("examples/models/tagger.cell", nodeHost, { dims: { V: 65, D: 16, H: 32 } });
-    const s = r.spec!;
-    expect(s.embed).toEqual({ name: "E", V: 65, init: { kind: "normal", mean: 0, std: 0.1 } });
-    expect([s.model, s.input, s.layers, s.bidirectional, s.on, s.loss]).toEqual([
+    const file = "examples/models/tagger.cell";
+    const s = compileNetwork(undefined, { file, host: nodeHost, dims: { V: 65, D: 16, H: 32 } }).artifact!;
+    expect(s.embed).toEqual({ param: "E", V: 65, D: 16 });
+    expect(s.params[0]).toMatchObject({ name: "E", part: "embed", shape: [65, 16] });
+    expect(s.params[0]!.init).toEqual({ kind: "normal", mean: 0, std: 0.1 });
+    expect([s.model, s.input, s.layers, s.bidirectional, s.on, s.loss.kind]).toEqual([
       "tagger",
-      { name: "tokens", kind: "tokens" },
+      { name: "tokens", kind: "tokens", size: 65 },
       2,
       false,
       "every",
@@ -61,19 +63,24 @@ describe("the example models", () => {
       ["Wy", { kind: "xavier", gain: 1 }],
       ["by", { kind: "const", value: 0 }],
     ]);
-    expect(s.readout.artifact.wgsl).toBeDefined();
-    expect(Object.getPrototypeOf(s.dims)).toBe(null);
+    expect(s.readout.wgsl).toBeDefined();
+    expect(s.params.filter((p) => p.part === "cell").map((p) => p.name)).toContain("l1.Wi");
+    expect(s.sizes.map((z) => z.D)).toEqual([16, 32]);
   });
   it("the adder reads out on the last step; the GRU tagger over both directions", () => {
-    const a = networkSpecFromFile("examples/models/adding.cell", nodeHost, {
-      dims: { D: 2, H: 8, O: 1 },
-    }).spec!;
-    expect([a.on, a.loss, a.embed, a.input]).toEqual(["last", "mse", undefined, { name: "x", kind: "real" }]);
-    const g = networkSpecFromFile("examples/models/bigru.cell", nodeHost, {
-      dims: { D: 3, H: 4, K: 5, O: 2 },
-    });
-    expect(g.spec!.bidirectional).toBe(true);
-    expect(g.spec!.readout.signature.inputs[0]!.type.dims.map((d) => d.terms)).toEqual([{ H: 2 }]);
+    const net = (file: string, dims: Record<string, number>) =>
+      compileNetwork(undefined, { file, host: nodeHost, dims }).artifact!;
+    const a = net("examples/models/adding.cell", { D: 2, H: 8, O: 1 });
+    expect([a.on, a.loss.kind, a.embed, a.input]).toEqual([
+      "last",
+      "mse",
+      undefined,
+      { name: "x", kind: "real", size: 2 },
+    ]);
+    const g = net("examples/models/bigru.cell", { D: 3, H: 4, K: 5, O: 2 });
+    expect(g.bidirectional).toBe(true);
+    expect(g.readout.signature.inputs[0]!.type.dims.map((d) => d.terms)).toEqual([{ H: 2 }]);
+    expect([g.features, g.readoutSizes.H, g.outputSize]).toEqual([8, 4, 2]);
   });
 });
 
@@ -87,8 +94,12 @@ describe("checking models", () => {
       /no model named 'secnd'; did you mean 'second'/,
     );
     expect(selectModel(r, undefined).diagnostics[0]!.code).toBe("E089");
-    const spec = buildNetworkSpec(selectModel(r, "first").model!, { dims: { D: 2, H: 3, O: 1 } });
-    expect(spec.model).toBe("first");
+    const spec = compileNetwork(src, {
+      choice: { model: "first" },
+      host: nodeHost,
+      dims: { D: 2, H: 3, O: 1 },
+    });
+    expect(spec.artifact!.model).toBe("first");
   });
   it("compile --model NAME prints one model", async () => {
     const c = await cli([

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { networkSpecFromSource, type ModelNetworkSpec } from "../../compiler/model/network.js";
+import type { NetworkArtifact } from "../../artifact/network.js";
+import { compileNetwork } from "../../compiler/network/compile.js";
+import { loadArtifact } from "../../runtime/cell.js";
 import { renderAll } from "../../compiler/diag/diagnostic.js";
 import { Model } from "../../runtime/model.js";
 import type { Tensor } from "../../runtime/tensor.js";
@@ -31,10 +33,15 @@ model deep {
 }
 `;
 
-function specOf(model: string, dims: Record<string, number>): ModelNetworkSpec {
-  const r = networkSpecFromSource(SOURCE, { file: "test/model/numeric.cell", host: nodeHost, model, dims });
-  if (!r.spec) throw new Error(renderAll(r.diagnostics, r.sources));
-  return r.spec;
+function specOf(model: string, dims: Record<string, number>, source = SOURCE): NetworkArtifact {
+  const r = compileNetwork(source, {
+    file: "test/model/numeric.cell",
+    host: nodeHost,
+    choice: { model },
+    dims,
+  });
+  if (!r.artifact) throw new Error(renderAll(r.diagnostics, r.sources));
+  return r.artifact;
 }
 
 function random(seed: number) {
@@ -64,8 +71,8 @@ function affine(W: Tensor, v: Float64Array, b: Tensor): Float64Array {
 }
 
 /** Runs the readout over h [T, B, F]; returns y and the loss sum(G * y) with its gradients. */
-function run(spec: ModelNetworkSpec, params: Map<string, Tensor>, h: Tensor, G: Tensor) {
-  const model = new Model(spec.readout, { dtype: "f64", params, dims: spec.dims });
+function run(spec: NetworkArtifact, params: Map<string, Tensor>, h: Tensor, G: Tensor) {
+  const model = new Model(loadArtifact(spec.readout), { dtype: "f64", params, dims: spec.readoutSizes });
   const fwd = model.forward({ h });
   const y = fwd.outputs.get("y")!;
   let loss = 0;
@@ -75,7 +82,7 @@ function run(spec: ModelNetworkSpec, params: Map<string, Tensor>, h: Tensor, G: 
 }
 
 /** Central differences of the loss in every entry of every parameter. */
-function checkGradients(spec: ModelNetworkSpec, params: Map<string, Tensor>, h: Tensor, G: Tensor): number {
+function checkGradients(spec: NetworkArtifact, params: Map<string, Tensor>, h: Tensor, G: Tensor): number {
   const { grads } = run(spec, params, h, G);
   let worst = 0;
   const eps = 1e-6;
@@ -100,7 +107,7 @@ describe("a model's readout, compiled as a stateless cell", () => {
 
   it("linear over both directions: y = Wy @ h + by, on every step", () => {
     const spec = specOf("zzqLinear", { D: 2, H, O });
-    expect([spec.on, spec.loss, spec.bidirectional, spec.layers]).toEqual(["every", "mse", true, 1]);
+    expect([spec.on, spec.loss.kind, spec.bidirectional, spec.layers]).toEqual(["every", "mse", true, 1]);
     expect(spec.readout.signature.inputs.map((i) => i.name)).toEqual(["h"]);
     const rnd = random(7);
     const params = new Map([
@@ -157,29 +164,23 @@ describe("a model's readout, compiled as a stateless cell", () => {
 
   it("the cell's outputs feed the readout as they are: names and sizes agree (bidirectional, 2 layers)", () => {
     const src = SOURCE.replace("cell lstm, bidirectional", "cell lstm, layers 2, bidirectional");
-    const r = networkSpecFromSource(src, {
-      file: "test/model/numeric.cell",
-      host: nodeHost,
-      model: "zzqLinear",
-      dims: { D: 2, H, O },
-    });
-    const spec = r.spec!;
-    const cell = new Model(spec.cell, {
+    const spec = specOf("zzqLinear", { D: 2, H, O }, src);
+    const cell = new Model(loadArtifact(spec.cell), {
       layers: spec.layers,
       bidirectional: spec.bidirectional,
-      dims: spec.dims,
+      dims: spec.sizes[0],
       dtype: "f64",
     });
     const fwd = cell.forward({ [spec.cell.signature.inputs[0]!.name]: tensor([T, B, 2], random(3)) });
     const h = fwd.outputs.get(spec.readout.signature.inputs[0]!.name)!;
     expect(h.shape).toEqual([T, B, 2 * H]);
-    const readout = new Model(spec.readout, { dims: spec.dims, dtype: "f64" });
+    const readout = new Model(loadArtifact(spec.readout), { dims: spec.readoutSizes, dtype: "f64" });
     expect(readout.forward({ h }).outputs.get("y")!.shape).toEqual([T, B, O]);
   });
 
   it("keeps the file's names out of the generated code", () => {
     const spec = specOf("zzqLinear", { D: 2, H, O });
-    for (const code of [spec.readout.artifact.js, spec.readout.artifact.wgsl])
+    for (const code of [spec.readout.js, spec.readout.wgsl, spec.loss, spec.optimizer])
       expect(JSON.stringify(code)).not.toMatch(/zzq/);
     expect(spec.readout.signature.params.map((p) => p.name)).toEqual(["zzqWy", "by"]);
   });

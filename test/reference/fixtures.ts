@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { readSafetensors } from "../../runtime/index.js";
+import { readSafetensors } from "../../api/index.js";
 
 /** The PyTorch fixtures that test/reference/gen_torch.py writes: one folder per case. */
 export interface Case {

@@ -10,7 +10,7 @@ import {
   readSafetensors,
   type Backend,
   type Tensor,
-} from "../../runtime/index.js";
+} from "../../api/index.js";
 import { createWasmBackend } from "../../runtime/cpu/wasm.js";
 import { hasWebGpu, webgpu } from "../webgpu/setup.js";
 import { mismatches } from "../compare.js";

@@ -3,12 +3,12 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
-import { main } from "../../compiler/cli.js";
-import { compileCell } from "../../runtime/compile.js";
+import { main } from "../../cli/main.js";
+import { compileCell } from "../../api/compile-cell.js";
 import { Rng } from "../../runtime/init.js";
 import { Model } from "../../runtime/model.js";
 import { readSafetensors, writeSafetensors } from "../../runtime/safetensors.js";
-import { makeTask } from "../../runtime/tasks/index.js";
+import { makeTask } from "../../workbench/tasks/index.js";
 import { jsonl } from "../helpers.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "cellc-train-cli-"));
@@ -90,6 +90,7 @@ describe("cellc train", () => {
       "checkpoint.json",
       "checkpoint.safetensors",
       "metrics.jsonl",
+      "network.json",
       "params.safetensors",
     ]);
     const ms = jsonl(join(a, "metrics.jsonl"));
@@ -207,7 +208,9 @@ describe("cellc train", () => {
     const bad = await cellc("sample", out, "--prime", "~");
     expect(bad.err).toContain('--prime has characters the model never saw: "~"');
     const notChars = await cellc("sample", join(tmp, "a"));
-    expect(notChars.err).toMatch(/trained on 'adding'; sample needs one trained on the chars task/);
+    expect(notChars.err).toMatch(
+      /does not predict its next input symbol from named classes; sample needs a character model/,
+    );
   });
 
   const errors: [string, string[], RegExp][] = [

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
-import { main } from "../../compiler/cli.js";
+import { main } from "../../cli/main.js";
 import { jsonl } from "../helpers.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "cellc-e2e-"));
@@ -148,6 +148,6 @@ describe("declared models", () => {
       join(tmp, "b"),
     );
     expect(bad.code).toBe(1);
-    expect(bad.err).toMatch(/reads out at every step, but task 'adding' has its target on the last step/);
+    expect(bad.err).toMatch(/reads out at every step, but 'adding' has its target on the last step/);
   }, 120_000);
 });

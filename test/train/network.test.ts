@@ -1,15 +1,14 @@
 // The network's loss gradients (readout, losses, masks, embedding, layers, directions) against central
 // finite differences in f64; truncated BPTT's loss against the whole sequence's.
-import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
-import { compileCell } from "../../runtime/compile.js";
 import { Rng } from "../../runtime/init.js";
 import type { Tensor } from "../../runtime/tensor.js";
-import { Network, readoutSource } from "../../runtime/train/network.js";
-import type { Batch, LossKind, NetworkSpec } from "../../runtime/train/types.js";
+import { Network } from "../../workbench/train/network.js";
+import type { Batch, LossKind } from "../../workbench/train/types.js";
+import { networkArtifact } from "../helpers.js";
 
-const gru = compileCell(readFileSync("examples/cells/gru.cell", "utf8"));
-const lstm = compileCell(readFileSync("examples/cells/lstm.cell", "utf8"));
+const gru: string = "examples/cells/gru.cell";
+const lstm = "examples/cells/lstm.cell";
 const T = 4;
 const B = 3;
 const D = 3;
@@ -61,19 +60,20 @@ const variants: Variant[] = [
 ];
 
 function network(v: Variant): Network {
-  const dirs = v.bidirectional ? 2 : 1;
-  const spec: NetworkSpec = {
-    cell: v.cell ?? gru,
-    layers: v.layers,
-    bidirectional: v.bidirectional,
-    readout: compileCell(readoutSource(H * dirs)),
+  const data = {
+    name: "the test data",
+    inputKind: v.tokens ? ("tokens" as const) : ("real" as const),
+    inputSize: v.tokens ? V : D,
+    outputSize: O,
     on: v.on,
     loss: v.loss,
-    dims: { D, H },
-    readoutDims: { O },
-    ...(v.tokens ? { embed: { name: "E", V, init: { kind: "normal", mean: 0, std: 0.5 } } } : {}),
   };
-  return new Network(spec, { dtype: "f64", seed: 3 });
+  const artifact = networkArtifact(v.cell ?? gru, data, {
+    dims: { D, H },
+    layers: v.layers,
+    bidirectional: v.bidirectional,
+  });
+  return new Network(artifact, { dtype: "f64", seed: 3 });
 }
 
 describe("loss gradients match central differences (f64)", () => {

@@ -2,8 +2,8 @@
 import { describe, expect, test } from "vitest";
 import { Rng } from "../../runtime/init.js";
 import type { Tensor } from "../../runtime/tensor.js";
-import { dataFromSafetensors, makeTask, TASK_NAMES } from "../../runtime/tasks/index.js";
-import { TEXT } from "../../runtime/tasks/data/text.js";
+import { dataFromSafetensors, makeTask, TASK_NAMES } from "../../workbench/tasks/index.js";
+import { TEXT } from "../../workbench/tasks/data/text.js";
 
 describe("built-in tasks", () => {
   test("every task states its shapes and gives them", () => {

@@ -2,11 +2,11 @@
 // trajectory and end at its weights to float32 rounding (fixtures: gen_train_torch.py).
 import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
-import { compileCell } from "../../runtime/compile.js";
 import type { Tensor } from "../../runtime/tensor.js";
-import { Network, readoutSource } from "../../runtime/train/network.js";
-import { Trainer } from "../../runtime/train/trainer.js";
-import type { Batch, DataSource, LossKind, OptimName } from "../../runtime/train/types.js";
+import { Network } from "../../workbench/train/network.js";
+import { Trainer } from "../../workbench/train/trainer.js";
+import type { Batch, DataSource, LossKind, OptimName } from "../../workbench/train/types.js";
+import { networkArtifact } from "../helpers.js";
 
 interface Case {
   name: string;
@@ -32,10 +32,6 @@ interface Case {
 
 const fixtures = JSON.parse(readFileSync(new URL("fixtures/train_torch.json", import.meta.url), "utf8")) as {
   cases: Case[];
-};
-const cells = {
-  rnn: compileCell(readFileSync("examples/cells/rnn.cell", "utf8")),
-  lstm: compileCell(readFileSync("examples/cells/lstm.cell", "utf8")),
 };
 
 /** The fixture's batches, in order, whatever the generator. */
@@ -75,18 +71,13 @@ describe("training follows PyTorch", () => {
           { dtype: "f32", shape: t.shape, data: Float32Array.from(t.data) },
         ]),
       );
-      const net = new Network(
-        {
-          cell: cells[c.cell],
-          readout: compileCell(readoutSource(c.H)),
-          on: c.on,
-          loss: c.loss,
-          dims: { D: c.D, H: c.H },
-          readoutDims: { O: c.O },
-        },
-        { params },
-      );
-      const trainer = new Trainer(net, fixedData(c), {
+      const data = fixedData(c);
+      const artifact = networkArtifact(`examples/cells/${c.cell}.cell`, data, {
+        dims: { H: c.H },
+        optimizer: c.optim,
+      });
+      const net = new Network(artifact, { params });
+      const trainer = new Trainer(net, data, {
         steps: c.losses.length,
         batch: c.B,
         lr: c.lr,

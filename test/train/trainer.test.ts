@@ -1,20 +1,20 @@
 // The training loop: it learns, it is deterministic, it resumes bit for bit, it stops on NaN with a
 // name, and a crash while writing a checkpoint leaves the previous one loadable.
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
-import { compileCell } from "../../runtime/compile.js";
 import { Rng } from "../../runtime/init.js";
 import type { Tensor } from "../../runtime/tensor.js";
-import { dataFromSafetensors, makeTask } from "../../runtime/tasks/index.js";
-import { atomicHooks } from "../../runtime/atomic.js";
-import { defaultNetworkSpec, Network } from "../../runtime/train/network.js";
-import { learningRate } from "../../runtime/train/optim.js";
-import { train, Trainer } from "../../runtime/train/trainer.js";
-import type { DataSource, Metric, TrainConfig } from "../../runtime/train/types.js";
+import { dataFromSafetensors, makeTask } from "../../workbench/tasks/index.js";
+import { atomicHooks } from "../../cli/atomic.js";
+import { Network } from "../../workbench/train/network.js";
+import { saveCheckpoint, loadCheckpoint } from "../../cli/checkpoint.js";
+import { networkArtifact } from "../helpers.js";
+import { learningRate } from "../../workbench/train/optim.js";
+import { train, Trainer } from "../../workbench/train/trainer.js";
+import type { DataSource, Metric, OptimName, TrainConfig } from "../../workbench/train/types.js";
 
-const gru = compileCell(readFileSync("examples/cells/gru.cell", "utf8"));
 const dirs: string[] = [];
 const tmp = () => {
   const d = mkdtempSync(join(tmpdir(), "cellc-train-"));
@@ -23,8 +23,8 @@ const tmp = () => {
 };
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
-const netFor = (data: DataSource, seed = 1) =>
-  new Network(defaultNetworkSpec(gru, data, { H: 16 }), { seed });
+const netFor = (data: DataSource, seed = 1, optimizer: OptimName = "adam") =>
+  new Network(networkArtifact("examples/cells/gru.cell", data, { dims: { H: 16 }, optimizer }), { seed });
 /** Metrics without the wall-clock field. */
 const stable = (ms: readonly Metric[]) => ms.map(({ examples_per_s: _, ...m }) => m);
 
@@ -40,7 +40,7 @@ describe("learning", () => {
       seed: 1,
       evalEvery: 50,
     };
-    const r = await train(netFor(data), data, cfg);
+    const r = await train(netFor(data, 1, cfg.optim), data, cfg);
     const evals = r.metrics.filter((m) => m.split === "eval");
     expect(evals.map((m) => m.step)).toEqual([50, 100, 150, 200]);
     expect(evals[0]!.loss).toBeGreaterThan(0.05);
@@ -54,9 +54,9 @@ describe("learning", () => {
   test("the same seed gives the same run; another seed another", async () => {
     const data = makeTask("sine", { T: 8 });
     const cfg: TrainConfig = { steps: 6, batch: 4, lr: 0.01, optim: "adamw", seed: 5, evalEvery: 3 };
-    const a = await train(netFor(data, 5), data, cfg);
-    const b = await train(netFor(data, 5), data, cfg);
-    const c = await train(netFor(data, 6), data, { ...cfg, seed: 6 });
+    const a = await train(netFor(data, 5, cfg.optim), data, cfg);
+    const b = await train(netFor(data, 5, cfg.optim), data, cfg);
+    const c = await train(netFor(data, 6, cfg.optim), data, { ...cfg, seed: 6 });
     expect(stable(a.metrics)).toEqual(stable(b.metrics));
     expect(stable(c.metrics)).not.toEqual(stable(a.metrics));
     // The eval set depends on the task alone: the same for both seeds at initialisation is not
@@ -106,12 +106,15 @@ describe("checkpoints", () => {
         evalEvery: 3,
         ...extra,
       };
-      const straight = await train(netFor(data(), 3), data(), cfg);
+      const straight = await train(netFor(data(), 3, cfg.optim), data(), cfg);
       const dir = tmp();
-      const first = new Trainer(netFor(data(), 3), data(), cfg);
-      await first.run({ checkpointDir: dir, until: 6 });
+      const first = new Trainer(netFor(data(), 3, cfg.optim), data(), cfg);
+      await first.run({ onCheckpoint: (ck) => saveCheckpoint(dir, ck), until: 6 });
       expect(readdirSync(dir).sort()).toEqual(["checkpoint.json", "checkpoint.safetensors"]);
-      const resumed = await Trainer.resume(dir, { net: netFor(data(), 99), data: data() });
+      const resumed = await Trainer.resume(loadCheckpoint(dir), {
+        net: netFor(data(), 99, cfg.optim),
+        data: data(),
+      });
       expect(resumed.steps).toBe(6);
       const r = await resumed.run();
       expect(stable(r.metrics)).toEqual(stable(straight.metrics));
@@ -124,7 +127,7 @@ describe("checkpoints", () => {
     const cfg: TrainConfig = { steps: 4, batch: 4, lr: 0.01, optim: "adam", seed: 2, evalEvery: 2 };
     const dir = tmp();
     const t = new Trainer(netFor(data, 2), data, cfg);
-    await t.run({ checkpointDir: dir });
+    await t.run({ onCheckpoint: (ck) => saveCheckpoint(dir, ck) });
     const saved = new Map([...t.net.params].map(([n, p]) => [n, p.data.slice()]));
     await t.step();
     for (const file of ["checkpoint.safetensors", "checkpoint.json"]) {
@@ -132,11 +135,11 @@ describe("checkpoints", () => {
         if (path.endsWith(file)) throw new Error("simulated crash");
       };
       try {
-        await expect(t.save(dir)).rejects.toThrow(/simulated crash/);
+        expect(() => saveCheckpoint(dir, t.checkpoint())).toThrow(/simulated crash/);
       } finally {
         atomicHooks.beforeRename = undefined;
       }
-      const back = await Trainer.resume(dir, { net: netFor(data, 7), data });
+      const back = await Trainer.resume(loadCheckpoint(dir), { net: netFor(data, 7), data });
       // The weights file is the commit point: before its rename the old step, after it the new one.
       const step = file === "checkpoint.safetensors" ? 4 : 5;
       expect(back.steps).toBe(step);
@@ -159,7 +162,7 @@ describe("non-finite values stop training", () => {
       },
     };
     const cfg: TrainConfig = { steps: 5, batch: 4, lr: 0.01, optim: "adam", seed: 1 };
-    await expect(train(netFor(data), data, cfg)).rejects.toThrow(
+    await expect(train(netFor(data, 1, cfg.optim), data, cfg)).rejects.toThrow(
       /training stopped at step 3: the loss is NaN; the gradient of '\w+' holds NaN at index \d+/,
     );
   });
@@ -167,7 +170,7 @@ describe("non-finite values stop training", () => {
   test("an exploding run names the step", async () => {
     const data = makeTask("sine", { T: 5 });
     const cfg: TrainConfig = { steps: 50, batch: 4, lr: 1e30, optim: "sgd", seed: 1 };
-    await expect(train(netFor(data), data, cfg)).rejects.toThrow(
+    await expect(train(netFor(data, 1, cfg.optim), data, cfg)).rejects.toThrow(
       /training stopped at step \d+: the (loss is|gradient of)/,
     );
   });

@@ -2,7 +2,7 @@ import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, write
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parseArgs } from "../../compiler/cli-args.js";
+import { parseArgs } from "../../cli/args.js";
 import {
   compareCells,
   compareOptions,
@@ -11,11 +11,12 @@ import {
   type CompareOptions,
   type NetworkLike,
   type TrainerDeps,
-} from "../../compiler/cli-compare.js";
-import { main, type Io } from "../../compiler/cli.js";
+} from "../../cli/compare.js";
+import { main, type Io } from "../../cli/main.js";
 import { Rng } from "../../runtime/init.js";
 import type { CompiledCell } from "../../runtime/cell.js";
-import { compileCell } from "../../runtime/compile.js";
+import { compileCell } from "../../api/compile-cell.js";
+import type { NetworkArtifact } from "../../artifact/network.js";
 import { CellcError, tensor, type Tensor } from "../../runtime/tensor.js";
 import type {
   Batch,
@@ -23,11 +24,10 @@ import type {
   LossResult,
   Metric,
   NetworkOptions,
-  NetworkSpec,
   TaskInfo,
   TrainConfig,
   TrainResult,
-} from "../../runtime/train/types.js";
+} from "../../workbench/train/types.js";
 import { markPaths, pngSize, svgSize } from "./plot-helpers.js";
 
 // A trainer small enough to read, doing real arithmetic: the task is a discounted sum of the inputs,
@@ -60,7 +60,7 @@ class SumNet implements NetworkLike {
   readonly params: Map<string, Tensor>;
   readonly rho: number;
   constructor(
-    readonly spec: NetworkSpec,
+    readonly spec: NetworkArtifact,
     T: number,
     opts: NetworkOptions = {},
   ) {
@@ -161,14 +161,14 @@ async function sgd(
   return result;
 }
 
-/** SumNet's spec: the cell (for its name and states) and T, the sequence length it sums over. */
-const fakeSpec = (cell: CompiledCell, task: TaskInfo, dims: Record<string, number>): NetworkSpec => ({
-  cell,
-  readout: cell,
-  on: task.on,
-  loss: task.loss,
-  dims: { ...dims, T: task.T },
-});
+/** SumNet's network: the cell (for its name and states) and T, the sequence length it sums over. */
+const fakeSpec = (cell: CompiledCell, task: TaskInfo, dims: Record<string, number>) =>
+  ({
+    name: cell.signature.name,
+    cell: cell.artifact,
+    on: task.on,
+    sizes: [{ ...dims, T: task.T }],
+  }) as unknown as NetworkArtifact;
 
 const deps: TrainerDeps = {
   makeTask: sumTask,
@@ -180,9 +180,9 @@ const deps: TrainerDeps = {
       io.err(String((e as Error).message) + "\n");
       return undefined;
     }
-    return { spec: fakeSpec(cell, task, dims), name: cell.signature.name };
+    return { artifact: fakeSpec(cell, task, dims), name: cell.signature.name };
   },
-  network: (spec, opts) => new SumNet(spec, spec.dims.T!, opts),
+  network: (spec, opts) => new SumNet(spec, spec.sizes[0]!.T!, opts),
   train: sgd,
 };
 
@@ -227,7 +227,7 @@ describe("cellc compare (with a small trainer)", () => {
     // Every number is the trainer's: the same runs again, by hand.
     for (const [i, row] of summary.entries()) {
       const spec = fakeSpec(
-        (await import("../../runtime/index.js")).compileCell(readFileSync(files[i >> 1]!, "utf8")),
+        (await import("../../api/index.js")).compileCell(readFileSync(files[i >> 1]!, "utf8")),
         sumTask("sum"),
         { H: 4 },
       );
@@ -395,7 +395,7 @@ describe("cellc gradflow (with a small trainer)", () => {
     // At initialisation: the untrained network's own norms on the same held-out batch.
     const task = sumTask("sum", { T: 8 });
     const batch = task.batch("eval", 32, new Rng(0));
-    const cell = (await import("../../runtime/index.js")).compileCell(
+    const cell = (await import("../../api/index.js")).compileCell(
       readFileSync("examples/cells/rnn.cell", "utf8"),
     );
     const net = new SumNet(fakeSpec(cell, task, {}), 8, { seed: 0 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { tensor } from "../../runtime/index.js";
+import { tensor } from "../../api/index.js";
 import { mismatches } from "../compare.js";
 
 describe("the tolerance comparison the reference and parity tests use", () => {

@@ -6,10 +6,10 @@ import { describe, expect, it } from "vitest";
 import { buildCellIR, checkProgram } from "../../compiler/driver.js";
 import { renderAll } from "../../compiler/diag/diagnostic.js";
 import { NESTING_LIMIT } from "../../compiler/ast/build.js";
-import { nodeHost as cliHost, MAX_SOURCE_BYTES } from "../../compiler/check/node-host.js";
+import { nodeHost as cliHost, MAX_SOURCE_BYTES } from "../../cli/node-host.js";
 import { wgslNumber } from "../../compiler/codegen/wgsl.js";
-import { main } from "../../compiler/cli.js";
-import { compileCell } from "../../runtime/index.js";
+import { main } from "../../cli/main.js";
+import { compileCell } from "../../api/index.js";
 import { checkSource } from "../helpers.js";
 
 const cell = (body: string, before = "") =>

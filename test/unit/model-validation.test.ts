@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
-import { compileCell, Model, tensor, CellcError } from "../../runtime/index.js";
+import { compileCell, Model, tensor, CellcError } from "../../api/index.js";
 
 const rnn = compileCell(readFileSync("examples/cells/rnn.cell", "utf8"));
 const oneLayer = new Model(rnn, { dims: { D: 2, H: 3 }, seed: 1 }).params;

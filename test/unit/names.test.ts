@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { checkProgram, buildCellIR } from "../../compiler/driver.js";
-import { jsBackend, compileCell, Model, tensor, type Backend, type Tensor } from "../../runtime/index.js";
+import { jsBackend, compileCell, Model, tensor, type Backend, type Tensor } from "../../api/index.js";
 import { hasWebGpu, webgpu } from "../webgpu/setup.js";
 import { printCell } from "../../compiler/ir/print.js";
-import { evalDim } from "../../compiler/ir/shape.js";
+import { evalDim } from "../../artifact/shape.js";
 import { builtinCellFiles, checkSource, nodeHost } from "../helpers.js";
 import { renameAll, userNames } from "./rename.js";
 

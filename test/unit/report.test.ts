@@ -7,8 +7,8 @@ import {
   renderSvg,
   svgToPng,
   type CurvePoint,
-} from "../../compiler/report/plots.js";
-import { escapeHtml, reportHtml } from "../../compiler/report/html.js";
+} from "../../workbench/report/plots.js";
+import { escapeHtml, reportHtml } from "../../workbench/report/html.js";
 import { markPaths, pngSize, svgSize } from "./plot-helpers.js";
 import {
   fmt,
@@ -17,7 +17,7 @@ import {
   summarise,
   tableRows,
   type RunSummary,
-} from "../../compiler/report/summary.js";
+} from "../../workbench/report/summary.js";
 
 const points: CurvePoint[] = [];
 const losses = (cell: string, seed: number, step: number) =>

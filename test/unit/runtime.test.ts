@@ -14,7 +14,7 @@ import {
   writeSafetensors,
   CellcError,
   type Tensor,
-} from "../../runtime/index.js";
+} from "../../api/index.js";
 import { Rng } from "../../runtime/init.js";
 import { nodeHost } from "../helpers.js";
 
@@ -159,7 +159,7 @@ describe("cellc compile --target js", () => {
     const artifact = JSON.parse(readFileSync(join(dir, "gru.artifact.json"), "utf8"));
     expect(artifact.signature.dims).toEqual(["D", "H"]);
     expect(artifact.js).toBe(readFileSync(join(dir, "gru.js"), "utf8"));
-    const core = await import(pathToFileURL("dist/runtime/core.js").href);
+    const core = await import(pathToFileURL("dist/runtime/index.js").href);
     // Both on the JS kernels (a JS artifact has no WebAssembly module): the same arithmetic, bit for bit.
     const opts = { dims: { D: 3, H: 4 }, seed: 5 };
     const loaded = new core.Model(core.loadArtifact(artifact), { ...opts, backend: core.jsBackend });
@@ -191,7 +191,7 @@ describe("cellc compile --target js", () => {
         visit(join(file, "..", spec));
       }
     };
-    visit("dist/runtime/core.js");
+    visit("dist/runtime/index.js");
     const files = [...seen];
     expect(
       files.filter((f) =>
@@ -296,7 +296,7 @@ describe("property: garbage to the other entry points", () => {
     );
   });
   it("the command line's argument parser rejects garbage with a usage error", async () => {
-    const { parseArgs, UsageError } = await import("../../compiler/cli-args.js");
+    const { parseArgs, UsageError } = await import("../../cli/args.js");
     const words = [
       "run",
       "check",

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { hasErrors } from "../../compiler/diag/diagnostic.js";
-import { printType, dimNamed, dimAdd, dimEq, dim, evalDim } from "../../compiler/ir/shape.js";
+import { printType, dimNamed, dimAdd, dimEq, dim, evalDim } from "../../artifact/shape.js";
 import { checkSource } from "../helpers.js";
 
 const cell = (body: string, extra = "") => `${extra}

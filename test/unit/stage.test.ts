@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { main } from "../../compiler/cli.js";
+import { main } from "../../cli/main.js";
 import { STAGES, StageError, emitStage } from "../../compiler/stage.js";
 
 /** emitStage (what the playground prints) against `cellc compile --emit`, run in this process. */

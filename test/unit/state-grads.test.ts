@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { compileCell, Model, tensor, type Tensor } from "../../runtime/index.js";
+import { compileCell, Model, tensor, type Tensor } from "../../api/index.js";
 import { createWasmBackend } from "../../runtime/cpu/wasm.js";
 import { jsBackend, type Backend } from "../../runtime/model.js";
 import { Rng } from "../../runtime/init.js";

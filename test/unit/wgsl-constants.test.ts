@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { jsBackend, compileCell, Model, tensor } from "../../runtime/index.js";
+import { jsBackend, compileCell, Model, tensor } from "../../api/index.js";
 import { hasWebGpu, webgpu } from "../webgpu/setup.js";
 
 /** Constants that fold to values outside float32 must still give WGSL that compiles (it used not to). */

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { createThreadedWasmBackend, createWasmBackend } from "../../runtime/cpu/wasm.js";
-import { jsBackend, compileCell, Model, tensor } from "../../runtime/index.js";
+import { jsBackend, compileCell, Model, tensor } from "../../api/index.js";
 import { checkProgram } from "../../compiler/driver.js";
 import { mismatches } from "../compare.js";
 import { builtinCellFiles, nodeHost, everything } from "../helpers.js";

@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createThreadedWasmBackend, createWasmBackend, type WasmGemms } from "../../runtime/cpu/wasm.js";
-import { compileCell, Model, tensor, type Backend } from "../../runtime/index.js";
+import { compileCell, Model, tensor, type Backend } from "../../api/index.js";
 import type { CompiledCell } from "../../runtime/cell.js";
 import { checkProgram } from "../../compiler/driver.js";
 import { mismatches } from "../compare.js";

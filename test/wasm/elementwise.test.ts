@@ -1,10 +1,11 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { fromBase64, WASM_OPS } from "../../compiler/wasm/elementwise.js";
-import { MEMORY_IMPORT } from "../../compiler/wasm/kernels.js";
-import { Func, ModuleWriter, T } from "../../compiler/wasm/writer.js";
+import { fromBase64 } from "../../artifact/wasm.js";
+import { WASM_OPS } from "../../compiler/wasm/elementwise.js";
+import { MEMORY_IMPORT } from "../../kernels/library.js";
+import { Func, ModuleWriter, T } from "../../kernels/writer.js";
 import { OPS, type ElementwiseDef } from "../../compiler/ops/ops.js";
-import { compile } from "../../runtime/compile.js";
+import { compile } from "../../compiler/compile.js";
 import { checkProgram } from "../../compiler/driver.js";
 import { builtinCellFiles, nodeHost } from "../helpers.js";
 

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_TILING, type GemmTiling } from "../../compiler/wasm/gemm.js";
+import { DEFAULT_TILING, type GemmTiling } from "../../kernels/gemm.js";
 import { engineTiling, relaxedSimd } from "../../runtime/wasm/features.js";
 import { check, instantiate, layout, type Case } from "./helpers.js";
 

@@ -1,5 +1,5 @@
-import { buildKernelModule } from "../../compiler/wasm/kernels.js";
-import { scratchBytes, type GemmTiling } from "../../compiler/wasm/gemm.js";
+import { buildKernelModule } from "../../kernels/library.js";
+import { scratchBytes, type GemmTiling } from "../../kernels/gemm.js";
 import { relaxedSimd } from "../../runtime/wasm/features.js";
 
 export type Kernel = (...args: number[]) => number | undefined;

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { createThreadedWasmBackend, createWasmBackend, type WasmGemms } from "../../runtime/cpu/wasm.js";
-import { jsBackend, compileCell, Model, tensor, type Backend } from "../../runtime/index.js";
+import { jsBackend, compileCell, Model, tensor, type Backend } from "../../api/index.js";
 import { nodeHost } from "../helpers.js";
 
 // backward(..., { inputGrads: false }): the data needs no gradient (requires_grad=False). The gradients

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { emitExp, emitLog, emitSigmoid, emitTanh } from "../../compiler/wasm/math.js";
-import { Func, ModuleWriter, T } from "../../compiler/wasm/writer.js";
+import { emitExp, emitLog, emitSigmoid, emitTanh } from "../../kernels/math.js";
+import { Func, ModuleWriter, T } from "../../kernels/writer.js";
 import { instantiate } from "./helpers.js";
 
 // Accuracy of the vector math against Math.* computed in f64 and rounded to f32, over the whole float

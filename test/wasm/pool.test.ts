@@ -1,8 +1,8 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { DEFAULT_TILING } from "../../compiler/wasm/gemm.js";
-import { buildKernelModule, MEMORY_IMPORT } from "../../compiler/wasm/kernels.js";
+import { DEFAULT_TILING } from "../../kernels/gemm.js";
+import { buildKernelModule, MEMORY_IMPORT } from "../../kernels/library.js";
 import { engineTiling } from "../../runtime/wasm/features.js";
-import { Func, ModuleWriter, T } from "../../compiler/wasm/writer.js";
+import { Func, ModuleWriter, T } from "../../kernels/writer.js";
 import { poolGemm, gemm } from "../../runtime/wasm/gemm.js";
 import { createNodePool } from "../../runtime/wasm/node.js";
 import { CONTROL_BYTES, createPool, type Pool } from "../../runtime/wasm/pool.js";

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { createThreadedWasmBackend, createWasmBackend } from "../../runtime/cpu/wasm.js";
-import { compileCell, Model, tensor, type Backend } from "../../runtime/index.js";
+import { compileCell, Model, tensor, type Backend } from "../../api/index.js";
 import { nodeHost } from "../helpers.js";
 
 // Streaming on the wasm backend: a step at a time (T = 1 per call, a plan of its own) gives what the

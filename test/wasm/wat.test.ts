@@ -1,9 +1,9 @@
 // `cellc compile --emit wat`: the text of the cell's wasm module, printed by wabt, with its step lists.
 import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
-import { main } from "../../compiler/cli.js";
-import { fromBase64 } from "../../compiler/wasm/elementwise.js";
-import { compile } from "../../runtime/compile.js";
+import { main } from "../../cli/main.js";
+import { fromBase64 } from "../../artifact/wasm.js";
+import { compile } from "../../compiler/compile.js";
 
 async function cellc(...argv: string[]) {
   let out = "";

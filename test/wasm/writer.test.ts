@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { Func, ModuleWriter, sleb, T, uleb } from "../../compiler/wasm/writer.js";
-import { buildKernelModule } from "../../compiler/wasm/kernels.js";
+import { Func, ModuleWriter, sleb, T, uleb } from "../../kernels/writer.js";
+import { buildKernelModule } from "../../kernels/library.js";
 
 describe("LEB128", () => {
   // Encodings from the WebAssembly spec's and DWARF's worked examples.

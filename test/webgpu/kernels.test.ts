@@ -7,7 +7,7 @@ import { emitScheduleWgsl } from "../../compiler/codegen/wgsl.js";
 import { buildSchedule } from "../../compiler/schedule/build.js";
 import { KERNEL_NAMES } from "../../compiler/schedule/types.js";
 import { buildCellIR, checkProgram } from "../../compiler/driver.js";
-import { compileCell, Model, readSafetensors, tensor } from "../../runtime/index.js";
+import { compileCell, Model, readSafetensors, tensor } from "../../api/index.js";
 import { builtinCellFiles, expectGolden, nodeHost } from "../helpers.js";
 import { hasWebGpu, webgpu } from "./setup.js";
 import { mismatches } from "../compare.js";

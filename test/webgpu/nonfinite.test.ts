@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { jsBackend, compileCell, Model, tensor, type Tensor } from "../../runtime/index.js";
+import { jsBackend, compileCell, Model, tensor, type Tensor } from "../../api/index.js";
 import { hasWebGpu, webgpu } from "./setup.js";
 
 /** Equal non-finite pattern (NaN where NaN, the same infinities), finite values close. */

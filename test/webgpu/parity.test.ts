@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { checkProgram } from "../../compiler/driver.js";
-import { jsBackend, compileCell, Model, tensor, type Tensor } from "../../runtime/index.js";
+import { jsBackend, compileCell, Model, tensor, type Tensor } from "../../api/index.js";
 import { Rng } from "../../runtime/init.js";
 import { builtinCellFiles, nodeHost } from "../helpers.js";
 import { hasWebGpu, webgpu } from "./setup.js";

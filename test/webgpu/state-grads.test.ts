@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { jsBackend, compileCell, Model, tensor } from "../../runtime/index.js";
+import { jsBackend, compileCell, Model, tensor } from "../../api/index.js";
 import type { Backend } from "../../runtime/model.js";
 import { nodeHost } from "../helpers.js";
 import { hasWebGpu, webgpu } from "./setup.js";

@@ -1,0 +1,150 @@
+import { readFileSync } from "node:fs";
+import { nodeHost } from "./node-host.js";
+import {
+  checkProgram,
+  selectCell,
+  selectModel,
+  buildCellIR,
+  type CompileResult,
+} from "../compiler/driver.js";
+import { renderAll, hasErrors, type Diagnostic } from "../compiler/diag/diagnostic.js";
+import type { SourceMap } from "../compiler/diag/span.js";
+import type { Stage } from "../compiler/stage.js";
+import { CliError, type Io } from "./io.js";
+export { CliError, type Io };
+import { COMMANDS, UsageError, parseArgs, type Parsed } from "./args.js";
+import { CellcError } from "../runtime/tensor.js";
+
+function report(io: Io, ds: readonly Diagnostic[], sources: SourceMap): void {
+  if (ds.length) io.err(renderAll(ds, sources) + "\n");
+}
+
+export async function main(argv: readonly string[], io: Io): Promise<number> {
+  let args: Parsed;
+  try {
+    args = parseArgs(argv);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.err(`cellc: ${e.message}\n\n${usage()}`);
+      return 1;
+    }
+    throw e;
+  }
+  if (args.command === "help") {
+    io.out(usage());
+    return 0;
+  }
+  if (args.command === "version") {
+    io.out(`cellc ${version()}\n`);
+    return 0;
+  }
+  try {
+    switch (args.command) {
+      case "check":
+        return check(args, io);
+      case "compile":
+        return await compile(args, io);
+      case "run": {
+        const { runCommand } = await import("./run.js");
+        return await runCommand(args, io);
+      }
+      case "import": {
+        const { importCommand } = await import("./export.js");
+        return importCommand(args, io);
+      }
+      case "init":
+      case "train":
+      case "sample": {
+        const train = await import("./train.js");
+        return await train.trainCommands[args.command](args, io);
+      }
+      case "compare":
+      case "gradflow": {
+        const compare = await import("./compare.js");
+        return await compare.compareCommands[args.command](args, io);
+      }
+    }
+  } catch (e) {
+    if (e instanceof CliError || e instanceof CellcError) {
+      io.err(`cellc: error: ${e.message}\n`);
+      return 1;
+    }
+    if (e instanceof UsageError) {
+      io.err(`cellc: ${e.message}\n\n${usage()}`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+function check(args: Parsed, io: Io): number {
+  let failed = false;
+  for (const file of args.files) {
+    const r = checkProgram(file, nodeHost);
+    report(io, r.diagnostics, r.program.sources);
+    if (hasErrors(r.diagnostics)) failed = true;
+    else if (r.modelNames.length === 0)
+      io.out(`${file}: ${r.cellNames.length} cell(s) ok: ${r.cellNames.join(", ")}\n`);
+    else {
+      const names = [...r.cellNames, ...r.modelNames].join(", ");
+      io.out(`${file}: ${r.cellNames.length} cell(s), ${r.modelNames.length} model(s) ok: ${names}\n`);
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+async function compile(args: Parsed, io: Io): Promise<number> {
+  const file = args.files[0]!;
+  const r = checkProgram(file, nodeHost);
+  report(io, r.diagnostics, r.program.sources);
+  if (hasErrors(r.diagnostics)) return 1;
+  const emit = args.options.emit ?? (args.options.target ? undefined : "ir");
+  if (emit !== undefined) {
+    const { stageOutput, watOutput } = await import("../compiler/stage.js");
+    const out =
+      emit === "wat"
+        ? await watOutput(r, args.options.cell, args.options.model)
+        : stageOutput(r, emit as Stage, args.options.cell, args.options.model);
+    report(io, out.diagnostics, r.program.sources);
+    if (out.text === undefined) return 1;
+    io.out(out.text);
+    return 0;
+  }
+  const sel =
+    args.options.model !== undefined || (r.cellNames.length === 0 && r.modelNames.length > 0)
+      ? modelReadout(r, args.options.model)
+      : selectCell(r, args.options.cell);
+  report(io, sel.diagnostics, r.program.sources);
+  if (!sel.cell) return 1;
+  const { emitCompiled } = await import("./emit.js");
+  await emitCompiled(buildCellIR(sel.cell), args, io);
+  return 0;
+}
+
+/** A model's compiled part for `--target`: its readout, a stateless cell (its cell compiles on its own). */
+function modelReadout(r: CompileResult, name: string | undefined) {
+  const sel = selectModel(r, name);
+  return { cell: sel.model?.readout, diagnostics: sel.diagnostics };
+}
+
+/** From package.json: two folders up from dist/compiler/, one from compiler/ when run from source. */
+export function version(): string {
+  for (const rel of ["../../package.json", "../package.json"])
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), "utf8")) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === "cellc" && pkg.version) return pkg.version;
+    } catch {
+      // not there: try the next folder
+    }
+  return "(unknown version)";
+}
+
+export function usage(): string {
+  const lines = ["usage:"];
+  for (const c of Object.values(COMMANDS)) lines.push(`  cellc ${c.synopsis}`);
+  lines.push("  cellc --version");
+  return lines.join("\n") + "\n";
+}

@@ -1,0 +1,184 @@
+import { availableParallelism } from "node:os";
+import { readFileSync } from "node:fs";
+import { writeFileAtomic } from "./atomic.js";
+import { nodeHost } from "./node-host.js";
+import type { Parsed } from "./args.js";
+import { readCellFile } from "./network.js";
+import type { Io } from "./io.js";
+import { CliError } from "./io.js";
+import { CellCompileError } from "../compiler/compile.js";
+import { compileCell } from "../api/compile-cell.js";
+import { jsBackend, Model, type Backend } from "../runtime/model.js";
+import { readSafetensors, writeSafetensors } from "../runtime/safetensors.js";
+import type { Tensor } from "../runtime/tensor.js";
+import type { CellIR } from "../compiler/ir/cell.js";
+import { UsageError } from "./args.js";
+
+/** A safetensors file, or a CliError that names it. */
+export function readTensors(path: string, what: string): Map<string, Tensor> {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    throw new CliError(
+      `cannot read ${what} '${path}': ${code === "ENOENT" ? "no such file" : (e as Error).message}`,
+    );
+  }
+  return readSafetensors(bytes, `${what} '${path}'`);
+}
+
+/** `cellc run`: see the README for the contract. */
+export async function runCommand(args: Parsed, io: Io): Promise<number> {
+  for (const need of ["params", "inputs", "out"])
+    if (!args.options[need]) throw new UsageError(`run needs --${need} FILE`);
+  const webgpu = args.options.backend === "webgpu";
+  if (webgpu && args.flags.has("f64"))
+    throw new CliError("--f64 needs --backend js: WebGPU computes in float32");
+  if (args.options.backend === "wasm" && args.flags.has("f64"))
+    throw new CliError("--f64 needs --backend js: the wasm backend computes in float32");
+  const layersText = args.options.layers;
+  const layers = layersText === undefined ? 1 : Number(layersText);
+  if (!Number.isInteger(layers) || layers < 1)
+    throw new CliError(`--layers must be a positive integer, got '${layersText}'`);
+  const cell = compileCellFile(args.files[0]!, args.options.cell, io);
+  if (!cell) return 1;
+  const params = readTensors(args.options.params!, "parameters");
+  const inputsFile = readTensors(args.options.inputs!, "inputs");
+  const dtype = args.flags.has("f64") ? "f64" : "f32";
+  const nonfinite = new Map<string, string[]>();
+  for (const [group, ts] of [
+    ["parameters", params],
+    ["inputs", inputsFile],
+  ] as const) {
+    const bad = nonfiniteNames(ts);
+    if (bad.length) nonfinite.set(group, bad);
+  }
+  const backend = await cliBackend(args);
+  const model = new Model(cell, {
+    backend,
+    params,
+    dtype,
+    layers,
+    bidirectional: args.flags.has("bidirectional"),
+    prefixed: layersText !== undefined || args.flags.has("bidirectional"),
+    dims: inputDims(cell.ir, inputsFile),
+  });
+  for (const n of model.ignoredParams)
+    io.err(`cellc: warning: parameter '${n}' is never used by '${cell.ir.name}': ignored\n`);
+  const ir = cell.ir;
+  const inputs = new Map<string, Tensor>();
+  const inits = new Map<string, Tensor>();
+  const upOutputs = new Map<string, Tensor>();
+  const upFinals = new Map<string, Tensor>();
+  let seqLens: Int32Array | undefined;
+  for (const [name, t] of inputsFile) {
+    if (ir.inputs.some((i) => i.name === name)) inputs.set(name, t);
+    else if (name === "seq_lens") {
+      if (t.dtype !== "i32" || t.shape.length !== 1)
+        throw new CliError(
+          `seq_lens must be an integer tensor (I32 or I64) of shape [B], got ${t.stored ?? t.dtype.toUpperCase()} [${t.shape.join(", ")}]`,
+        );
+      seqLens = t.data as Int32Array;
+    } else if (name.startsWith("upstream.") && name.endsWith(".final")) upFinals.set(name.slice(9, -6), t);
+    else if (name.startsWith("upstream.")) upOutputs.set(name.slice(9), t);
+    else if (name.endsWith(".init")) inits.set(name.slice(0, -5), t);
+    else
+      throw new CliError(
+        `unexpected tensor '${name}' in inputs '${args.options.inputs}': expected ${ir.inputs.map((i) => `'${i.name}'`).join(", ")}, '<state>.init', 'seq_lens', 'upstream.<output>' or 'upstream.<state>.final'`,
+      );
+  }
+  const grad = args.flags.has("grad");
+  const fwd = await model.forwardAsync(inputs, { initialStates: inits, seqLens, train: grad });
+  const out = new Map<string, Tensor>();
+  for (const [n, t] of fwd.outputs) out.set(n, t);
+  for (const [n, t] of fwd.finalStates) out.set(`${n}.final`, t);
+  if (grad) {
+    const up = upOutputs.size || upFinals.size ? { outputs: upOutputs, finalStates: upFinals } : {};
+    const g = await model.backwardAsync(fwd, up);
+    for (const [n, t] of g.params) out.set(`grad.${n}`, t);
+    for (const [n, t] of g.inputs) out.set(`grad.${n}`, t);
+    for (const [n, t] of g.initialStates) out.set(`grad.${n}.init`, t);
+  } else if (upOutputs.size || upFinals.size)
+    throw new CliError("upstream gradients were given without --grad");
+  const badOut = nonfiniteNames(out);
+  if (badOut.length) nonfinite.set("outputs", badOut);
+  // Recorded in the file too, so that a later reader of the outputs sees it.
+  const metadata = new Map<string, string>();
+  if (nonfinite.size) metadata.set("nonfinite", [...nonfinite.keys()].join(","));
+  for (const [group, names] of nonfinite) {
+    metadata.set(`nonfinite.${group}`, names.join(","));
+    io.err(`cellc: warning: non-finite values (NaN or Inf) in ${group}: ${names.join(", ")}\n`);
+  }
+  writeFileAtomic(args.options.out!, writeSafetensors(out, metadata));
+  const listed = [...out].map(([n, t]) => `${n} [${t.shape.join(", ")}]`);
+  io.out(`wrote ${args.options.out} (${model.backend.name}, ${dtype}): ${listed.join(", ")}\n`);
+  return 0;
+}
+
+function nonfiniteNames(ts: ReadonlyMap<string, Tensor>): string[] {
+  return [...ts].filter(([, t]) => t.dtype !== "i32" && !t.data.every(Number.isFinite)).map(([n]) => n);
+}
+
+/** Sizes of the inputs' dimensions that no parameter has (the parameters' own come from their shapes). */
+function inputDims(ir: CellIR, inputs: ReadonlyMap<string, Tensor>): Record<string, number> {
+  const inParams = new Set(ir.params.flatMap((p) => p.type.dims.flatMap((d) => Object.keys(d.terms))));
+  const dims: Record<string, number> = Object.create(null) as Record<string, number>;
+  for (const inp of ir.inputs) {
+    const t = inputs.get(inp.name);
+    if (!t || t.shape.length !== 2 + inp.type.dims.length) continue;
+    inp.type.dims.forEach((d, i) => {
+      const names = Object.keys(d.terms);
+      const n = names[0]!;
+      if (names.length === 1 && d.c === 0 && d.terms[n] === 1 && !inParams.has(n))
+        dims[n] ??= t.shape[2 + i]!;
+    });
+  }
+  return dims;
+}
+
+/**
+ * The wasm backend on `--threads` threads (default 1: with the elementwise kernels still single-threaded
+ * JS, a second thread gave 1.2-1.3x at best here, and less on a busy machine; see BENCHMARKS.md).
+ */
+/**
+ * The backend of `--backend` and `--threads`, for every command that runs a cell: the WebAssembly backend
+ * by default (on all cores unless `--threads N`), the JS kernels for `--backend js` and for `--f64` (the
+ * wasm kernels are float32), or WebGPU. Undefined stands for the JS backend.
+ */
+export async function cliBackend(
+  args: Parsed,
+  allowed: readonly string[] = ["js", "wasm", "webgpu"],
+): Promise<Backend> {
+  const f64 = args.flags.has("f64");
+  const name = args.options.backend ?? (f64 ? "js" : "wasm");
+  if (!allowed.includes(name))
+    throw new CliError(`${args.command} runs on the ${allowed.join(" or ")} backend, not '${name}'`);
+  if (args.options.threads !== undefined && name !== "wasm")
+    throw new CliError("--threads goes with the wasm backend");
+  if (name === "js") return jsBackend;
+  if (name === "webgpu") return (await import("../runtime/webgpu/node.js")).createNodeWebGpuBackend();
+  const text = args.options.threads ?? "all";
+  const threads = text === "all" ? availableParallelism() : Number(text);
+  if (!Number.isInteger(threads) || threads < 1 || threads > 256)
+    throw new CliError(`--threads must be 'all' or an integer from 1 to 256, got '${text}'`);
+  const { createThreadedWasmBackend } = await import("../runtime/cpu/wasm.js");
+  return createThreadedWasmBackend(threads);
+}
+
+/**
+ * Reads and compiles one cell of a file, imports through the guarded host; prints the diagnostics and
+ * gives undefined when it has errors.
+ */
+export function compileCellFile(file: string, cellName: string | undefined, io: Io) {
+  const source = readCellFile(file);
+  try {
+    return compileCell(source, { file, cell: cellName, host: nodeHost });
+  } catch (e) {
+    if (e instanceof CellCompileError) {
+      io.err(e.message + "\n");
+      return undefined;
+    }
+    throw e;
+  }
+}

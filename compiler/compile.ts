@@ -1,0 +1,97 @@
+import { emitScheduleJs } from "./codegen/js.js";
+import { emitScheduleWgsl } from "./codegen/wgsl.js";
+import { emitScheduleWasm } from "./wasm/elementwise.js";
+import type { SourceHost } from "./check/program.js";
+import { checkProgram, selectCell, buildCellIR } from "./driver.js";
+import { hasErrors, renderAll, type Diagnostic } from "./diag/diagnostic.js";
+import type { SourceMap } from "./diag/span.js";
+import type { CellIR } from "./ir/cell.js";
+import { artifactOf, type Artifact } from "./schedule/artifact.js";
+import { buildSchedule } from "./schedule/build.js";
+import type { Schedule } from "./schedule/types.js";
+import { CellcError } from "../artifact/tensor.js";
+
+/** Thrown for a .cell file with errors; the message is the rendered diagnostics. */
+export class CellCompileError extends CellcError {
+  constructor(
+    message: string,
+    readonly diagnostics: readonly Diagnostic[],
+  ) {
+    super(message);
+  }
+}
+
+export interface CompileOptions {
+  /** The file name used in diagnostics and to resolve imports. */
+  readonly file?: string;
+  /** Which cell, when the source defines several. */
+  readonly cell?: string;
+  /** Where imported files are read from; by default imports fail. */
+  readonly host?: SourceHost;
+  /** Which kernels to generate: JS (the CPU runtime's), WGSL, WebAssembly. Default all three. */
+  readonly targets?: readonly Target[];
+}
+
+/** What `compile` gives: the diagnostics, and the artifact when there are no errors. */
+export interface CompileOutput {
+  readonly diagnostics: readonly Diagnostic[];
+  readonly artifact?: Artifact;
+  /** The compiler's view, for printing stages: the cell's IR and its schedule. */
+  readonly ir?: CellIR;
+  readonly schedule?: Schedule;
+  /** The source files read, for rendering the diagnostics. */
+  readonly sources: SourceMap;
+}
+
+/** The compiler's one entry: source text to diagnostics and a serialisable artifact. */
+export function compile(source: string, opts: CompileOptions = {}): CompileOutput {
+  const file = opts.file ?? "input.cell";
+  const host = opts.host ?? {
+    read: (p: string) => {
+      throw new Error(`no source host to read '${p}'`);
+    },
+  };
+  const r = checkProgram(file, host, source);
+  const sel = hasErrors(r.diagnostics)
+    ? { diagnostics: [] }
+    : selectCell(r, opts.cell, "pass the `cell` option to choose one");
+  const diagnostics = [...r.diagnostics, ...sel.diagnostics];
+  const sources = r.program.sources;
+  if (hasErrors(diagnostics) || !("cell" in sel) || !sel.cell) return { diagnostics, sources };
+  const ir = buildCellIR(sel.cell);
+  return { diagnostics, sources, ir, ...compileIR(ir, opts.targets) };
+}
+
+/** The code generators of the kernels, one per target (a backend's emitter). */
+export const TARGETS = {
+  js: emitScheduleJs,
+  wgsl: emitScheduleWgsl,
+  wasm: emitScheduleWasm,
+} as const;
+export type Target = keyof typeof TARGETS;
+const ALL_TARGETS = Object.keys(TARGETS) as Target[];
+
+/** The schedule and artifact of a cell's IR. */
+export function compileIR(
+  ir: CellIR,
+  targets: readonly Target[] = ALL_TARGETS,
+): { schedule: Schedule; artifact: Artifact } {
+  const schedule = buildSchedule(ir);
+  const artifact = artifactOf(schedule, {
+    js: targets.includes("js") ? TARGETS.js(schedule) : undefined,
+    wgsl: targets.includes("wgsl") ? TARGETS.wgsl(schedule) : undefined,
+    wasm: targets.includes("wasm") ? TARGETS.wasm(schedule) : undefined,
+  });
+  return { schedule, artifact };
+}
+
+/** compile(), or a CellCompileError whose message is the rendered diagnostics. */
+export function compileOrThrow(
+  source: string,
+  opts: CompileOptions = {},
+): { artifact: Artifact; ir: CellIR; diagnostics: readonly Diagnostic[] } {
+  const out = compile(source, opts);
+  if (!out.artifact || !out.ir)
+    throw new CellCompileError(renderAll(out.diagnostics, out.sources), out.diagnostics);
+  return { artifact: out.artifact, ir: out.ir, diagnostics: out.diagnostics };
+}
