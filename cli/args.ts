@@ -4,6 +4,7 @@ export type Command =
   | "check"
   | "compile"
   | "run"
+  | "predict"
   | "import"
   | "init"
   | "train"
@@ -35,6 +36,13 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
     files: [1, 1],
     values: ["cell", "params", "inputs", "out", "backend", "layers", "threads"],
     flags: ["grad", "f64", "bidirectional"],
+  },
+  predict: {
+    synopsis:
+      "predict DIR --inputs X.safetensors --out Y.safetensors [--backend wasm|js|webgpu] [--threads N|all] [--f64]",
+    files: [1, 1],
+    values: ["inputs", "out", "backend", "threads"],
+    flags: ["f64"],
   },
   import: {
     synopsis:

@@ -48,6 +48,10 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
         const { runCommand } = await import("./run.js");
         return await runCommand(args, io);
       }
+      case "predict": {
+        const { predictCommand } = await import("./predict.js");
+        return await predictCommand(args, io);
+      }
       case "import": {
         const { importCommand } = await import("./export.js");
         return importCommand(args, io);
