@@ -270,11 +270,19 @@ export class Model {
     }
   }
 
-  private layerParams(l: number, d: number): FloatArray[] {
-    return this.cell.signature.params.map(
-      (p) => this.params.get(this.name(l, d, p.name))!.data as FloatArray,
-    );
+  private layerParams(l: number, d: number): Seq[] {
+    const dev = this.deviceParams;
+    return this.cell.signature.params.map((p) => {
+      const name = this.name(l, d, p.name);
+      return dev?.get(name) ?? (this.params.get(name)!.data as FloatArray);
+    });
   }
+
+  /**
+   * @internal Parameters that live on the backend's device (a device training step owns them there):
+   * runners read these instead of `params`, copying them on the device when paramsChanged() says so.
+   */
+  deviceParams?: ReadonlyMap<string, Seq>;
 
   /** Runs the whole sequence through every layer and direction (synchronous backends). */
   forward(inputs: Inputs, opts: ForwardOptions = {}): ForwardResult {
@@ -316,7 +324,7 @@ export class Model {
             bindDim(this.sizes[0]!, d, t.shape[2 + i]!, `input '${inp.name}'`);
         });
     }
-    let layerInputs: Seq[] = ir.inputs.map((inp) => {
+    const layerInputs: Seq[] = ir.inputs.map((inp) => {
       const t = given.get(inp.name);
       const feat = resolveShape(inp.type, this.sizes[0]!, `input '${inp.name}'`);
       if (!t) throw new CellcError(`missing input '${inp.name}' of shape ${showShape(["T", "B", ...feat])}`);
@@ -325,9 +333,50 @@ export class Model {
     });
     this.checkSequenceMemory(T, B, opts.train ?? true);
     const lens = this.lens(opts.seqLens, T, B);
-    const inits = toMap(opts.initialStates);
-    const knownInits = new Set<string>();
     const train = opts.train ?? true;
+    const { outputs, finals, tape } = yield* this.layersForward(
+      layerInputs,
+      T,
+      B,
+      lens,
+      toMap(opts.initialStates),
+      train,
+    );
+    // One read-back of everything the caller gets (for a device backend, one submission of all layers).
+    const values = (yield this.backend.ops.readAll(
+      [...outputs, ...finals.map((f) => f.seq)],
+      this.dtype,
+    )) as FloatArray[];
+    const finalStates = new Map<string, Tensor>();
+    finals.forEach((f, k) =>
+      finalStates.set(f.name, { dtype: this.dtype, shape: f.shape, data: values[outputs.length + k]! }),
+    );
+    const outMap = new Map<string, Tensor>();
+    ir.outputs.forEach((o, i) =>
+      outMap.set(o.name, { dtype: this.dtype, shape: [T, ...this.outputShape(i, B)], data: values[i]! }),
+    );
+    return { outputs: outMap, finalStates, tape };
+  }
+
+  /**
+   * Every layer and direction over sequences already where the backend keeps them: the outputs of the
+   * last layer and every final state, not read back. forward() reads them back; a device training step
+   * (runtime/webgpu/network.ts) keeps them on the device.
+   */
+  *layersForward(
+    layerInputs: Seq[],
+    T: number,
+    B: number,
+    lens: Int32Array | undefined,
+    inits: ReadonlyMap<string, Tensor>,
+    train: boolean,
+  ): Generator<
+    unknown,
+    { outputs: Seq[]; finals: { name: string; shape: number[]; seq: Seq }[]; tape?: ModelTape },
+    unknown
+  > {
+    const ir = this.cell.signature;
+    const knownInits = new Set<string>();
     const runs: ModelTape["runs"] = [];
     const finals: { name: string; shape: number[]; seq: Seq }[] = [];
     const ops = this.backend.ops;
@@ -380,17 +429,7 @@ export class Model {
         throw new CellcError(
           `unexpected initial state '${n}': expected ${[...knownInits].map((k) => `'${k}'`).join(", ")}`,
         );
-    // One read-back of everything the caller gets (for a device backend, one submission of all layers).
-    const values = (yield ops.readAll([...outputs, ...finals.map((f) => f.seq)], this.dtype)) as FloatArray[];
-    const finalStates = new Map<string, Tensor>();
-    finals.forEach((f, k) =>
-      finalStates.set(f.name, { dtype: this.dtype, shape: f.shape, data: values[outputs.length + k]! }),
-    );
-    const outMap = new Map<string, Tensor>();
-    ir.outputs.forEach((o, i) =>
-      outMap.set(o.name, { dtype: this.dtype, shape: [T, ...this.outputShape(i, B)], data: values[i]! }),
-    );
-    return { outputs: outMap, finalStates, tape: train ? { T, B, lens, runs } : undefined };
+    return { outputs, finals, tape: train ? { T, B, lens, runs } : undefined };
   }
 
   /**
@@ -414,7 +453,7 @@ export class Model {
     const tape = fwd.tape;
     if (!tape) throw new CellcError("backward() needs a forward() run with train: true");
     const ir = this.cell.signature;
-    const { T, B, lens } = tape;
+    const { T, B } = tape;
     const upOut = toMap(upstream.outputs);
     const upFin = toMap(upstream.finalStates);
     const defaultLoss = upstream.outputs === undefined && upstream.finalStates === undefined;
@@ -423,7 +462,7 @@ export class Model {
     for (const n of upFin.keys())
       if (!fwd.finalStates.has(n)) throw new CellcError(`upstream gradient for unknown final state '${n}'`);
     // Gradients into the last layer's outputs, [T, B, F * directions].
-    let dOut: (Seq | undefined)[] = ir.outputs.map((o) => {
+    const dOut: (Seq | undefined)[] = ir.outputs.map((o) => {
       const out = fwd.outputs.get(o.name)!;
       const u = upOut.get(o.name);
       if (u) {
@@ -432,56 +471,28 @@ export class Model {
       }
       return defaultLoss ? floatArray(this.dtype, out.data.length).fill(1) : undefined;
     });
-    const ops = this.backend.ops;
-    const grads: { kind: "param" | "init" | "step"; name: string; shape: readonly number[]; seq: Seq }[] = [];
     const stateGrads = opts.stateGrads ?? false;
     const wantInputs = opts.inputGrads ?? true;
-    let dInputs: Seq[] = [];
-    for (let l = this.layers - 1; l >= 0; l--) {
-      const perDir: Seq[][] = [];
-      for (let d = 0; d < this.directions; d++) {
-        const { runner, tape: t } = tape.runs[l]![d]!;
-        const dOutDir = dOut.map((g, i) => {
-          if (!g) return undefined;
-          const F = runner.outputRow(i);
-          const part =
-            this.directions === 1 ? g : ops.sliceFeatures(g, T * B, F, d, this.directions, this.dtype);
-          return d ? ops.reverseValid(part, T, B, F, lens) : part;
-        });
-        const dFin = ir.states.map((s) => {
-          const name = this.name(l, d, s.name);
-          const u = upFin.get(name);
-          if (!u) return undefined;
-          checkShape(u.shape, fwd.finalStates.get(name)!.shape, `upstream gradient of final state '${name}'`);
-          return asFloat(u, this.dtype, `upstream gradient of final state '${name}'`);
-        });
-        const g = (yield runner.backward(
-          t,
-          this.layerParams(l, d),
-          dOutDir,
-          dFin,
-          this.paramVersion,
-          stateGrads,
-          l > 0 || wantInputs,
-        )) as SequenceGrads;
-        ir.params.forEach((p, i) => {
-          const name = this.name(l, d, p.name);
-          grads.push({ kind: "param", name, shape: this.params.get(name)!.shape, seq: g.params[i]! });
-        });
-        ir.states.forEach((s, i) => {
-          const name = this.name(l, d, s.name);
-          grads.push({ kind: "init", name, shape: fwd.finalStates.get(name)!.shape, seq: g.inits[i]! });
-        });
-        if (stateGrads) grads.push(...this.stateStepGrads(g, fwd.finalStates, l, d, T, lens, runner));
-        perDir.push(
-          d ? g.inputs.map((x, i) => ops.reverseValid(x, T, B, runner.inputRow(i), lens)) : g.inputs,
-        );
-      }
-      dInputs = perDir[0]!.map((x, i) => perDir.slice(1).reduce((acc, p) => ops.add(acc, p[i]!), x));
-      dOut = dInputs;
-    }
+    const finalUpstream = (l: number, d: number, s: number): FloatArray | undefined => {
+      const name = this.name(l, d, ir.states[s]!.name);
+      const u = upFin.get(name);
+      if (!u) return undefined;
+      checkShape(u.shape, fwd.finalStates.get(name)!.shape, `upstream gradient of final state '${name}'`);
+      return asFloat(u, this.dtype, `upstream gradient of final state '${name}'`);
+    };
+    const { grads, inputs: dIn } = yield* this.layersBackward(
+      tape,
+      dOut,
+      finalUpstream,
+      stateGrads,
+      wantInputs,
+    );
+    let dInputs = dIn;
     if (!wantInputs) dInputs = [];
-    const values = (yield ops.readAll([...dInputs, ...grads.map((g) => g.seq)], this.dtype)) as FloatArray[];
+    const values = (yield this.backend.ops.readAll(
+      [...dInputs, ...grads.map((g) => g.seq)],
+      this.dtype,
+    )) as FloatArray[];
     const params = new Map<string, Tensor>();
     const initialStates = new Map<string, Tensor>();
     const stateSteps = new Map<string, Tensor>();
@@ -502,13 +513,79 @@ export class Model {
     return stateGrads ? { params, inputs, initialStates, stateSteps } : { params, inputs, initialStates };
   }
 
+  /**
+   * Backpropagation through every layer and direction from gradients already where the backend keeps
+   * them: each parameter's, initial state's and (with stateGrads) per-step state gradient, and the
+   * inputs', not read back (see layersForward).
+   */
+  *layersBackward(
+    tape: ModelTape,
+    dOutputs: readonly (Seq | undefined)[],
+    finalUpstream: (layer: number, direction: number, state: number) => FloatArray | undefined,
+    stateGrads: boolean,
+    wantInputs: boolean,
+  ): Generator<
+    unknown,
+    {
+      grads: { kind: "param" | "init" | "step"; name: string; shape: readonly number[]; seq: Seq }[];
+      inputs: Seq[];
+    },
+    unknown
+  > {
+    const ir = this.cell.signature;
+    const { T, B, lens } = tape;
+    let dOut = dOutputs;
+    const ops = this.backend.ops;
+    const grads: { kind: "param" | "init" | "step"; name: string; shape: readonly number[]; seq: Seq }[] = [];
+    let dInputs: Seq[] = [];
+    for (let l = this.layers - 1; l >= 0; l--) {
+      const perDir: Seq[][] = [];
+      for (let d = 0; d < this.directions; d++) {
+        const { runner, tape: t } = tape.runs[l]![d]!;
+        const dOutDir = dOut.map((g, i) => {
+          if (!g) return undefined;
+          const F = runner.outputRow(i);
+          const part =
+            this.directions === 1 ? g : ops.sliceFeatures(g, T * B, F, d, this.directions, this.dtype);
+          return d ? ops.reverseValid(part, T, B, F, lens) : part;
+        });
+        const dFin = ir.states.map((_, s) => finalUpstream(l, d, s));
+        const g = (yield runner.backward(
+          t,
+          this.layerParams(l, d),
+          dOutDir,
+          dFin,
+          this.paramVersion,
+          stateGrads,
+          l > 0 || wantInputs,
+        )) as SequenceGrads;
+        ir.params.forEach((p, i) => {
+          const name = this.name(l, d, p.name);
+          grads.push({ kind: "param", name, shape: this.params.get(name)!.shape, seq: g.params[i]! });
+        });
+        ir.states.forEach((s, i) => {
+          const name = this.name(l, d, s.name);
+          const shape = [B, ...resolveShape(s.type, this.sizes[l]!, "")];
+          grads.push({ kind: "init", name, shape, seq: g.inits[i]! });
+        });
+        if (stateGrads) grads.push(...this.stateStepGrads(g, l, d, T, B, lens, runner));
+        perDir.push(
+          d ? g.inputs.map((x, i) => ops.reverseValid(x, T, B, runner.inputRow(i), lens)) : g.inputs,
+        );
+      }
+      dInputs = perDir[0]!.map((x, i) => perDir.slice(1).reduce((acc, p) => ops.add(acc, p[i]!), x));
+      dOut = dInputs;
+    }
+    return { grads, inputs: dInputs };
+  }
+
   /** Each state's per-step gradients of one layer and direction, the reverse direction's in forward time. */
   private stateStepGrads(
     g: SequenceGrads,
-    finals: ReadonlyMap<string, Tensor>,
     l: number,
     d: number,
     T: number,
+    B: number,
     lens: Int32Array | undefined,
     runner: DirectionRunner,
   ): { kind: "step"; name: string; shape: readonly number[]; seq: Seq }[] {
@@ -519,7 +596,7 @@ export class Model {
     return this.cell.signature.states.map((s, i) => {
       const name = this.name(l, d, s.name);
       const F = runner.stateRow(i);
-      const shape = finals.get(name)!.shape; // [B, ...]
+      const shape = [B, ...resolveShape(s.type, this.sizes[l]!, "")];
       const steps = g.stateSteps![i]!;
       const seq = d ? this.backend.ops.reverseValid(steps, T, shape[0]!, F, lens) : steps;
       return { kind: "step" as const, name, shape: [T, ...shape], seq };

@@ -51,7 +51,8 @@ export interface DirectionRunner {
     inputs: readonly Seq[],
     T: number,
     inits: readonly FloatArray[],
-    params: readonly FloatArray[],
+    /** Host arrays; a device backend also takes values already on its device. */
+    params: readonly Seq[],
     lens: Int32Array | undefined,
     keep: boolean,
     /** Changes whenever parameter values may have changed in place (a device backend re-uploads them). */
@@ -59,7 +60,7 @@ export interface DirectionRunner {
   ): SequenceResult | Promise<SequenceResult>;
   backward(
     tape: unknown,
-    params: readonly FloatArray[],
+    params: readonly Seq[],
     dOutputs: readonly (Seq | undefined)[],
     dFinals: readonly (FloatArray | undefined)[],
     paramVersion?: number,

@@ -68,7 +68,7 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
   private readonly pipelineLayout: GPUPipelineLayout;
   private readonly plans = new Map<number, CallPlan>();
   private pmem?: GPUBuffer;
-  private uploaded?: { arrays: readonly FloatArray[]; version: number };
+  private uploaded?: { arrays: readonly Seq[]; version: number };
 
   constructor(
     private readonly ctx: GpuContext,
@@ -224,7 +224,7 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
   }
 
   /** The parameter arena, with the parameters uploaded and packed when they changed since the last call. */
-  private params(p: CallPlan, params: readonly FloatArray[], version: number): GPUBuffer {
+  private params(p: CallPlan, params: readonly Seq[], version: number): GPUBuffer {
     const ctx = this.ctx;
     if (!this.pmem) {
       this.pmem = ctx.buffer(
@@ -235,7 +235,8 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
     }
     const same = this.uploaded?.version === version && this.uploaded.arrays.every((a, i) => a === params[i]);
     if (!same) {
-      params.forEach((w, i) => ctx.write(this.pmem!, p.L.base[bufferIndex(this.a, "param", i)]!, w));
+      // Host arrays are uploaded; values already on the device (a device training step's) are copied.
+      params.forEach((w, i) => ctx.place(w, this.pmem!, p.L.base[bufferIndex(this.a, "param", i)]!));
       this.copy(this.pmem, p.pack, false);
       this.uploaded = { arrays: params.slice(), version };
     }
@@ -306,7 +307,7 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
     inputs: readonly Seq[],
     T: number,
     inits: readonly FloatArray[],
-    params: readonly FloatArray[],
+    params: readonly Seq[],
     lens: Int32Array | undefined,
     keep: boolean,
     paramVersion = 0,
@@ -352,7 +353,7 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
 
   async backward(
     tapeIn: unknown,
-    params: readonly FloatArray[],
+    params: readonly Seq[],
     dOutputs: readonly (Seq | undefined)[],
     dFinals: readonly (FloatArray | undefined)[],
     paramVersion = 0,
