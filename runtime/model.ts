@@ -90,7 +90,8 @@ export interface Upstream {
   readonly finalStates?: ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>>;
 }
 
-interface ModelTape {
+/** @internal What backward() reads of a forward pass. */
+export interface ModelTape {
   readonly T: number;
   readonly B: number;
   readonly lens?: Int32Array;
@@ -259,7 +260,8 @@ export class Model {
     return r.value;
   }
 
-  private async async<T>(g: Generator<unknown, T, unknown>): Promise<T> {
+  /** @internal Drives one of the generator passes on any backend, awaiting each runner call. */
+  async drive<T>(g: Generator<unknown, T, unknown>): Promise<T> {
     try {
       let r = g.next();
       while (!r.done) r = g.next(await r.value);
@@ -291,7 +293,7 @@ export class Model {
 
   /** forward() for any backend. */
   forwardAsync(inputs: Inputs, opts: ForwardOptions = {}): Promise<ForwardResult> {
-    return this.async(this.forwardSteps(inputs, opts));
+    return this.drive(this.forwardSteps(inputs, opts));
   }
 
   /** The orchestration, written once: each runner call is yielded, so a driver can await it or not. */
@@ -442,7 +444,7 @@ export class Model {
 
   /** backward() for any backend. */
   backwardAsync(fwd: ForwardResult, upstream: Upstream = {}, opts: BackwardOptions = {}): Promise<Gradients> {
-    return this.async(this.backwardSteps(fwd, upstream, opts));
+    return this.drive(this.backwardSteps(fwd, upstream, opts));
   }
 
   private *backwardSteps(

@@ -3,10 +3,10 @@
 // gradient `dy` (zero on rows that do not count) scaled by `scale` = 1 / (the number of terms of the
 // batch's mean), so that summing chunks (truncated BPTT) gives the mean over the whole batch.
 //
-// JS: `function loss(y, O, rows, target, valid, scale, dy)` returns the scaled sum; arithmetic in f64.
-// WGSL: entry `rows` (one invocation per row: dy and the row's term into `part`), then `total` (one
-// invocation: the scaled sum of `part` into `out[0]`). Targets are class ids (i32) for cross-entropy and
-// O reals per row otherwise; the runtime checks them before a kernel runs.
+// JS: `function loss(y, O, rows, tgt, valid, scale, dy)` returns the scaled sum; arithmetic in f64.
+// WGSL: entry `rows` (one invocation per row: dy and the row's term into `part`; y is read from u.yOff in
+// its buffer), then `total` (one invocation: the scaled sum of `part` into `stats[0]`). Targets are class
+// ids (i32) for cross-entropy and O reals per row otherwise; the runtime checks them before a kernel runs.
 import type { LossKind } from "../../artifact/network.js";
 import type { StageKernels } from "../../artifact/network.js";
 import { Writer } from "../codegen/writer.js";
@@ -27,15 +27,15 @@ export const LOSSES: Readonly<Record<LossKind, LossDef>> = {
       w
         .open("for (let k = 0; k < O; k++) {")
         .line("const x = y[at + k];")
-        .line("const z = target[at + k];")
+        .line("const z = tgt[at + k];")
         .line("sum += (x - z) * (x - z);")
         .line("dy[at + k] = 2 * (x - z) * scale;")
         .close(),
     wgsl: (w) =>
       w
         .open("for (var k = 0u; k < u.O; k++) {")
-        .line("let x = y[at + k];")
-        .line("let z = target[at + k];")
+        .line("let x = y[u.yOff + at + k];")
+        .line("let z = tgt[at + k];")
         .line("l += (x - z) * (x - z);")
         .line("dy[at + k] = 2.0 * (x - z) * u.scale;")
         .close(),
@@ -47,15 +47,15 @@ export const LOSSES: Readonly<Record<LossKind, LossDef>> = {
       w
         .open("for (let k = 0; k < O; k++) {")
         .line("const x = y[at + k];")
-        .line("const z = target[at + k];")
+        .line("const z = tgt[at + k];")
         .line("sum += Math.max(x, 0) - x * z + Math.log1p(Math.exp(-Math.abs(x)));")
         .line("dy[at + k] = (1 / (1 + Math.exp(-x)) - z) * scale;")
         .close(),
     wgsl: (w) =>
       w
         .open("for (var k = 0u; k < u.O; k++) {")
-        .line("let x = y[at + k];")
-        .line("let z = target[at + k];")
+        .line("let x = y[u.yOff + at + k];")
+        .line("let z = tgt[at + k];")
         .line("l += max(x, 0.0) - x * z + log(1.0 + exp(-abs(x)));")
         .line("dy[at + k] = (1.0 / (1.0 + exp(-x)) - z) * u.scale;")
         .close(),
@@ -64,7 +64,7 @@ export const LOSSES: Readonly<Record<LossKind, LossDef>> = {
     classes: true,
     js: (w) =>
       w
-        .line("const c = target[r];")
+        .line("const c = tgt[r];")
         .line("let m = -Infinity;")
         .line("for (let k = 0; k < O; k++) m = Math.max(m, y[at + k]);")
         .line("let s = 0;")
@@ -76,22 +76,23 @@ export const LOSSES: Readonly<Record<LossKind, LossDef>> = {
         ),
     wgsl: (w) =>
       w
-        .line("let c = u32(target[r]);")
-        .line("var m = y[at];")
-        .line("for (var k = 1u; k < u.O; k++) { m = max(m, y[at + k]); }")
+        .line("let c = u32(tgt[r]);")
+        .line("let a = u.yOff + at;")
+        .line("var m = y[a];")
+        .line("for (var k = 1u; k < u.O; k++) { m = max(m, y[a + k]); }")
         .line("var s = 0.0;")
-        .line("for (var k = 0u; k < u.O; k++) { s += exp(y[at + k] - m); }")
+        .line("for (var k = 0u; k < u.O; k++) { s += exp(y[a + k] - m); }")
         .line("let lse = m + log(s);")
-        .line("l = lse - y[at + c];")
+        .line("l = lse - y[a + c];")
         .line(
-          "for (var k = 0u; k < u.O; k++) { dy[at + k] = (exp(y[at + k] - lse) - select(0.0, 1.0, k == c)) * u.scale; }",
+          "for (var k = 0u; k < u.O; k++) { dy[at + k] = (exp(y[a + k] - lse) - select(0.0, 1.0, k == c)) * u.scale; }",
         ),
   },
 };
 
 export function emitLossJs(kind: LossKind): string {
   const w = new Writer();
-  w.open("function loss(y, O, rows, target, valid, scale, dy) {");
+  w.open("function loss(y, O, rows, tgt, valid, scale, dy) {");
   w.line("let sum = 0;");
   w.open("for (let r = 0; r < rows; r++) {");
   w.line("const at = r * O;");
@@ -109,18 +110,18 @@ export function emitLossJs(kind: LossKind): string {
 export function emitLossWgsl(kind: LossKind): string {
   const w = new Writer();
   const target = LOSSES[kind].classes ? "i32" : "f32";
-  w.line("struct U { rows: u32, O: u32, scale: f32, pad: u32 }");
+  w.line("struct U { rows: u32, O: u32, scale: f32, yOff: u32 }");
   w.line("@group(0) @binding(0) var<uniform> u: U;");
   w.line("@group(0) @binding(1) var<storage, read> y: array<f32>;");
-  w.line(`@group(0) @binding(2) var<storage, read> target: array<${target}>;`);
+  w.line(`@group(0) @binding(2) var<storage, read> tgt: array<${target}>;`);
   w.line("@group(0) @binding(3) var<storage, read> valid: array<u32>;");
   w.line("@group(0) @binding(4) var<storage, read_write> dy: array<f32>;");
   w.line("@group(0) @binding(5) var<storage, read_write> part: array<f32>;");
-  w.line("@group(0) @binding(6) var<storage, read_write> out: array<f32>;");
+  w.line("@group(0) @binding(6) var<storage, read_write> stats: array<f32>;");
   w.line("");
   w.line("@compute @workgroup_size(64)");
   w.open("fn rows(@builtin(global_invocation_id) id: vec3<u32>) {");
-  w.line("let r = id.x;");
+  w.line("let r = id.x + id.y * 4194240u;");
   w.line("if (r >= u.rows) { return; }");
   w.line("let at = r * u.O;");
   w.open("if (valid[r] == 0u) {");
@@ -137,7 +138,7 @@ export function emitLossWgsl(kind: LossKind): string {
   w.open("fn total() {");
   w.line("var s = 0.0;");
   w.line("for (var r = 0u; r < u.rows; r++) { s += part[r]; }");
-  w.line("out[0] = s * u.scale;");
+  w.line("stats[0] = s * u.scale;");
   w.close();
   return w.toString();
 }

@@ -7,8 +7,10 @@
 //                                   momentum, update count from 1]; m, v the moments (`buf` is m)
 //   sumsq(g, n)                     the sum of squares of n values (the gradient norm is its root)
 //   scale(g, n, coef)               g *= coef (clipping)
-// WGSL: `update` (one invocation per value, the gradient scaled by u.coef on the fly: clipping), then
-// `sumsq` (one workgroup of 256 per 256 * 16 values: partial sums into `part`) and `total` (their sum).
+// WGSL, over every parameter of a network at once (flat buffers w, g, m, v): `sumsq` (a workgroup of 256
+// per 4096 values: partial sums into `part`) and `total` (their sum into stats[1]: the squared gradient
+// norm), then `update` (an invocation per value; the gradient scaled by the clipping coefficient, which it
+// computes from stats[1] and u.clip, 0 for none).
 import type { OptimName, StageKernels } from "../../artifact/network.js";
 import { Writer } from "../codegen/writer.js";
 
@@ -28,8 +30,8 @@ const adam = (decoupled: boolean): OptimDef => ({
     w.line("w[i] = w[i] - (stepSize * m[i]) / (Math.sqrt(v[i]) / sbc2 + eps);");
   },
   wgsl: (w) => {
-    if (decoupled) w.line("w[i] = w[i] * (1.0 - u.lr * u.wd);").line("let gi = g[i] * u.coef;");
-    else w.line("let gi = g[i] * u.coef + u.wd * w[i];");
+    if (decoupled) w.line("w[i] = w[i] * (1.0 - u.lr * u.wd);").line("let gi = g[i] * coef;");
+    else w.line("let gi = g[i] * coef + u.wd * w[i];");
     w.line("m[i] = m[i] + (gi - m[i]) * (1.0 - u.b1);");
     w.line("v[i] = v[i] * u.b2 + (1.0 - u.b2) * gi * gi;");
     w.line("w[i] = w[i] - (u.lr / u.bc1 * m[i]) / (sqrt(v[i]) / sqrt(u.bc2) + u.eps);");
@@ -43,7 +45,7 @@ const sgd = (momentum: boolean): OptimDef => ({
     w.line("w[i] = w[i] - lr * d;");
   },
   wgsl: (w) => {
-    w.line("var d = g[i] * u.coef + u.wd * w[i];");
+    w.line("var d = g[i] * coef + u.wd * w[i];");
     if (momentum) w.line("d = select(u.mom * m[i] + d, d, u.first == 1u);").line("m[i] = d;");
     w.line("w[i] = w[i] - u.lr * d;");
   },
@@ -81,18 +83,21 @@ export function emitOptimWgsl(kind: OptimName): string {
   const w = new Writer();
   w.line("struct U {");
   w.line("  lr: f32, b1: f32, b2: f32, eps: f32, wd: f32, mom: f32, bc1: f32, bc2: f32,");
-  w.line("  coef: f32, n: u32, first: u32, pad: u32,");
+  w.line("  clip: f32, n: u32, first: u32, pad: u32,");
   w.line("}");
   w.line("@group(0) @binding(0) var<uniform> u: U;");
   w.line("@group(0) @binding(1) var<storage, read_write> w: array<f32>;");
   w.line("@group(0) @binding(2) var<storage, read> g: array<f32>;");
   w.line("@group(0) @binding(3) var<storage, read_write> m: array<f32>;");
   w.line("@group(0) @binding(4) var<storage, read_write> v: array<f32>;");
+  w.line("@group(0) @binding(5) var<storage, read> stats: array<f32>;");
   w.line("");
   w.line("@compute @workgroup_size(64)");
   w.open("fn update(@builtin(global_invocation_id) id: vec3<u32>) {");
-  w.line("let i = id.x;");
+  w.line("let i = id.x + id.y * 4194240u;");
   w.line("if (i >= u.n) { return; }");
+  w.line("var coef = 1.0;");
+  w.line("if (u.clip > 0.0) { coef = min(1.0, u.clip / (sqrt(stats[1]) + 1e-6)); }");
   OPTIMIZERS[kind].wgsl(w);
   w.close();
   return w.toString();
@@ -103,13 +108,13 @@ export const SUMSQ_WGSL = `struct U { n: u32, parts: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read> g: array<f32>;
 @group(0) @binding(2) var<storage, read_write> part: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read_write> stats: array<f32>;
 var<workgroup> acc: array<f32, 256>;
 
 @compute @workgroup_size(256)
 fn sumsq(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   var s = 0.0;
-  let base = wid.x * 4096u;
+  let base = (wid.x + wid.y * 65535u) * 4096u;
   for (var k = 0u; k < 16u; k++) {
     let i = base + k * 256u + lid.x;
     if (i < u.n) { s += g[i] * g[i]; }
@@ -120,14 +125,14 @@ fn sumsq(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wi
     if (lid.x < step) { acc[lid.x] += acc[lid.x + step]; }
     workgroupBarrier();
   }
-  if (lid.x == 0u) { part[wid.x] = acc[0]; }
+  if (lid.x == 0u) { part[wid.x + wid.y * 65535u] = acc[0]; }
 }
 
 @compute @workgroup_size(1)
 fn total() {
   var s = 0.0;
   for (var p = 0u; p < u.parts; p++) { s += part[p]; }
-  out[0] = s;
+  stats[1] = s;
 }
 `;
 

@@ -41,6 +41,8 @@ export class GpuContext {
 
   /** A device error (a bug in cellc, not in the user's input), reported at the next read-back. */
   failure?: string;
+  /** Read-backs so far (each a submission and a wait for the device): for tests and benchmarks. */
+  readBacks = 0;
 
   constructor(readonly device: GPUDevice) {}
 
@@ -181,6 +183,7 @@ export class GpuContext {
   /** Submits the pending work, reads the values back (device ones; host ones as they are), releases. */
   async readAll(xs: readonly Seq[], dtype: "f32" | "f64"): Promise<FloatArray[]> {
     const dev = this.device;
+    this.readBacks++;
     const device = xs.filter(isDevice);
     const total = device.reduce((a, x) => a + x.length, 0);
     const staging = dev.createBuffer({

@@ -4,9 +4,12 @@ import { GpuSequenceRunner } from "./runner.js";
 import { GpuContext } from "./context.js";
 
 export { GpuSequenceRunner, WgslCompileError } from "./runner.js";
+export type { GpuContext } from "./context.js";
 
 export interface WebGpuBackend extends Backend {
   readonly device: GPUDevice;
+  /** @internal The device's shared encoder, buffers and sequence operations. */
+  readonly context: GpuContext;
   /** The adapter's vendor, architecture and description, for reports. */
   readonly adapterName: string;
 }
@@ -42,6 +45,7 @@ export async function createWebGpuBackend(
     name: "webgpu",
     async: true,
     device,
+    context: ctx,
     adapterName,
     // The device computes in float32 whatever the model's dtype; read-back widens to it.
     runner: (cell, sizes, B) => new GpuSequenceRunner(ctx, cell, sizes, B),

@@ -7,6 +7,8 @@ import { Network } from "../../workbench/train/network.js";
 import { Trainer } from "../../workbench/train/trainer.js";
 import type { Batch, DataSource, LossKind, OptimName } from "../../workbench/train/types.js";
 import { networkArtifact } from "../helpers.js";
+import type { Backend } from "../../runtime/backend.js";
+import { webgpu } from "../webgpu/setup.js";
 
 interface Case {
   name: string;
@@ -62,7 +64,13 @@ function fixedData(c: Case): DataSource {
   };
 }
 
-describe("training follows PyTorch", () => {
+// The default backend (wasm: the host updates the parameters) and WebGPU, where the whole step runs on
+// the device (the artifact's loss and optimiser kernels) and only the loss and gradient norm come back.
+const gpu = await webgpu();
+const backends: [string, Backend | undefined][] = [["default", undefined]];
+if (gpu) backends.push(["webgpu", gpu]);
+
+describe.each(backends)("training follows PyTorch (%s backend)", (_, backend) => {
   for (const c of fixtures.cases)
     test(c.name, async () => {
       const params = new Map<string, Tensor>(
@@ -76,7 +84,8 @@ describe("training follows PyTorch", () => {
         dims: { H: c.H },
         optimizer: c.optim,
       });
-      const net = new Network(artifact, { params });
+      const net = new Network(artifact, { params, backend });
+      if (backend) expect(net.device).toBeDefined();
       const trainer = new Trainer(net, data, {
         steps: c.losses.length,
         batch: c.B,
@@ -93,6 +102,7 @@ describe("training follows PyTorch", () => {
         if (c.grad_norms.length)
           expect(Math.abs((m.grad_norm as number) - c.grad_norms[s]!)).toBeLessThan(2e-5 * c.grad_norms[s]!);
       }
+      await net.syncHost();
       for (const [n, t] of Object.entries(c.final)) {
         const ours = net.params.get(n)!.data;
         const scale = Math.max(...t.data.map(Math.abs));

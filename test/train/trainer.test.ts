@@ -134,8 +134,9 @@ describe("checkpoints", () => {
       atomicHooks.beforeRename = (path) => {
         if (path.endsWith(file)) throw new Error("simulated crash");
       };
+      const ck = await t.checkpoint();
       try {
-        expect(() => saveCheckpoint(dir, t.checkpoint())).toThrow(/simulated crash/);
+        expect(() => saveCheckpoint(dir, ck)).toThrow(/simulated crash/);
       } finally {
         atomicHooks.beforeRename = undefined;
       }

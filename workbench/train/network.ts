@@ -5,7 +5,10 @@ import type { NetworkArtifact, ParamPart } from "../../artifact/network.js";
 import { loadArtifact } from "../../runtime/cell.js";
 import { initialise, Rng } from "../../runtime/init.js";
 import { loadJsModule } from "../../runtime/kernels.js";
+import { lossRows, lossScale } from "../../runtime/loss-plan.js";
 import { jsBackend, Model, type ForwardResult, type Gradients } from "../../runtime/model.js";
+import type { WebGpuBackend } from "../../runtime/webgpu/index.js";
+import { GpuNetworkStep, type DeviceBatch, type DeviceUpdate } from "../../runtime/webgpu/network.js";
 import {
   CellcError,
   floatArray,
@@ -141,16 +144,90 @@ export class Network {
     let count = 0;
     for (const t of this.params.values()) count += t.data.length;
     this.paramCount = count;
+    const gpu = opts.backend as WebGpuBackend | undefined;
+    if (gpu?.context && this.dtype === "f32") {
+      // The readout runs on the device too there, reading the same parameter values.
+      const readoutOnDevice = new Model(readout, {
+        backend: gpu,
+        params: this.readoutModel.params,
+        dims: artifact.readoutSizes,
+      });
+      this.device = new GpuNetworkStep(gpu, artifact, this.cellModel, readoutOnDevice);
+      this.device.writeParams(this.params);
+    }
   }
+
+  /**
+   * On a WebGPU backend in float32, training steps and evaluations run whole on the device
+   * (runtime/webgpu/network.ts); what needs the values on the host syncs them first (syncHost).
+   */
+  readonly device?: GpuNetworkStep;
+  /** The device's parameters are newer than `params`. */
+  private hostStale = false;
 
   /** Says that parameter values were changed in place (by an optimiser): a device backend re-uploads them. */
   paramsChanged(): void {
     this.cellModel.paramsChanged();
     this.readoutModel.paramsChanged();
+    if (this.device) {
+      this.device.writeParams(this.params);
+      this.hostStale = false;
+    }
+  }
+
+  /** Brings the parameters the device trained back into `params` (no read-back when they are current). */
+  async syncHost(): Promise<void> {
+    if (!this.device || !this.hostStale) return;
+    const values = await this.device.readParams();
+    for (const [n, t] of this.params) (t.data as FloatArray).set(values.get(n)!);
+    this.readoutModel.paramsChanged();
+    this.hostStale = false;
+  }
+
+  /**
+   * One training step on the device: the loss and the gradient norm (before clipping) come back in one
+   * read-back; the parameters and the optimiser's moments stay there.
+   */
+  async deviceStep(batch: Batch, update: DeviceUpdate): Promise<{ loss: number; gradNorm: number }> {
+    const [loss, sumsq] = (await this.device!.step(this.deviceBatch(batch), update, true))!;
+    this.hostStale = true;
+    return { loss, gradNorm: Math.sqrt(sumsq) };
+  }
+
+  /** The batch as the device step takes it: checked as loss() checks it; token ids for an embedding. */
+  private deviceBatch(batch: Batch): DeviceBatch {
+    const given = new Map(batch.inputs);
+    let first = given.get(this.inputName) ?? (given.size === 1 ? [...given.values()][0] : undefined);
+    if (!first) throw new CellcError(`missing input '${this.inputName}'`);
+    if (this.artifact.embed && first.dtype !== "i32" && first.shape.length === 3)
+      first = hotIndices(first, this.inputName);
+    const { T, B } = this.inputs(new Map([[this.inputName, first]]));
+    checkTarget(batch.target, this.artifact.loss.kind, this.artifact.on, T, B, this.outputSize);
+    if (batch.seqLens && batch.seqLens.length !== B)
+      throw new CellcError(
+        `seq_lens has ${batch.seqLens.length} entries; expected one per batch row, [${B}]`,
+      );
+    if (this.artifact.loss.kind === "cross_entropy") {
+      const { valid } = lossRows(this.artifact.on, T, B, batch.seqLens);
+      checkClasses(batch.target.data, valid, this.outputSize);
+    }
+    const x =
+      first.dtype === "f64"
+        ? { ...first, dtype: "f32" as const, data: Float32Array.from(first.data) }
+        : first;
+    return { x, target: batch.target, ...(batch.seqLens ? { seqLens: batch.seqLens } : {}) };
   }
 
   /** The loss of a batch and, when asked, every parameter's gradient. */
   async loss(batch: Batch, want: LossWant = {}): Promise<LossResult> {
+    if (
+      this.device &&
+      !want.grads &&
+      !want.stateGrads &&
+      (want.tbptt === undefined || want.tbptt >= this.stepsOf(batch))
+    )
+      return { loss: await this.device.loss(this.deviceBatch(batch)) };
+    await this.syncHost();
     const { T, B, x, tokens } = this.inputs(batch.inputs);
     const spec = this.artifact;
     const O = this.outputSize;
@@ -158,11 +235,7 @@ export class Network {
     const lens = batch.seqLens;
     if (lens && lens.length !== B)
       throw new CellcError(`seq_lens has ${lens.length} entries; expected one per batch row, [${B}]`);
-    const len = (b: number) => (lens ? lens[b]! : T);
-    let terms = 0;
-    for (let b = 0; b < B; b++) terms += spec.on === "last" ? (len(b) > 0 ? 1 : 0) : Math.min(len(b), T);
-    if (spec.loss.kind !== "cross_entropy") terms *= O;
-    const scale = terms ? 1 / terms : 0;
+    const scale = lossScale(spec.on, spec.loss.kind !== "cross_entropy", T, B, O, lens);
     const K = want.tbptt ?? T;
     if (!Number.isInteger(K) || K < 1) throw new CellcError(`tbptt must be a positive integer, got ${K}`);
     if (K < T && spec.bidirectional)
@@ -184,27 +257,15 @@ export class Network {
       states = fwd.finalStates;
       const H = fwd.outputs.get(this.outputName)!.data as FloatArray;
       // The rows the readout reads and whether the loss counts them.
-      let rows: FloatArray;
-      let valid: Uint8Array;
-      let target: Tensor["data"];
-      const lastAt = new Int32Array(B).fill(-1);
-      if (spec.on === "every") {
-        rows = H;
-        valid = new Uint8Array(Tc * B);
-        for (let t = 0; t < Tc; t++) for (let b = 0; b < B; b++) valid[t * B + b] = t0 + t < len(b) ? 1 : 0;
-        const per = spec.loss.kind === "cross_entropy" ? B : B * O;
-        target = batch.target.data.subarray(t0 * per, t1 * per);
-      } else {
+      const { valid, lastAt } = lossRows(spec.on, T, B, lens, t0, t1);
+      const target = chunkTarget(batch.target, spec.on, spec.loss.kind === "cross_entropy", B, O, t0, t1);
+      let rows = H;
+      if (lastAt) {
         rows = floatArray(this.dtype, B * F);
-        valid = new Uint8Array(B);
         for (let b = 0; b < B; b++) {
-          const t = len(b) - 1 - t0;
-          if (t < 0 || t >= Tc) continue;
-          lastAt[b] = t;
-          valid[b] = 1;
-          rows.set(H.subarray((t * B + b) * F, (t * B + b + 1) * F), b * F);
+          const t = lastAt[b]!;
+          if (t >= 0) rows.set(H.subarray((t * B + b) * F, (t * B + b + 1) * F), b * F);
         }
-        target = batch.target.data;
       }
       if (!valid.some((v) => v)) continue;
       const Tr = rows.length / (B * F);
@@ -223,9 +284,8 @@ export class Network {
       });
       accumulate(grads, rG.params);
       const dRows = rG.inputs.values().next().value!.data as FloatArray;
-      let dH: FloatArray;
-      if (spec.on === "every") dH = dRows;
-      else {
+      let dH = dRows;
+      if (lastAt) {
         dH = floatArray(this.dtype, Tc * B * F);
         for (let b = 0; b < B; b++)
           if (lastAt[b]! >= 0) dH.set(dRows.subarray(b * F, (b + 1) * F), (lastAt[b]! * B + b) * F);
@@ -255,6 +315,7 @@ export class Network {
 
   /** The readout's outputs: `[B, O]` on the last valid step, or `[T, B, O]` on every step. */
   async predict(inputs: ReadonlyMap<string, Tensor>, seqLens?: Int32Array): Promise<Tensor> {
+    await this.syncHost();
     const { T, B, x } = this.inputs(inputs);
     const fwd = await this.forward(x, seqLens, undefined, false);
     const F = this.features;
@@ -297,6 +358,11 @@ export class Network {
         this.readoutModel.forward(r, { train: false }).outputs.values().next().value!.data,
       );
     };
+  }
+
+  private stepsOf(batch: Batch): number {
+    const x = batch.inputs.get(this.inputName) ?? [...batch.inputs.values()][0];
+    return x?.shape[0] ?? 0;
   }
 
   /** The cell's inputs: the batch's, with token ids looked up in the embedding. */
@@ -457,4 +523,19 @@ function checkClasses(target: TensorData, valid: Uint8Array, O: number): void {
     if (!(c >= 0 && c < O) || !Number.isInteger(c))
       throw new CellcError(`target holds class ${c} at row ${r}: classes are 0 to ${O - 1}`);
   }
+}
+
+/** The targets of steps [t0, t1) (every step), or of the whole batch (the last step). */
+export function chunkTarget(
+  target: Tensor,
+  on: "last" | "every",
+  classes: boolean,
+  B: number,
+  O: number,
+  t0: number,
+  t1: number,
+): TensorData {
+  if (on === "last") return target.data;
+  const per = classes ? B : B * O;
+  return target.data.subarray(t0 * per, t1 * per);
 }

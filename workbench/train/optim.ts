@@ -19,6 +19,18 @@ export interface Optimizer {
   gradNorm(grads: ReadonlyMap<string, Tensor>): number;
   /** torch.nn.utils.clip_grad_norm_: scales every gradient by max / (norm + 1e-6) when that is below 1. */
   clip(grads: ReadonlyMap<string, Tensor>, max: number, norm: number): void;
+  /** Counts an update made elsewhere (on a device) and returns its number, from 1. */
+  advance(): number;
+  /** The settings an update uses (PyTorch's defaults where not given). */
+  readonly settings: {
+    readonly beta1: number;
+    readonly beta2: number;
+    readonly eps: number;
+    readonly weightDecay: number;
+    readonly momentum: number;
+  };
+  /** The kinds of moments it keeps, in the order of a device's two moment buffers: `m`, `v` or `buf`. */
+  readonly kinds: readonly string[];
   /** The moments by `<kind>/<parameter name>` (`m/Wi`, `v/Wi`, `buf/Wi`) and the update count: for checkpoints. */
   state(): { count: number; tensors: Map<string, Tensor> };
   restore(count: number, tensors: ReadonlyMap<string, Tensor>): void;
@@ -73,6 +85,9 @@ export function makeOptimizer(
   };
   return {
     name: cfg.optim,
+    kinds,
+    settings: { beta1: b1, beta2: b2, eps, weightDecay: wd, momentum: mom },
+    advance: () => ++count,
     step(params, grads, lr) {
       hp[5] = ++count;
       for (const [name, p] of params) {

@@ -98,29 +98,56 @@ export class Trainer {
     const lr = learningRate(this.cfg, s);
     const batch = this.data.batch("train", this.cfg.batch, this.rng);
     const t0 = performance.now();
-    const r = await this.net.loss(batch, { grads: true, tbptt: this.cfg.tbptt });
-    const grads = r.grads!;
-    const bad = [...grads].find(([, g]) => !g.data.every(Number.isFinite));
-    if (!Number.isFinite(r.loss) || bad)
-      throw new CellcError(
-        `training stopped at step ${s}: ${Number.isFinite(r.loss) ? "" : `the loss is ${r.loss}${bad ? "; " : ""}`}${bad ? `the gradient of '${bad[0]}' holds ${nonFinite(bad[1])}` : ""} (try a smaller --lr or --clip)`,
-      );
-    const norm = this.optimizer.gradNorm(grads);
-    if (this.cfg.clip !== undefined) this.optimizer.clip(grads, this.cfg.clip, norm);
-    this.optimizer.step(this.net.params, grads, lr);
-    this.net.paramsChanged();
+    const { loss, norm } =
+      this.net.device && this.cfg.tbptt === undefined
+        ? await this.deviceStep(batch, lr, s)
+        : await this.hostStep(batch, lr, s);
     const ms = performance.now() - t0;
     this.totalMs += ms;
     this.steps = s;
     return this.record({
       step: s,
       split: "train",
-      loss: r.loss,
+      loss,
       lr,
       grad_norm: norm,
       examples_per_s: Math.round((this.cfg.batch * 1000) / Math.max(ms, 1e-3)),
-      ...this.bpc(r.loss),
+      ...this.bpc(loss),
     });
+  }
+
+  /** An update on the host: the gradients come back, the optimiser updates the parameters here. */
+  private async hostStep(batch: Batch, lr: number, s: number): Promise<{ loss: number; norm: number }> {
+    const r = await this.net.loss(batch, { grads: true, tbptt: this.cfg.tbptt });
+    const grads = r.grads!;
+    const bad = [...grads].find(([, g]) => !g.data.every(Number.isFinite));
+    if (!Number.isFinite(r.loss) || bad) throw stopped(s, r.loss, bad && [bad[0], bad[1].data]);
+    const norm = this.optimizer.gradNorm(grads);
+    if (this.cfg.clip !== undefined) this.optimizer.clip(grads, this.cfg.clip, norm);
+    this.optimizer.step(this.net.params, grads, lr);
+    this.net.paramsChanged();
+    return { loss: r.loss, norm };
+  }
+
+  /** An update on the device: only the loss and the gradient norm come back. */
+  private async deviceStep(batch: Batch, lr: number, s: number): Promise<{ loss: number; norm: number }> {
+    const count = this.optimizer.advance();
+    const o = this.optimizer.settings;
+    const { loss, gradNorm } = await this.net.deviceStep(batch, {
+      lr,
+      count,
+      beta1: o.beta1,
+      beta2: o.beta2,
+      eps: o.eps,
+      weightDecay: o.weightDecay,
+      momentum: o.momentum,
+      clip: this.cfg.clip ?? 0,
+    });
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+      const bad = [...(await this.net.device!.readGrads())].find(([, g]) => !g.every(Number.isFinite));
+      throw stopped(s, loss, bad);
+    }
+    return { loss, norm: gradNorm };
   }
 
   /** The loss on the fixed eval set, at the current step. */
@@ -142,13 +169,14 @@ export class Trainer {
       await this.step();
       if (this.steps % this.evalEvery === 0 || this.steps === this.cfg.steps) {
         await this.evaluate();
-        if (hooks.onCheckpoint) await hooks.onCheckpoint(this.checkpoint());
+        if (hooks.onCheckpoint) await hooks.onCheckpoint(await this.checkpoint());
         saved = this.steps;
       }
     }
     const last = this.metrics.at(-1);
     if (hooks.signal?.aborted && !(last?.split === "eval" && last.step === this.steps)) await this.evaluate();
-    if (hooks.onCheckpoint && saved !== this.steps) await hooks.onCheckpoint(this.checkpoint());
+    if (hooks.onCheckpoint && saved !== this.steps) await hooks.onCheckpoint(await this.checkpoint());
+    await this.net.syncHost();
     return this.result();
   }
 
@@ -167,8 +195,10 @@ export class Trainer {
   }
 
   /** The parameters, the optimiser's moments and the state: what resume() continues from. */
-  checkpoint(): Checkpoint {
+  async checkpoint(): Promise<Checkpoint> {
+    await this.net.syncHost();
     const opt = this.optimizer.state();
+    if (this.net.device) for (const [k, t] of await this.deviceMoments()) opt.tensors.set(k, t);
     const tensors = new Map<string, Tensor>(this.net.params);
     for (const [k, t] of opt.tensors) tensors.set(k, t);
     const state: CheckpointState = {
@@ -224,6 +254,17 @@ export class Trainer {
     net.paramsChanged();
     const moments = new Map([...tensors].filter(([n]) => n.includes("/")));
     t.optimizer.restore(state.optimizer.count, moments);
+    if (net.device) {
+      // The device keeps the moments: its two buffers hold the optimiser's kinds in order (m, v or buf).
+      const [first, second] = t.optimizer.kinds;
+      const of = (kind: string | undefined) =>
+        new Map(
+          [...moments]
+            .filter(([k]) => kind && k.startsWith(`${kind}/`))
+            .map(([k, v]) => [k.slice(kind!.length + 1), v.data]),
+        );
+      net.device.writeMoments(of(first), of(second));
+    }
     t.rng.state = state.rng;
     if (state.dataState) data.restoreState?.(state.dataState);
     t.steps = state.step;
@@ -231,6 +272,18 @@ export class Trainer {
     t.metrics.push(...state.metrics);
     t.stepsToSolve = state.metrics.find((m) => m.split === "eval" && data.solved(m.loss))?.step ?? null;
     return t;
+  }
+
+  /** The device's moments as the host optimiser names them (`m/Wi`, `v/Wi`, `buf/Wi`). */
+  private async deviceMoments(): Promise<Map<string, Tensor>> {
+    const out = new Map<string, Tensor>();
+    if (!this.optimizer.kinds.length || this.steps === 0) return out;
+    const { m, v } = await this.net.device!.readMoments();
+    this.optimizer.kinds.forEach((kind, i) => {
+      for (const [name, data] of i === 0 ? m : v)
+        out.set(`${kind}/${name}`, { dtype: "f32", shape: [data.length], data });
+    });
+    return out;
   }
 
   private record(m: Metric): Metric {
@@ -255,7 +308,13 @@ export async function train(
   return t.run(hooks);
 }
 
-function nonFinite(t: Tensor): string {
-  const i = t.data.findIndex((v) => !Number.isFinite(v));
-  return `${t.data[i]} at index ${i}`;
+function stopped(step: number, loss: number, bad: [string, ArrayLike<number>] | undefined): CellcError {
+  let where = "";
+  if (bad) {
+    const i = Array.prototype.findIndex.call(bad[1], (v: number) => !Number.isFinite(v));
+    where = `the gradient of '${bad[0]}' holds ${bad[1][i]} at index ${i}`;
+  }
+  return new CellcError(
+    `training stopped at step ${step}: ${Number.isFinite(loss) ? "" : `the loss is ${loss}${bad ? "; " : ""}`}${where} (try a smaller --lr or --clip)`,
+  );
 }
