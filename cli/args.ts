@@ -1,3 +1,4 @@
+import { CellcError } from "../artifact/tensor.js";
 export class UsageError extends Error {}
 
 export type Command =
@@ -25,9 +26,9 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
   check: { synopsis: "check FILE.cell...", files: [1, Infinity], values: [], flags: [] },
   compile: {
     synopsis:
-      "compile FILE.cell [--cell NAME | --model NAME] [--emit ast|ir|schedule|grad-ir|js|wgsl|wat] [--target js|wgsl --out DIR] [--target onnx|torch --out FILE [--params P.safetensors | --dims D=8,H=16] [--layers N] [--bidirectional]]",
+      "compile FILE.cell [--cell NAME | --model NAME] [--emit ast|ir|schedule|grad-ir|js|wgsl|wat | --emit network [--task NAME [--T N]] [--optim NAME]] [--target js|wgsl --out DIR] [--target onnx|torch --out FILE [--params P.safetensors | --dims D=8,H=16] [--layers N] [--bidirectional]]",
     files: [1, 1],
-    values: ["cell", "model", "emit", "target", "out", "params", "dims", "layers"],
+    values: ["cell", "model", "emit", "target", "out", "params", "dims", "layers", "task", "T", "optim"],
     flags: ["bidirectional"],
   },
   run: {
@@ -135,7 +136,7 @@ export interface Parsed {
 }
 
 const CHOICES: Record<string, readonly string[]> = {
-  emit: ["ast", "ir", "schedule", "grad-ir", "js", "wgsl", "wat"],
+  emit: ["ast", "ir", "schedule", "grad-ir", "js", "wgsl", "wat", "network"],
   target: ["js", "wgsl", "onnx", "torch"],
   backend: ["js", "wasm", "webgpu"],
   optim: ["sgd", "momentum", "adam", "adamw"],
@@ -183,4 +184,17 @@ export function parseArgs(argv: readonly string[]): Parsed {
   if (cmd === "compile" && options.out && !options.target)
     throw new UsageError("--out DIR goes with --target js|wgsl (--emit prints to standard output)");
   return { command: cmd as Command, files, options, flags };
+}
+
+/** `--dims D=16,H=32`. */
+export function parseDims(text: string | undefined): Record<string, number> {
+  const dims = Object.create(null) as Record<string, number>;
+  if (text === undefined) return dims;
+  for (const part of text.split(",")) {
+    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\d+)\s*$/.exec(part);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 1 << 24)
+      throw new CellcError(`--dims takes NAME=SIZE pairs separated by commas (D=16,H=32), got '${part}'`);
+    dims[m[1]!] = Number(m[2]);
+  }
+  return dims;
 }

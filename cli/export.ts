@@ -4,7 +4,7 @@ import { loadArtifact } from "../runtime/cell.js";
 import { compileIR } from "../compiler/compile.js";
 import { Model } from "../runtime/model.js";
 import { writeSafetensors } from "../runtime/safetensors.js";
-import type { Parsed } from "./args.js";
+import { parseDims, type Parsed } from "./args.js";
 import type { Io } from "./io.js";
 import { CliError } from "./io.js";
 import type { CellIR } from "../compiler/ir/cell.js";
@@ -27,19 +27,6 @@ function layersOf(args: Parsed): number {
   return n;
 }
 
-/** `--dims D=8,H=16`: sizes the parameters do not give. */
-function dimsOf(args: Parsed): Record<string, number> | undefined {
-  const text = args.options.dims;
-  if (text === undefined) return undefined;
-  const out: Record<string, number> = Object.create(null);
-  for (const part of text.split(",")) {
-    const m = /^([A-Za-z_][A-Za-z0-9_]*)=([0-9]+)$/.exec(part.trim());
-    if (!m) throw new CliError(`--dims takes NAME=SIZE pairs separated by commas (D=8,H=16), got '${part}'`);
-    out[m[1]!] = Number(m[2]);
-  }
-  return out;
-}
-
 /** `cellc compile F.cell --target onnx|torch --out FILE`. */
 export function emitExport(ir: CellIR, args: Parsed, io: Io): void {
   const out = args.options.out!;
@@ -49,7 +36,7 @@ export function emitExport(ir: CellIR, args: Parsed, io: Io): void {
     return;
   }
   const params = args.options.params ? readTensors(args.options.params, "parameters") : undefined;
-  const dims = dimsOf(args);
+  const dims = args.options.dims === undefined ? undefined : parseDims(args.options.dims);
   if (!params && !dims)
     throw new CliError("--target onnx needs the sizes: --params P.safetensors, or --dims D=8,H=16");
   // The runtime's model decides the sizes and names of every layer, and initialises what is not given.

@@ -103,6 +103,10 @@ async function compile(args: Parsed, io: Io): Promise<number> {
   report(io, r.diagnostics, r.program.sources);
   if (hasErrors(r.diagnostics)) return 1;
   const emit = args.options.emit ?? (args.options.target ? undefined : "ir");
+  if (emit === "network") {
+    const { emitNetwork } = await import("./network.js");
+    return emitNetwork(file, args, io);
+  }
   if (emit !== undefined) {
     const { stageOutput, watOutput } = await import("../compiler/stage.js");
     const out =

@@ -8,6 +8,7 @@ import type { CheckedModel } from "../compiler/model/check.js";
 import { compileNetwork, type DataShape, type NetworkChoice } from "../compiler/network/compile.js";
 import { nodeHost } from "./node-host.js";
 import { CliError, type Io } from "./io.js";
+import type { Parsed } from "./args.js";
 
 export type { NetworkChoice };
 
@@ -67,4 +68,47 @@ export function fileNetwork(
   if (!out.artifact) return undefined;
   const a = out.artifact;
   return { artifact: a, name: a.name, ...(a.model !== undefined ? { model: a.model } : {}) };
+}
+
+/**
+ * `cellc compile FILE --emit network [--task NAME [--T N]] [--dims ...] [--cell NAME | --model NAME]
+ * [--layers N] [--bidirectional] [--optim NAME]`: the network compiled whole, printed. A cell's network is
+ * its task's default model, so it needs --task; a declared model needs --task or every size in --dims.
+ */
+export async function emitNetwork(file: string, args: Parsed, io: Io): Promise<number> {
+  const { makeTask } = await import("../workbench/tasks/index.js");
+  const { printNetwork } = await import("../compiler/network/print.js");
+  const { parseDims } = await import("./args.js");
+  const T = args.options.T === undefined ? undefined : Number(args.options.T);
+  const data = args.options.task ? makeTask(args.options.task, T === undefined ? {} : { T }) : undefined;
+  const layers = args.options.layers === undefined ? undefined : Number(args.options.layers);
+  const choice = {
+    ...(args.options.cell !== undefined ? { cell: args.options.cell } : {}),
+    ...(args.options.model !== undefined ? { model: args.options.model } : {}),
+    ...(layers !== undefined ? { layers } : {}),
+    ...(args.flags.has("bidirectional") ? { bidirectional: true } : {}),
+  };
+  const dims = parseDims(args.options.dims);
+  if (data && !args.options.dims?.includes("H=")) dims.H ??= 32;
+  const source = readCellFile(file);
+  if (
+    !data &&
+    !args.options.model &&
+    (args.options.cell || checkProgram(file, nodeHost, source).modelNames.length === 0)
+  )
+    throw new CliError(
+      "--emit network of a cell needs --task NAME: a cell's network is its task's default model",
+    );
+  const out = compileNetwork(source, {
+    file,
+    host: nodeHost,
+    choice,
+    ...(data ? { data } : {}),
+    dims,
+    optimizer: (args.options.optim ?? "adam") as OptimName,
+  });
+  if (out.diagnostics.length) io.err(renderAll(out.diagnostics, out.sources) + "\n");
+  if (!out.artifact) return 1;
+  io.out(printNetwork(out.artifact));
+  return 0;
 }

@@ -2,7 +2,7 @@
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { nodeHost } from "./node-host.js";
-import { COMMANDS, UsageError, type Parsed } from "./args.js";
+import { COMMANDS, parseDims, UsageError, type Parsed } from "./args.js";
 import { cliBackend, compileCellFile, readTensors } from "./run.js";
 import { writeFileAtomic } from "./atomic.js";
 import { chooseNetwork, fileNetwork, readCellFile } from "./network.js";
@@ -53,19 +53,6 @@ function num(
       `--${name} must be ${kind === "int" ? (min === 0 ? "a non-negative integer" : min < 0 ? "an integer" : "a positive integer") : "a positive number"}, got '${text}'`,
     );
   return v;
-}
-
-/** `--dims D=16,H=32`. */
-function parseDims(text: string | undefined): Record<string, number> {
-  const dims = Object.create(null) as Record<string, number>;
-  if (text === undefined) return dims;
-  for (const part of text.split(",")) {
-    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\d+)\s*$/.exec(part);
-    if (!m || Number(m[2]) < 1 || Number(m[2]) > 1 << 24)
-      throw new CliError(`--dims takes NAME=SIZE pairs separated by commas (D=16,H=32), got '${part}'`);
-    dims[m[1]!] = Number(m[2]);
-  }
-  return dims;
 }
 
 /** `cellc init`: the cell's declared initialisers, from a seed, for the given sizes. */
