@@ -8,7 +8,8 @@ import type { Io } from "./io.js";
 import { CliError } from "./io.js";
 import { CellCompileError } from "../compiler/compile.js";
 import { compileCell } from "../api/compile-cell.js";
-import { jsBackend, Model, type Backend } from "../runtime/model.js";
+import { Model, type Backend } from "../runtime/model.js";
+import { BACKEND_NAMES, createBackend } from "../runtime/backends.js";
 import { readSafetensors, writeSafetensors } from "../runtime/safetensors.js";
 import type { Tensor } from "../runtime/tensor.js";
 import type { CellIR } from "../compiler/ir/cell.js";
@@ -146,24 +147,19 @@ function inputDims(ir: CellIR, inputs: ReadonlyMap<string, Tensor>): Record<stri
  * by default (on all cores unless `--threads N`), the JS kernels for `--backend js` and for `--f64` (the
  * wasm kernels are float32), or WebGPU. Undefined stands for the JS backend.
  */
-export async function cliBackend(
-  args: Parsed,
-  allowed: readonly string[] = ["js", "wasm", "webgpu"],
-): Promise<Backend> {
+export async function cliBackend(args: Parsed, allowed: readonly string[] = BACKEND_NAMES): Promise<Backend> {
   const f64 = args.flags.has("f64");
   const name = args.options.backend ?? (f64 ? "js" : "wasm");
   if (!allowed.includes(name))
     throw new CliError(`${args.command} runs on the ${allowed.join(" or ")} backend, not '${name}'`);
   if (args.options.threads !== undefined && name !== "wasm")
     throw new CliError("--threads goes with the wasm backend");
-  if (name === "js") return jsBackend;
-  if (name === "webgpu") return (await import("../runtime/webgpu/node.js")).createNodeWebGpuBackend();
+  if (name !== "wasm") return createBackend(name);
   const text = args.options.threads ?? "all";
   const threads = text === "all" ? availableParallelism() : Number(text);
   if (!Number.isInteger(threads) || threads < 1 || threads > 256)
     throw new CliError(`--threads must be 'all' or an integer from 1 to 256, got '${text}'`);
-  const { createThreadedWasmBackend } = await import("../runtime/cpu/wasm.js");
-  return createThreadedWasmBackend(threads);
+  return createBackend("wasm", { threads });
 }
 
 /**
