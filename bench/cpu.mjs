@@ -76,7 +76,11 @@ if (process.argv.includes("--one")) {
   if (cell.artifact) {
     const { printSchedule, launches, savedPerStep } = await import(`${dir}/dist/compiler/schedule/print.js`);
     void printSchedule;
-    const { compile } = await import(`${dir}/dist/runtime/compile.js`);
+    const { compile } = await import(
+      existsSync(`${dir}/dist/compiler/compile.js`)
+        ? `${dir}/dist/compiler/compile.js`
+        : `${dir}/dist/runtime/compile.js`
+    );
     const s = compile(src, { file, host: { read: (p) => readFileSync(p, "utf8") } }).schedule;
     const saved = savedPerStep(s);
     const floats = saved.c + (saved.terms.H ?? 0) * H + (saved.terms.D ?? 0) * D;

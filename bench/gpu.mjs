@@ -12,7 +12,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { compileCell, Model, tensor } from "../dist/api/index.js";
 import { createNodeWebGpuBackend } from "../dist/runtime/webgpu/node.js";
 import { launches } from "../dist/compiler/schedule/print.js";
-import { compile } from "../dist/runtime/compile.js";
+import { compile } from "../dist/compiler/compile.js";
 
 const arg = (name, dflt) => {
   const i = process.argv.indexOf(`--${name}`);

@@ -5,7 +5,7 @@
 //   node bench/wasm-gemm.mjs --tiling 4,8,256,128   mr,nr,kc,nc of the micro-kernel
 // GFLOP/s counts 2 per multiply-add; each figure is the median of several timed calls after a warm-up.
 import os from "node:os";
-import { buildKernelModule } from "../dist/compiler/wasm/kernels.js";
+import { buildKernelModule } from "../dist/kernels/library.js";
 
 const quick = process.argv.includes("--quick");
 const ti = process.argv.indexOf("--tiling");

@@ -8,8 +8,8 @@ import { cpus } from "node:os";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const root = join(here, "../..");
-const { buildKernelModule } = await import(join(root, "dist/compiler/wasm/kernels.js"));
-const { packedBytes, DEFAULT_TILING } = await import(join(root, "dist/compiler/wasm/gemm.js"));
+const { buildKernelModule } = await import(join(root, "dist/kernels/library.js"));
+const { packedBytes, DEFAULT_TILING } = await import(join(root, "dist/kernels/gemm.js"));
 const { engineTiling } = await import(join(root, "dist/runtime/wasm/features.js"));
 const tf = await import("@tensorflow/tfjs");
 const w = await import("@tensorflow/tfjs-backend-wasm");
