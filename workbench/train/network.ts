@@ -145,7 +145,7 @@ export class Network {
     for (const t of this.params.values()) count += t.data.length;
     this.paramCount = count;
     const gpu = opts.backend as WebGpuBackend | undefined;
-    if (gpu?.context && this.dtype === "f32") {
+    if (gpu?.context && this.dtype === "f32" && opts.onDevice !== false) {
       // The readout runs on the device too there, reading the same parameter values.
       const readoutOnDevice = new Model(readout, {
         backend: gpu,

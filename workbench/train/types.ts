@@ -52,6 +52,11 @@ export interface NetworkOptions {
   readonly seed?: number;
   /** Parameters by name (cell ones as Model names them, readout `Wy`, `by`, the embedding by its name). */
   readonly params?: ReadonlyMap<string, Tensor>;
+  /**
+   * On a WebGPU backend, run training steps whole on the device (the default); false runs them as on the
+   * host: outputs and gradients read back, the loss and the update on the host (for comparison).
+   */
+  readonly onDevice?: boolean;
 }
 
 export interface LossResult {
