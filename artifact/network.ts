@@ -32,6 +32,37 @@ export interface StageKernels {
   readonly wgsl: string;
 }
 
+/**
+ * The source a network was compiled from, kept so that tools which need the compiler's own view of the
+ * cell and the readout (the ONNX and PyTorch exporters: their IR) can compile it again without the files.
+ */
+export interface NetworkSource {
+  /** The entry file's path, as the compiler was given it. */
+  readonly file: string;
+  /** The text of every file the compiler read (the entry and its imports), by the path it read it under. */
+  readonly files: Readonly<Record<string, string>>;
+  /** Which network of the file: a declared model, or a cell in the data's default model. */
+  readonly choice: {
+    readonly cell?: string;
+    readonly model?: string;
+    readonly layers?: number;
+    readonly bidirectional?: boolean;
+  };
+  /** The sizes that were given (the data gave the others). */
+  readonly dims: Readonly<Record<string, number>>;
+  /** SHA-256 (hex) of `files`, as `sourceDigestText` writes them: a check that they are the ones compiled. */
+  readonly sha256: string;
+}
+
+/** The text `NetworkSource.sha256` hashes: each file's path and text, in path order, as JSON. */
+export function sourceDigestText(files: Readonly<Record<string, string>>): string {
+  return JSON.stringify(
+    Object.keys(files)
+      .sort()
+      .map((k) => [k, files[k]]),
+  );
+}
+
 export interface NetworkArtifact {
   readonly format: "cellc-network";
   readonly version: 1;
@@ -65,6 +96,8 @@ export interface NetworkArtifact {
   readonly params: readonly NetworkParam[];
   /** Class names of a class target (`chars`: its characters), when the data has them. */
   readonly classes?: readonly string[];
+  /** What it was compiled from (set by `cellc train`, `compare` and `gradflow`). */
+  readonly source?: NetworkSource;
 }
 
 /**

@@ -26,14 +26,27 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
   check: { synopsis: "check FILE.cell...", files: [1, Infinity], values: [], flags: [] },
   compile: {
     synopsis:
-      "compile FILE.cell [--cell NAME | --model NAME] [--emit ast|ir|schedule|grad-ir|js|wgsl|wat | --emit network [--task NAME [--T N]] [--optim NAME]] [--target js|wgsl --out DIR] [--target onnx|torch --out FILE [--params P.safetensors | --dims D=8,H=16] [--layers N] [--bidirectional]]",
+      "compile FILE.cell [--cell NAME | --model NAME] [--emit ast|ir|schedule|grad-ir|js|wgsl|wat | --emit network [--task NAME [--T N]] [--optim NAME]] [--target js|wgsl --out DIR] [--target onnx|torch --out FILE [--params P.safetensors | --dims D=8,H=16] [--layers N] [--bidirectional] [--onnx-inputs optional|required|none]] | compile RUN_DIR --target onnx|torch --out FILE [--onnx-inputs optional|required|none]",
     files: [1, 1],
-    values: ["cell", "model", "emit", "target", "out", "params", "dims", "layers", "task", "T", "optim"],
+    values: [
+      "cell",
+      "model",
+      "emit",
+      "target",
+      "out",
+      "params",
+      "dims",
+      "layers",
+      "task",
+      "T",
+      "optim",
+      "onnx-inputs",
+    ],
     flags: ["bidirectional"],
   },
   run: {
     synopsis:
-      "run FILE.cell [--cell NAME] --params P.safetensors --inputs X.safetensors --out OUT.safetensors [--grad] [--backend wasm|js|webgpu] [--threads N|all] [--f64] [--layers N] [--bidirectional]",
+      "run FILE.cell [--cell NAME] --params P.safetensors --inputs X.safetensors --out OUT.safetensors [--grad] [--backend wasm|js|webgpu] [--threads N|all] [--f64] [--layers N] [--bidirectional] | run RUN_DIR --inputs X.safetensors --out OUT.safetensors [...] (the trained network's cell alone)",
     files: [1, 1],
     values: ["cell", "params", "inputs", "out", "backend", "layers", "threads"],
     flags: ["grad", "f64", "bidirectional"],
@@ -141,6 +154,7 @@ const CHOICES: Record<string, readonly string[]> = {
   backend: ["js", "wasm", "webgpu"],
   optim: ["sgd", "momentum", "adam", "adamw"],
   decay: ["none", "linear", "cosine"],
+  "onnx-inputs": ["optional", "required", "none"],
 };
 
 export function parseArgs(argv: readonly string[]): Parsed {

@@ -10,7 +10,7 @@ import {
 import { renderAll, hasErrors, type Diagnostic } from "../compiler/diag/diagnostic.js";
 import type { SourceMap } from "../compiler/diag/span.js";
 import type { Stage } from "../compiler/stage.js";
-import { CliError, type Io } from "./io.js";
+import { CliError, isDirectory, type Io } from "./io.js";
 export { CliError, type Io };
 import { COMMANDS, UsageError, parseArgs, type Parsed } from "./args.js";
 import { CellcError } from "../runtime/tensor.js";
@@ -99,6 +99,8 @@ function check(args: Parsed, io: Io): number {
 
 async function compile(args: Parsed, io: Io): Promise<number> {
   const file = args.files[0]!;
+  // A run folder (cellc train --out DIR): its trained network, exported whole.
+  if (isDirectory(file)) return (await import("./export.js")).exportRun(file, args, io);
   const r = checkProgram(file, nodeHost);
   report(io, r.diagnostics, r.program.sources);
   if (hasErrors(r.diagnostics)) return 1;

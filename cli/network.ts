@@ -1,7 +1,13 @@
 // The network a command trains from a .cell file: the file's declared model when it has one, otherwise
 // its cell in the data's default model, compiled whole by compiler/network/compile.ts. One place for
 // `train`, `compare` and `gradflow`, so that a file trains the same way under each.
-import type { NetworkArtifact, OptimName } from "../artifact/network.js";
+import { createHash } from "node:crypto";
+import {
+  sourceDigestText,
+  type NetworkArtifact,
+  type NetworkSource,
+  type OptimName,
+} from "../artifact/network.js";
 import { checkProgram, selectModel } from "../compiler/driver.js";
 import { renderAll, hasErrors } from "../compiler/diag/diagnostic.js";
 import type { CheckedModel } from "../compiler/model/check.js";
@@ -63,10 +69,20 @@ export function fileNetwork(
   io: Io,
   optimizer: OptimName = "adam",
 ): FileNetwork | undefined {
-  const out = compileNetwork(source, { file, host: nodeHost, choice, data, dims, optimizer });
+  // Every file read is kept with the network, so that the exporters can compile it again.
+  const files: Record<string, string> = Object.create(null) as Record<string, string>;
+  files[file] = source;
+  const host = {
+    read: (path: string) => {
+      const text = nodeHost.read(path);
+      files[path] = text;
+      return text;
+    },
+  };
+  const out = compileNetwork(source, { file, host, choice, data, dims, optimizer });
   if (out.diagnostics.length) io.err(renderAll(out.diagnostics, out.sources) + "\n");
   if (!out.artifact) return undefined;
-  const a = out.artifact;
+  const a: NetworkArtifact = { ...out.artifact, source: networkSource(file, files, choice, dims) };
   return { artifact: a, name: a.name, ...(a.model !== undefined ? { model: a.model } : {}) };
 }
 
@@ -111,4 +127,24 @@ export async function emitNetwork(file: string, args: Parsed, io: Io): Promise<n
   if (!out.artifact) return 1;
   io.out(printNetwork(out.artifact));
   return 0;
+}
+
+/** The source of a network, with its digest. */
+export function networkSource(
+  file: string,
+  files: Readonly<Record<string, string>>,
+  choice: NetworkChoice,
+  dims: Readonly<Record<string, number>>,
+): NetworkSource {
+  return {
+    file,
+    files: { ...files },
+    choice: { ...choice },
+    dims: { ...dims },
+    sha256: sha256(sourceDigestText(files)),
+  };
+}
+
+export function sha256(text: string): string {
+  return createHash("sha256").update(text, "utf8").digest("hex");
 }

@@ -12,8 +12,12 @@ import { Model, type Backend } from "../runtime/model.js";
 import { BACKEND_NAMES, createBackend } from "../runtime/backends.js";
 import { readSafetensors, writeSafetensors } from "../runtime/safetensors.js";
 import type { Tensor } from "../runtime/tensor.js";
-import type { CellIR } from "../compiler/ir/cell.js";
 import { UsageError } from "./args.js";
+import { isDirectory } from "./io.js";
+import { loadRun } from "./rundir.js";
+import { loadArtifact, type CompiledCell } from "../runtime/cell.js";
+import type { Signature } from "../artifact/schedule.js";
+import { LAYER_PREFIX, layerParamName } from "../artifact/network.js";
 
 /** A safetensors file, or a CliError that names it. */
 export function readTensors(path: string, what: string): Map<string, Tensor> {
@@ -31,7 +35,9 @@ export function readTensors(path: string, what: string): Map<string, Tensor> {
 
 /** `cellc run`: see the README for the contract. */
 export async function runCommand(args: Parsed, io: Io): Promise<number> {
-  for (const need of ["params", "inputs", "out"])
+  const file = args.files[0]!;
+  const runDir = isDirectory(file);
+  for (const need of runDir ? ["inputs", "out"] : ["params", "inputs", "out"])
     if (!args.options[need]) throw new UsageError(`run needs --${need} FILE`);
   const webgpu = args.options.backend === "webgpu";
   if (webgpu && args.flags.has("f64"))
@@ -39,12 +45,45 @@ export async function runCommand(args: Parsed, io: Io): Promise<number> {
   if (args.options.backend === "wasm" && args.flags.has("f64"))
     throw new CliError("--f64 needs --backend js: the wasm backend computes in float32");
   const layersText = args.options.layers;
-  const layers = layersText === undefined ? 1 : Number(layersText);
+  let layers = layersText === undefined ? 1 : Number(layersText);
   if (!Number.isInteger(layers) || layers < 1)
     throw new CliError(`--layers must be a positive integer, got '${layersText}'`);
-  const cell = compileCellFile(args.files[0]!, args.options.cell, io);
-  if (!cell) return 1;
-  const params = readTensors(args.options.params!, "parameters");
+  let bidirectional = args.flags.has("bidirectional");
+  let prefixed = layersText !== undefined || bidirectional;
+  let cell: CompiledCell;
+  let params: Map<string, Tensor>;
+  if (runDir) {
+    // A run folder: its cell, in the trained network's layers and directions, with its trained weights.
+    for (const o of ["cell", "params", "layers"])
+      if (args.options[o] !== undefined)
+        throw new CliError(`--${o} does not go with a run folder: the trained network fixes it`);
+    if (bidirectional)
+      throw new CliError("--bidirectional does not go with a run folder: the trained network fixes it");
+    const run = loadRun(file);
+    const a = run.artifact;
+    cell = loadArtifact(a.cell);
+    params = new Map(
+      [...run.params].filter(([n]) => a.params.some((p) => p.name === n && p.part === "cell")),
+    );
+    ({ layers, bidirectional } = a);
+    prefixed = layers > 1 || bidirectional;
+    const skipped = a.embed ? "its embedding and readout are" : "its readout is";
+    io.err(
+      `cellc: note: '${file}' holds the trained network '${a.name}': this runs its cell '${cell.signature.name}' (${layers} layer(s)${bidirectional ? ", bidirectional" : ""}) on the inputs as given; ${skipped} not run\n`,
+    );
+  } else {
+    const compiled = compileCellFile(file, args.options.cell, io);
+    if (!compiled) return 1;
+    cell = compiled;
+    params = readTensors(args.options.params!, "parameters");
+    const other = notTheCells(cell.signature, params, layers, bidirectional, prefixed);
+    if (other.length) {
+      for (const n of other) params.delete(n);
+      io.err(
+        `cellc: note: ${other.length > 1 ? "parameters" : "parameter"} ${other.map((n) => `'${n}'`).join(", ")} of '${args.options.params}' ${other.length > 1 ? "are" : "is"} not the cell's (a network's readout or embedding): ignored; this runs cell '${cell.signature.name}' alone\n`,
+      );
+    }
+  }
   const inputsFile = readTensors(args.options.inputs!, "inputs");
   const dtype = args.flags.has("f64") ? "f64" : "f32";
   const nonfinite = new Map<string, string[]>();
@@ -61,13 +100,13 @@ export async function runCommand(args: Parsed, io: Io): Promise<number> {
     params,
     dtype,
     layers,
-    bidirectional: args.flags.has("bidirectional"),
-    prefixed: layersText !== undefined || args.flags.has("bidirectional"),
-    dims: inputDims(cell.ir, inputsFile),
+    bidirectional,
+    prefixed,
+    dims: inputDims(cell.signature, inputsFile),
   });
   for (const n of model.ignoredParams)
-    io.err(`cellc: warning: parameter '${n}' is never used by '${cell.ir.name}': ignored\n`);
-  const ir = cell.ir;
+    io.err(`cellc: warning: parameter '${n}' is never used by '${cell.signature.name}': ignored\n`);
+  const ir = cell.signature;
   const inputs = new Map<string, Tensor>();
   const inits = new Map<string, Tensor>();
   const upOutputs = new Map<string, Tensor>();
@@ -121,8 +160,37 @@ function nonfiniteNames(ts: ReadonlyMap<string, Tensor>): string[] {
   return [...ts].filter(([, t]) => t.dtype !== "i32" && !t.data.every(Number.isFinite)).map(([n]) => n);
 }
 
+/**
+ * The parameters of a file that are not the cell's, when the file also holds every one of the cell's (a
+ * network's parameters: its readout and embedding beside the cell's). Otherwise none: a file that lacks
+ * some of the cell's, or holds another layer or direction of them, is reported by the model, names and all.
+ */
+function notTheCells(
+  sig: Signature,
+  params: ReadonlyMap<string, Tensor>,
+  layers: number,
+  bidirectional: boolean,
+  prefixed: boolean,
+): string[] {
+  const dirs = bidirectional ? 2 : 1;
+  const names = (bases: readonly string[]) => {
+    const out: string[] = [];
+    for (let l = 0; l < layers; l++)
+      for (let d = 0; d < dirs; d++)
+        for (const n of bases) out.push(layerParamName(prefixed || layers > 1 || dirs > 1, l, d, n));
+    return out;
+  };
+  const used = names(sig.params.map((p) => p.name));
+  const mine = new Set([...used, ...names(sig.unusedParams ?? [])]);
+  if (!used.every((n) => params.has(n))) return [];
+  const other = [...params.keys()].filter((n) => !mine.has(n));
+  // Another layout of the cell's own (a second layer, a reverse direction) is a mistake the model names.
+  const bases = new Set([...sig.params.map((p) => p.name), ...(sig.unusedParams ?? [])]);
+  return other.some((n) => bases.has(n.replace(LAYER_PREFIX, ""))) ? [] : other;
+}
+
 /** Sizes of the inputs' dimensions that no parameter has (the parameters' own come from their shapes). */
-function inputDims(ir: CellIR, inputs: ReadonlyMap<string, Tensor>): Record<string, number> {
+function inputDims(ir: Signature, inputs: ReadonlyMap<string, Tensor>): Record<string, number> {
   const inParams = new Set(ir.params.flatMap((p) => p.type.dims.flatMap((d) => Object.keys(d.terms))));
   const dims: Record<string, number> = Object.create(null) as Record<string, number>;
   for (const inp of ir.inputs) {

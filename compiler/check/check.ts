@@ -744,6 +744,22 @@ export function initSpec(d: A.ParamDeclAst, bag: DiagnosticBag): InitSpec {
     return { kind: "uniform" };
   }
   const a = i.args;
+  // What is no distribution (and PyTorch's initialisers refuse): an empty range, a negative spread.
+  const call = `${i.name}(${a.join(", ")})`;
+  const refuse = (detail: string) => {
+    bag.report("E091", i.span, { call, detail });
+    return { kind: "uniform" } as const;
+  };
+  if (i.name === "uniform" && a.length === 1 && a[0]! < 0)
+    return refuse(`has a negative bound ${a[0]} (uniform(a) draws from U(-a, a))`);
+  if (i.name === "uniform" && a.length === 2 && a[0]! > a[1]!)
+    return refuse(`has its low end ${a[0]} above its high end ${a[1]}`);
+  if (i.name === "normal" && a.length >= 1 && a[a.length - 1]! < 0)
+    return refuse(`has a negative standard deviation ${a[a.length - 1]}`);
+  if ((i.name === "xavier" || i.name === "glorot") && a.length === 1 && a[0]! < 0)
+    return refuse(
+      `has a negative gain ${a[0]} (it draws from U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out)))`,
+    );
   switch (i.name) {
     case "uniform":
       return a.length === 0

@@ -14,13 +14,17 @@ export type AttrValue =
 export interface ValueInfo {
   readonly name: string;
   readonly elem: number;
-  readonly shape: readonly (number | string)[];
+  /** A size, a symbolic name (`T`, `B`), or null for a size the graph does not fix. */
+  readonly shape: readonly (number | string | null)[];
+  /** What it is, for a reader of the model (a viewer shows it). */
+  readonly doc?: string;
 }
 
 /**
- * A graph under construction. Value and node names are generated (`v<n>`), shared with subgraphs through one
- * counter so that a Scan body never shadows an outer name; only the graph's own inputs, outputs and
- * initialisers carry the contract names (`X`, `Y_h`, `l0.Wi`).
+ * A graph under construction. Value and node names are generated (`%<n>`, `%n<n>`), shared with subgraphs
+ * through one counter so that a Scan body never shadows an outer name; `%` is in no cellc identifier, so no
+ * generated name is ever a parameter's, a state's or an interface name. Only the graph's own inputs, outputs
+ * and initialisers carry the contract names (`X`, `Y_h`, `l0.Wi`).
  */
 export class OnnxGraph {
   readonly nodes: object[] = [];
@@ -32,7 +36,7 @@ export class OnnxGraph {
   constructor(private readonly counter: { n: number } = { n: 0 }) {}
 
   fresh(): string {
-    return `v${this.counter.n++}`;
+    return `%${this.counter.n++}`;
   }
   sub(): OnnxGraph {
     return new OnnxGraph(this.counter);
@@ -43,7 +47,7 @@ export class OnnxGraph {
     this.nodes.push({
       input: inputs,
       output: outputs,
-      name: `n${this.counter.n++}`,
+      name: `%n${this.counter.n++}`,
       op_type: type,
       attribute: Object.entries(attrs).map(([name, v]) => attribute(name, v)),
     });
@@ -59,7 +63,7 @@ export class OnnxGraph {
     this.nodes.push({
       input: [from],
       output: [to],
-      name: `n${this.counter.n++}`,
+      name: `%n${this.counter.n++}`,
       op_type: "Identity",
       attribute: [],
     });
@@ -98,10 +102,15 @@ export class OnnxGraph {
 function valueInfo(v: ValueInfo): object {
   return {
     name: v.name,
+    ...(v.doc ? { doc_string: v.doc } : {}),
     type: {
       tensor_type: {
         elem_type: v.elem,
-        shape: { dim: v.shape.map((d) => (typeof d === "number" ? { dim_value: d } : { dim_param: d })) },
+        shape: {
+          dim: v.shape.map((d) =>
+            typeof d === "number" ? { dim_value: d } : d === null ? {} : { dim_param: d },
+          ),
+        },
       },
     },
   };

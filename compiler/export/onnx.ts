@@ -1,6 +1,7 @@
-import { reachableNodes } from "../ir/cell.js";
+import { reachableNodes, type CellIR } from "../ir/cell.js";
 import { CellcError, type Tensor } from "../../artifact/tensor.js";
-import type { CellIR } from "../ir/cell.js";
+import { layerParamName } from "../../artifact/network.js";
+import type { NetworkIR } from "./network.js";
 import type { NodeId } from "../ir/graph.js";
 import { evalDim } from "../../artifact/shape.js";
 import { OnnxGraph, type AttrValue } from "./onnx-graph.js";
@@ -17,104 +18,318 @@ export interface OnnxLayout {
   name(layer: number, direction: number, base: string): string;
 }
 
+/**
+ * How the model takes `sequence_lens` or the initial states: `optional` (an input with a default, as an
+ * initialiser of the same name: the model runs on X alone, every row T steps long, the states at their
+ * declared values, and a runtime that feeds the input overrides the default), `required` (a plain input),
+ * or `none` (not an input: the default always applies).
+ */
+export type InputMode = "optional" | "required" | "none";
+
 export interface OnnxOptions {
   /** The parameters' values become initialisers; false: they are graph inputs. Default true. */
   readonly weights?: boolean;
   readonly bidirectional?: boolean;
   /** Emit ONNX's LSTM / GRU / RNN when the cell is one (default); false: always a Scan. */
   readonly native?: boolean;
-  /** Input `sequence_lens` (default); false: every row is T steps long. */
-  readonly sequenceLens?: boolean;
-  /** Inputs `initial_<state>` (default); false: the states start at their declared values. */
-  readonly initialStates?: boolean;
+  /** Input `sequence_lens [B]`; default optional. */
+  readonly sequenceLens?: InputMode;
+  /** Inputs `initial_<state> [layers * directions, B, n]`; default optional. */
+  readonly initialStates?: InputMode;
 }
 
 export interface OnnxExport {
   readonly bytes: Uint8Array;
   /** The operator each layer became. */
   readonly op: "LSTM" | "GRU" | "RNN" | "Scan";
+  /** Parameters whose name is an interface name, by their ONNX name (`X` is `param.X`). */
+  readonly renamed: ReadonlyMap<string, string>;
 }
 
 const OPSET = 17;
+/** The default of an optional `sequence_lens`: longer than any sequence, so cut to T. */
+const ALL_STEPS = 2 ** 31 - 1;
 
 /**
  * Exports a cell over a whole sequence as an ONNX model with the inputs and outputs of ONNX's recurrent
- * operators: `X [T, B, D]`, `sequence_lens [B]` , `initial_<state> [layers *
- * directions, B, n]`, `Y [T, directions, B, H]` and `Y_<state>
- * [directions, B, n]` of the last layer.
+ * operators: `X [T, B, D]`, `sequence_lens [B]` and `initial_<state> [layers * directions, B, n]`
+ * (optional by default), `Y [T, directions, B, H]` and `Y_<state> [directions, B, n]` of the last layer.
  */
 export function exportOnnx(ir: CellIR, model: OnnxLayout, opts: OnnxOptions = {}): OnnxExport {
-  refuseUnsupported(ir);
-  const L = model.sizes.length;
+  refuseUnsupported(ir, "cell", true);
   const dirs = opts.bidirectional ? 2 : 1;
-  const native = opts.native === false ? undefined : recognise(ir);
+  const L = model.sizes.length;
+  const reserved = [
+    "X",
+    "Y",
+    "sequence_lens",
+    ...ir.states.flatMap((s) => [`initial_${s.name}`, `Y_${s.name}`]),
+  ];
   const g = new OnnxGraph();
+  const names = new ParamNames(reserved);
   const inDim = ir.inputs[0]!.type.dims[0]!;
-  g.inputs.push({ name: "X", elem: DT.float, shape: ["T", "B", evalDim(inDim, model.sizes[0]!)] });
+  g.inputs.push({
+    name: "X",
+    elem: DT.float,
+    shape: ["T", "B", evalDim(inDim, model.sizes[0]!)],
+    doc: "the inputs [T, B, D], time-major",
+  });
+  const pname = (l: number, d: number, p: string) => names.of(model.name(l, d, p));
   for (let l = 0; l < L; l++)
     for (let d = 0; d < dirs; d++)
       for (const p of ir.params) {
         const name = model.name(l, d, p.name);
         const t = model.params.get(name)!;
-        if (opts.weights !== false) g.tensor(name, DT.float, t.shape, t.data);
-        else g.inputs.push({ name, elem: DT.float, shape: t.shape });
+        if (opts.weights !== false) g.tensor(names.of(name), DT.float, t.shape, t.data);
+        else g.inputs.push({ name: names.of(name), elem: DT.float, shape: t.shape });
       }
+  const seq = prelude(g, "X", opts.sequenceLens ?? "optional");
+  const inits = initialStates(g, ir, model.sizes, dirs, seq.shapeB, opts.initialStates ?? "optional");
+  const native = opts.native === false ? undefined : recognise(ir);
+  const r = recurrent(g, ir, model.sizes, dirs, native, pname, "X", seq, inits);
+  const outDim = evalDim(ir.graph.node(ir.outputs[0]!.node).type.dims[0]!, model.sizes[L - 1]!);
+  g.rename(r.Y, "Y");
+  g.outputs.push({
+    name: "Y",
+    elem: DT.float,
+    shape: ["T", dirs, "B", outDim],
+    doc: "the last layer's output at every step [T, directions, B, H]; 0 past a row's length",
+  });
+  ir.states.forEach((s, si) => {
+    g.rename(r.finals[si]!, `Y_${s.name}`);
+    g.outputs.push({
+      name: `Y_${s.name}`,
+      elem: DT.float,
+      shape: [dirs, "B", evalDim(s.type.dims[0]!, model.sizes[L - 1]!)],
+      doc: `the last layer's state at each row's last valid step [directions, B, n]`,
+    });
+  });
+  return { bytes: encode(g), op: native ? native.op : "Scan", renamed: names.renamed };
+}
 
-  // Lengths longer than T are cut to T.
-  const shapeX = g.o("Shape", ["X"]);
+/**
+ * Exports a whole network with its parameters as initialisers: `X [T, B, D]` (token ids, int64 `[T, B]`,
+ * when it has an embedding) and an optional `sequence_lens [B]` in; the readout's `y` out, `[B, O]` at
+ * each row's last valid step (on last) or `[T, B, O]` (on every). The embedding is a Gather; the cell as in
+ * `exportOnnx`, its states starting at their declared values; the readout, a stateless cell, is its
+ * expression graph in ONNX primitives applied to every row.
+ */
+export function exportOnnxNetwork(
+  net: NetworkIR,
+  params: ReadonlyMap<string, Tensor>,
+  opts: Pick<OnnxOptions, "native" | "sequenceLens"> = {},
+): OnnxExport {
+  const a = net.artifact;
+  refuseUnsupported(net.cell, "cell", false);
+  refuseUnsupported(net.readout, "readout", true);
+  if (net.readout.states.length)
+    throw new CellcError(`cannot export '${a.name}' to ONNX: its readout has states`);
+  const dirs = a.bidirectional ? 2 : 1;
+  const g = new OnnxGraph();
+  const names = new ParamNames(["X", "y", "sequence_lens"]);
+  for (const p of a.params) {
+    const t = params.get(p.name);
+    if (!t) throw new CellcError(`cannot export '${a.name}': the parameters have no '${p.name}'`);
+    const want = p.shape.join(",");
+    if (t.shape.join(",") !== want)
+      throw new CellcError(
+        `cannot export '${a.name}': parameter '${p.name}' has shape [${t.shape.join(", ")}]; the network's is [${p.shape.join(", ")}]`,
+      );
+    g.tensor(names.of(p.name), DT.float, t.shape, t.data);
+  }
+  const prefixed = a.layers > 1 || dirs > 1;
+  const cellName = (l: number, d: number, p: string) => names.of(layerParamName(prefixed, l, d, p));
+  let x = "X";
+  if (a.embed) {
+    g.inputs.push({ name: "X", elem: DT.int64, shape: ["T", "B"], doc: "token ids [T, B], time-major" });
+    x = g.o("Gather", [names.of(a.embed.param), "X"], { axis: { int: 0 } });
+  } else
+    g.inputs.push({
+      name: "X",
+      elem: DT.float,
+      shape: ["T", "B", a.input.size],
+      doc: "the inputs [T, B, D], time-major",
+    });
+  const seq = prelude(g, "X", opts.sequenceLens ?? "optional");
+  const inits = initialStates(g, net.cell, a.sizes, dirs, seq.shapeB, "none");
+  const native = opts.native === false ? undefined : recognise(net.cell);
+  const r = recurrent(g, net.cell, a.sizes, dirs, native, cellName, x, seq, inits);
+  const F = a.features;
+  const rows2 = g.o("Reshape", [r.out, g.i64([-1, F])]); // [T * B, F]
+  let rows: string;
+  if (a.on === "last") {
+    // Row b of the last valid step, lens[b] - 1 (a row of zeros where a row is empty, as cellc predicts).
+    const last = g.o("Cast", [g.o("Max", [g.o("Sub", [seq.lens, seq.one32]), seq.zero32])], {
+      to: { int: DT.int64 },
+    });
+    const B64 = g.o("Squeeze", [seq.shapeB, g.i64([0])]);
+    const batch = g.o("Range", [g.constant(DT.int64, [], [0]), B64, g.constant(DT.int64, [], [1])]);
+    const at = g.o("Add", [g.o("Mul", [last, B64]), batch]);
+    const picked = g.o("Gather", [rows2, at], { axis: { int: 0 } });
+    const some = g.o("Unsqueeze", [g.o("Greater", [seq.lens, seq.zero32]), g.i64([1])]);
+    rows = g.o("Where", [some, picked, g.f32(0)]);
+  } else rows = rows2;
+  const val = emitStep(g, g, net.readout, a.readoutSizes, (n) =>
+    n.attrs.role === "input" ? rows : names.of(n.attrs.name!),
+  );
+  let y = val.get(net.readout.outputs[0]!.node)!;
+  if (a.on === "every")
+    y = g.o("Reshape", [
+      y,
+      g.o("Concat", [g.o("Slice", [seq.shapeX, g.i64([0]), g.i64([2])]), g.i64([a.outputSize])], {
+        axis: { int: 0 },
+      }),
+    ]);
+  g.rename(y, "y");
+  g.outputs.push({
+    name: "y",
+    elem: DT.float,
+    shape: a.on === "last" ? ["B", a.outputSize] : ["T", "B", a.outputSize],
+    doc:
+      a.on === "last"
+        ? "the readout at each row's last valid step [B, O] (of a row of zeros where a row is empty)"
+        : "the readout at every step [T, B, O]",
+  });
+  return { bytes: encode(g), op: native ? native.op : "Scan", renamed: names.renamed };
+}
+
+function encode(g: OnnxGraph): Uint8Array {
+  return ModelProto.encode(
+    ModelProto.fromObject({
+      ir_version: 8,
+      producer_name: "cellc",
+      opset_import: [{ domain: "", version: OPSET }],
+      graph: g.proto("cellc"),
+    }),
+  ).finish();
+}
+
+/**
+ * ONNX names of parameters: their `cellc run` names, except where one is an interface name (a parameter
+ * called `X` or `initial_h`): that one is `param.<name>`, which no contract name can be (a parameter's
+ * name is an identifier or `l<k>.[reverse.]<identifier>`).
+ */
+class ParamNames {
+  readonly renamed = new Map<string, string>();
+  private readonly reserved: ReadonlySet<string>;
+  constructor(reserved: readonly string[]) {
+    this.reserved = new Set(reserved);
+  }
+  of(name: string): string {
+    if (!this.reserved.has(name)) return name;
+    const to = `param.${name}`;
+    this.renamed.set(name, to);
+    return to;
+  }
+}
+
+/** What every layer reads of the sequence: its lengths (cut to T), as int32, int64 and a [T, B, 1] mask. */
+interface Prelude {
+  readonly shapeX: string;
+  /** [B] as a 1-element int64 vector. */
+  readonly shapeB: string;
+  readonly lens: string;
+  readonly lens64: string;
+  readonly mask: string;
+  readonly zero32: string;
+  readonly one32: string;
+}
+
+function prelude(g: OnnxGraph, X: string, mode: InputMode): Prelude {
+  const shapeX = g.o("Shape", [X]);
   const shapeB = g.o("Slice", [shapeX, g.i64([1]), g.i64([2])]);
   const T32 = g.o("Cast", [g.o("Gather", [shapeX, g.constant(DT.int64, [], [0])])], {
     to: { int: DT.int32 },
   });
-  if (opts.sequenceLens !== false) g.inputs.push({ name: "sequence_lens", elem: DT.int32, shape: ["B"] });
-  const lens = g.o("Expand", [
-    opts.sequenceLens !== false ? g.o("Min", ["sequence_lens", T32]) : T32,
-    shapeB,
-  ]);
+  if (mode !== "none") {
+    g.inputs.push({
+      name: "sequence_lens",
+      elem: DT.int32,
+      shape: [mode === "required" ? "B" : null],
+      doc: `each row's length [B] (longer ones are cut to T)${mode === "optional" ? "; optional: every row T steps long unless fed" : ""}`,
+    });
+    if (mode === "optional") g.tensor("sequence_lens", DT.int32, [1], [ALL_STEPS]);
+  }
+  // Lengths longer than T are cut to T; a default of one entry is expanded to every row.
+  const lens = g.o("Expand", [mode !== "none" ? g.o("Min", ["sequence_lens", T32]) : T32, shapeB]);
   const lens64 = g.o("Cast", [lens], { to: { int: DT.int64 } });
-  const steps = g.o("Range", [g.constant(DT.int32, [], [0]), T32, g.constant(DT.int32, [], [1])]);
+  const zero32 = g.constant(DT.int32, [], [0]);
+  const one32 = g.constant(DT.int32, [], [1]);
+  const steps = g.o("Range", [zero32, T32, one32]);
   const mask = g.o("Unsqueeze", [
     g.o("Less", [g.o("Unsqueeze", [steps, g.i64([1])]), g.o("Unsqueeze", [lens, g.i64([0])])]),
     g.i64([2]),
   ]); // [T, B, 1]: step t of row b is valid
+  return { shapeX, shapeB, lens, lens64, mask, zero32, one32 };
+}
 
-  const inits = ir.states.map((s) => {
-    const n = evalDim(s.type.dims[0]!, model.sizes[0]!);
-    for (const sz of model.sizes)
+/** Each state's initial values for every layer and direction, [L * dirs, B, n]. */
+function initialStates(
+  g: OnnxGraph,
+  ir: CellIR,
+  sizes: readonly Readonly<Record<string, number>>[],
+  dirs: number,
+  shapeB: string,
+  mode: InputMode,
+): string[] {
+  const rows = sizes.length * dirs;
+  return ir.states.map((s) => {
+    const n = evalDim(s.type.dims[0]!, sizes[0]!);
+    for (const sz of sizes)
       if (evalDim(s.type.dims[0]!, sz) !== n)
         throw new CellcError(
           `cannot export '${ir.name}' to ONNX with these layers: state '${s.name}' changes size between layers, so initial_${s.name} has no single shape`,
         );
     const name = `initial_${s.name}`;
-    if (opts.initialStates !== false) {
-      g.inputs.push({ name, elem: DT.float, shape: [L * dirs, "B", n] });
-      return name;
+    const fill = new Array<number>(rows * n).fill(s.init);
+    let value: string;
+    if (mode === "none") value = g.constant(DT.float, [rows, 1, n], fill);
+    else {
+      value = name;
+      g.inputs.push({
+        name,
+        elem: DT.float,
+        shape: [rows, mode === "required" ? "B" : null, n],
+        doc: `the initial ${s.name} of every layer and direction [layers * directions, B, n]${mode === "optional" ? `; optional: ${s.init} unless fed` : ""}`,
+      });
+      // The default has one row, expanded to B; a fed [rows, B, n] passes the Expand unchanged.
+      if (mode === "optional") g.tensor(name, DT.float, [rows, 1, n], fill);
     }
-    // Not an overridable initialiser: ONNX Runtime folds those as constants here, ignoring what is fed.
-    const value = g.constant(DT.float, [L * dirs, 1, n], new Array<number>(L * dirs * n).fill(s.init));
-    return g.o("Expand", [
-      value,
-      g.o("Concat", [g.i64([L * dirs]), shapeB, g.i64([n])], { axis: { int: 0 } }),
-    ]);
+    return g.o("Expand", [value, g.o("Concat", [g.i64([rows]), shapeB, g.i64([n])], { axis: { int: 0 } })]);
   });
+}
 
-  let x = "X";
+/**
+ * The cell over `x` [T, B, D] in layers and directions: `out` [T, B, dirs * H] (the last layer's output,
+ * directions concatenated), `Y` [T, dirs, B, H] and each state's final values [dirs, B, n].
+ */
+function recurrent(
+  g: OnnxGraph,
+  ir: CellIR,
+  sizesOf: readonly Readonly<Record<string, number>>[],
+  dirs: number,
+  native: Native | undefined,
+  pname: (l: number, d: number, p: string) => string,
+  x0: string,
+  seq: Prelude,
+  inits: readonly string[],
+): { out: string; Y: string; finals: string[] } {
+  let x = x0;
   let Y = "";
   let finals: string[] = [];
-  for (let l = 0; l < L; l++) {
-    const sizes = model.sizes[l]!;
-    const pname = (d: number, p: string) => model.name(l, d, p);
+  for (let l = 0; l < sizesOf.length; l++) {
+    const sizes = sizesOf[l]!;
     if (native) {
       const r = nativeLayer(
         g,
         native,
         x,
-        lens,
+        seq.lens,
         inits,
         ir.states.map((s) => s.name),
         l,
         dirs,
-        pname,
+        (d, p) => pname(l, d, p),
         evalDim(ir.states[0]!.type.dims[0]!, sizes),
       );
       Y = r.Y;
@@ -127,18 +342,17 @@ export function exportOnnx(ir: CellIR, model: OnnxLayout, opts: OnnxOptions = {}
     for (let d = 0; d < dirs; d++) {
       const k = g.constant(DT.int64, [], [l * dirs + d]);
       const init = inits.map((s) => g.o("Gather", [s, k], { axis: { int: 0 } }));
-      const xs = d
-        ? g.o("ReverseSequence", [x, lens64], { batch_axis: { int: 1 }, time_axis: { int: 0 } })
-        : x;
-      const body = scanBody(g, ir, sizes, (p) => pname(d, p));
+      const rev = { batch_axis: { int: 1 }, time_axis: { int: 0 } };
+      const xs = d ? g.o("ReverseSequence", [x, seq.lens64], rev) : x;
+      const body = scanBody(g, ir, sizes, (p) => pname(l, d, p));
       const outs = g.op(
         "Scan",
-        [...init, xs, mask],
+        [...init, xs, seq.mask],
         { body, num_scan_inputs: { int: 2 } },
         ir.states.length + 1,
       );
       const y = outs[ir.states.length]!;
-      ys.push(d ? g.o("ReverseSequence", [y, lens64], { batch_axis: { int: 1 }, time_axis: { int: 0 } }) : y);
+      ys.push(d ? g.o("ReverseSequence", [y, seq.lens64], rev) : y);
       fin.push(outs.slice(0, ir.states.length));
     }
     x = dirs === 1 ? ys[0]! : g.o("Concat", ys, { axis: { int: 2 } });
@@ -158,68 +372,43 @@ export function exportOnnx(ir: CellIR, model: OnnxLayout, opts: OnnxOptions = {}
       ),
     );
   }
-  const outDim = evalDim(ir.graph.node(ir.outputs[0]!.node).type.dims[0]!, model.sizes[L - 1]!);
-  g.rename(Y, "Y");
-  g.outputs.push({ name: "Y", elem: DT.float, shape: ["T", dirs, "B", outDim] });
-  ir.states.forEach((s, si) => {
-    g.rename(finals[si]!, `Y_${s.name}`);
-    g.outputs.push({
-      name: `Y_${s.name}`,
-      elem: DT.float,
-      shape: [dirs, "B", evalDim(s.type.dims[0]!, model.sizes[L - 1]!)],
-    });
-  });
-  const bytes = ModelProto.encode(
-    ModelProto.fromObject({
-      ir_version: 8,
-      producer_name: "cellc",
-      opset_import: [{ domain: "", version: OPSET }],
-      graph: g.proto("cellc"),
-    }),
-  ).finish();
-  return { bytes, op: native ? native.op : "Scan" };
+  return { out: x, Y, finals };
 }
 
-function refuseUnsupported(ir: CellIR): void {
+function refuseUnsupported(ir: CellIR, what: "cell" | "readout", oneOutput: boolean): void {
+  const out0 = ir.outputs[0] && ir.graph.node(ir.outputs[0].node);
   const why =
     ir.inputs.length !== 1
       ? `it has ${ir.inputs.length} inputs (ONNX's recurrent form has one, X)`
-      : ir.outputs.length !== 1
+      : ir.outputs.length === 0 || (oneOutput && ir.outputs.length !== 1)
         ? `it has ${ir.outputs.length} outputs (ONNX's recurrent form has one, Y)`
         : ir.inputs[0]!.type.dims.length !== 1
           ? `its input '${ir.inputs[0]!.name}' is not a vector`
-          : ir.graph.node(ir.outputs[0]!.node).type.dims.length !== 1
+          : out0!.type.dims.length !== 1
             ? `its output '${ir.outputs[0]!.name}' is not a vector`
             : ir.states.find((s) => s.type.dims.length !== 1)?.name;
   if (why === undefined) return;
   throw new CellcError(
-    `cannot export cell '${ir.name}' to ONNX: ${why.includes(" ") ? why : `its state '${why}' is not a vector`}`,
+    `cannot export ${what === "cell" ? "cell" : "the readout"} '${ir.name}' to ONNX: ${why.includes(" ") ? why : `its state '${why}' is not a vector`}`,
   );
 }
 
-/** The cell's step as a Scan body: states and (x_t, mask_t) in, masked next states and output out. */
-function scanBody(
+/**
+ * The ONNX values of a step's expression graph over rows [N, ...] (a Scan body's batch, or every row of a
+ * sequence). `leaf` names the value of each input, state and parameter leaf; weights are sliced and
+ * transposed once, in `outer` (outside a Scan's loop).
+ */
+function emitStep(
+  b: OnnxGraph,
   outer: OnnxGraph,
   ir: CellIR,
   sizes: Readonly<Record<string, number>>,
-  pname: (p: string) => string,
-): OnnxGraph {
-  const b = outer.sub();
+  leaf: (n: CellIR["graph"]["nodes"][number]) => string,
+): Map<NodeId, string> {
   const val = new Map<NodeId, string>();
-  const stateIn = new Map<string, string>();
-  for (const s of ir.states) {
-    const v = b.fresh();
-    stateIn.set(s.name, v);
-    b.inputs.push({ name: v, elem: DT.float, shape: ["B", evalDim(s.type.dims[0]!, sizes)] });
-  }
-  const xt = b.fresh();
-  b.inputs.push({ name: xt, elem: DT.float, shape: ["B", evalDim(ir.inputs[0]!.type.dims[0]!, sizes)] });
-  const mt = b.fresh();
-  b.inputs.push({ name: mt, elem: DT.bool, shape: ["B", 1] });
-  // Weights are sliced and transposed once, outside the loop.
   const weights = new Map<string, string>();
   const weightT = (p: string, c0: number, c1: number) => {
-    const key = `${p}|${c0}|${c1}`;
+    const key = `${c0}|${c1}|${p}`;
     if (!weights.has(key))
       weights.set(
         key,
@@ -235,12 +424,7 @@ function scanBody(
     let v: string;
     switch (n.op) {
       case "leaf":
-        v =
-          n.attrs.role === "input"
-            ? xt
-            : n.attrs.role === "state"
-              ? stateIn.get(n.attrs.name!)!
-              : pname(n.attrs.name!);
+        v = leaf(n);
         break;
       case "const":
         v = b.f32(n.attrs.value!);
@@ -255,14 +439,7 @@ function scanBody(
         v = b.o("ReduceSum", [a[0]!, b.i64([1])], { keepdims: { int: 1 } });
         break;
       case "matvec":
-        v = b.o("MatMul", [
-          a[1]!,
-          weightT(
-            pname(ir.graph.node(n.args[0]!).attrs.name!),
-            evalDim(n.attrs.c0!, sizes),
-            evalDim(n.attrs.c1!, sizes),
-          ),
-        ]);
+        v = b.o("MatMul", [a[1]!, weightT(a[0]!, evalDim(n.attrs.c0!, sizes), evalDim(n.attrs.c1!, sizes))]);
         break;
       case "concat":
         v = b.o("Concat", a, { axis: { int: 1 } });
@@ -272,19 +449,48 @@ function scanBody(
         v = b.o("Slice", [a[0]!, b.i64([s]), b.i64([s + evalDim(n.attrs.len!, sizes)]), b.i64([1])]);
         break;
       }
-      case "sumbatch":
-        throw new Error("sumbatch in a forward step");
-      default:
-        v = b.o(ELEMENTWISE[n.op]!, a);
+      default: {
+        const op = ELEMENTWISE[n.op];
+        if (!op) throw new Error(`ONNX export: ${n.op} in a forward step`);
+        v = b.o(op, a);
+      }
     }
     val.set(n.id, v);
   }
+  return val;
+}
+
+/** The cell's step as a Scan body: states and (x_t, mask_t) in, masked next states and output out. */
+function scanBody(
+  outer: OnnxGraph,
+  ir: CellIR,
+  sizes: Readonly<Record<string, number>>,
+  pname: (p: string) => string,
+): OnnxGraph {
+  const b = outer.sub();
+  const stateIn = new Map<string, string>();
   for (const s of ir.states) {
-    const next = get(ir.next.find((x) => x.state === s.name)!.node);
+    const v = b.fresh();
+    stateIn.set(s.name, v);
+    b.inputs.push({ name: v, elem: DT.float, shape: ["B", evalDim(s.type.dims[0]!, sizes)] });
+  }
+  const xt = b.fresh();
+  b.inputs.push({ name: xt, elem: DT.float, shape: ["B", evalDim(ir.inputs[0]!.type.dims[0]!, sizes)] });
+  const mt = b.fresh();
+  b.inputs.push({ name: mt, elem: DT.bool, shape: ["B", 1] });
+  const val = emitStep(b, outer, ir, sizes, (n) =>
+    n.attrs.role === "input"
+      ? xt
+      : n.attrs.role === "state"
+        ? stateIn.get(n.attrs.name!)!
+        : pname(n.attrs.name!),
+  );
+  for (const s of ir.states) {
+    const next = val.get(ir.next.find((x) => x.state === s.name)!.node)!;
     const out = b.o("Where", [mt, next, stateIn.get(s.name)!]);
     b.outputs.push({ name: out, elem: DT.float, shape: ["B", evalDim(s.type.dims[0]!, sizes)] });
   }
-  const y = b.o("Where", [mt, get(ir.outputs[0]!.node), b.f32(0)]);
+  const y = b.o("Where", [mt, val.get(ir.outputs[0]!.node)!, b.f32(0)]);
   const outDim = evalDim(ir.graph.node(ir.outputs[0]!.node).type.dims[0]!, sizes);
   b.outputs.push({ name: y, elem: DT.float, shape: ["B", outDim] });
   return b;
@@ -308,7 +514,6 @@ const ELEMENTWISE: Readonly<Record<string, string>> = {
   min: "Min",
   max: "Max",
 };
-
 /** ONNX's LSTM, GRU or RNN for one layer, both directions, weights packed in ONNX's gate order. */
 function nativeLayer(
   g: OnnxGraph,

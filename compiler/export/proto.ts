@@ -60,7 +60,9 @@ const SCHEMA = {
             raw_data: f(9, "bytes"),
           },
         },
-        ValueInfoProto: { fields: { name: f(1, "string"), type: f(2, "TypeProto") } },
+        ValueInfoProto: {
+          fields: { name: f(1, "string"), type: f(2, "TypeProto"), doc_string: f(3, "string") },
+        },
         TypeProto: { fields: { tensor_type: f(1, "TensorTypeProto") } },
         TensorTypeProto: { fields: { elem_type: f(1, "int32"), shape: f(2, "TensorShapeProto") } },
         TensorShapeProto: { fields: { dim: f(1, "Dimension", "repeated") } },

@@ -1,21 +1,45 @@
 import { reachableNodes } from "../ir/cell.js";
 import { CellcError } from "../../artifact/tensor.js";
+import { layerParamName } from "../../artifact/network.js";
 import type { InitSpec } from "../check/types.js";
 import type { CellIR } from "../ir/cell.js";
 import type { NodeId } from "../ir/graph.js";
 import type { Dim } from "../../artifact/shape.js";
+import type { NetworkIR } from "./network.js";
 
 /**
- * A cell as a self-contained PyTorch module (see the README's contract): `build(dims, layers=1,
- * bidirectional=False)` returns a module whose state_dict keys are `cellc run`'s parameter names and whose
- * `forward(x, seq_lens=None, init=None)` returns `cellc run`'s outputs and final states by name.
+ * PyTorch export: a cell (`exportTorch`) or a whole trained network (`exportTorchNetwork`) as a
+ * self-contained Python file that needs only `torch`, with a pure-Python `load_safetensors(path)`.
  *
- * Only generated identifiers reach the Python code. The cell's own names (parameters, states, outputs,
- * dimensions: identifiers the lexer accepted) appear only inside string literals, as dictionary keys.
+ * Every parameter is registered under its `cellc run` name (`Wi`, `l0.reverse.Wi`: the module tree has a
+ * group per prefix), so that `named_parameters()`, `state_dict()`, optimiser groups and PyTorch's own
+ * messages all use those names. Only generated identifiers reach the Python code: the cell's own names
+ * (parameters, states, outputs, dimensions: identifiers the lexer accepted) appear only inside string
+ * literals.
  */
-export function exportTorch(ir: CellIR): string {
+
+const q = (s: string) => JSON.stringify(s); // a Python string literal (ASCII identifiers only)
+const ind = (lines: readonly string[], n: number) => lines.map((l) => " ".repeat(n) + l).join("\n");
+
+/** A Python float literal for any number: `1.0`, `1e+21`, `-0.0`, `float("nan")`, `float("-inf")`. */
+export function pyFloat(v: number): string {
+  if (Number.isNaN(v)) return `float("nan")`;
+  if (!Number.isFinite(v)) return v > 0 ? `float("inf")` : `float("-inf")`;
+  if (Object.is(v, -0)) return "-0.0";
+  const s = String(v);
+  return /^-?\d+$/.test(s) ? `${s}.0` : s;
+}
+
+/** A dimension as a Python int expression over `sizes`, a dict of the dimension names. */
+function pyDim(d: Dim): string {
+  const parts = Object.entries(d.terms).map(([k, m]) => (m === 1 ? "" : `${m} * `) + `sizes[${q(k)}]`);
+  if (d.c !== 0 || !parts.length) parts.push(String(d.c));
+  return parts.length === 1 ? parts[0]! : `(${parts.join(" + ")})`;
+}
+
+function refuse(ir: CellIR, what: string): void {
   if (ir.inputs.length !== 1 || ir.inputs[0]!.type.dims.length !== 1)
-    throw new CellcError(`cannot export cell '${ir.name}' to PyTorch: it needs exactly one vector input`);
+    throw new CellcError(`cannot export ${what} '${ir.name}' to PyTorch: it needs exactly one vector input`);
   for (const v of [
     ...ir.states.map((s) => ({ what: "state", name: s.name, rank: s.type.dims.length })),
     ...ir.outputs.map((o) => ({
@@ -26,21 +50,21 @@ export function exportTorch(ir: CellIR): string {
   ])
     if (v.rank !== 1)
       throw new CellcError(
-        `cannot export cell '${ir.name}' to PyTorch: its ${v.what} '${v.name}' is not a vector`,
+        `cannot export ${what} '${ir.name}' to PyTorch: its ${v.what} '${v.name}' is not a vector`,
       );
-  const q = (s: string) => JSON.stringify(s); // a Python string literal (ASCII identifiers only)
-  const dim = (d: Dim) => {
-    const parts = Object.entries(d.terms).map(([k, m]) => (m === 1 ? "" : `${m} * `) + `sizes[${q(k)}]`);
-    if (d.c !== 0 || !parts.length) parts.push(String(d.c));
-    return parts.length === 1 ? parts[0]! : `(${parts.join(" + ")})`;
-  };
-  const num = (v: number) => (Number.isInteger(v) ? `${v}.0` : String(v));
+}
 
-  const init: string[] = [];
+/**
+ * A cell's step as Python functions named `_<fn>_...`: `step(x, s, p, k, c)` (x [B, D], the states, the
+ * parameters in declaration order, the dimension values and matvec column bounds of `consts(sizes)`),
+ * `shapes(sizes)`, `state_sizes(sizes)` and `reset(p)` (the declared initialisers).
+ */
+function stepCode(ir: CellIR, fn: string): string {
+  const consts: string[] = []; // float(...) of each `dim` node
+  const cols: string[] = []; // int(...) bounds of each matvec's columns
   const body: string[] = [];
   const val = new Map<NodeId, string>();
   const pIndex = new Map(ir.params.map((p, i) => [p.name, i]));
-  let k = 0;
   const live = reachableNodes(ir);
   for (const n of ir.graph.nodes) {
     if (!live.has(n.id)) continue;
@@ -49,20 +73,21 @@ export function exportTorch(ir: CellIR): string {
     let e: string;
     switch (n.op) {
       case "leaf":
-        e =
+        val.set(
+          n.id,
           n.attrs.role === "input"
             ? "x"
             : n.attrs.role === "state"
               ? `s[${ir.states.findIndex((s) => s.name === n.attrs.name)}]`
-              : `self.p${pIndex.get(n.attrs.name!)}`;
-        val.set(n.id, e);
+              : `p[${pIndex.get(n.attrs.name!)}]`,
+        );
         continue;
       case "const":
-        val.set(n.id, num(n.attrs.value!));
+        val.set(n.id, `(${pyFloat(n.attrs.value!)})`);
         continue;
       case "dim":
-        init.push(`self.k${k} = float(${dim(n.attrs.dim!)})`);
-        val.set(n.id, `self.k${k++}`);
+        val.set(n.id, `k[${consts.length}]`);
+        consts.push(`float(${pyDim(n.attrs.dim!)})`);
         continue;
       case "add":
       case "sub":
@@ -101,14 +126,21 @@ export function exportTorch(ir: CellIR): string {
       case "sum":
         e = `torch.sum(${a[0]}, 1, keepdim=True)`;
         break;
-      case "matvec":
-        init.push(`self.c${k} = int(${dim(n.attrs.c0!)})`, `self.e${k} = int(${dim(n.attrs.c1!)})`);
-        e = `torch.matmul(${a[1]}, ${a[0]}[:, self.c${k}:self.e${k}].t())`;
-        k++;
+      case "matvec": {
+        const j = cols.length;
+        cols.push(`int(${pyDim(n.attrs.c0!)})`, `int(${pyDim(n.attrs.c1!)})`);
+        e = `torch.matmul(${a[1]}, ${a[0]}[:, c[${j}]:c[${j + 1}]].t())`;
         break;
+      }
       case "concat":
         e = `torch.cat([${a.join(", ")}], 1)`;
         break;
+      case "slice": {
+        const j = cols.length;
+        cols.push(`int(${pyDim(n.attrs.start!)})`, `int(${pyDim(n.attrs.start!)} + ${pyDim(n.attrs.len!)})`);
+        e = `${a[0]}[:, c[${j}]:c[${j + 1}]]`;
+        break;
+      }
       default:
         throw new Error(`torch export: ${n.op} in a forward step`);
     }
@@ -118,45 +150,155 @@ export function exportTorch(ir: CellIR): string {
   }
   const outs = ir.outputs.map((o) => val.get(o.node)!);
   const nexts = ir.states.map((s) => val.get(ir.next.find((x) => x.state === s.name)!.node)!);
+  const shapes = ir.params.map((p) => `[${p.type.dims.map((d) => `int(${pyDim(d)})`).join(", ")}]`);
+  const inits = ir.params.map((p, i) => initLine(`p[${i}]`, p.init));
+  return `def _${fn}_step(
+    x: torch.Tensor, s: List[torch.Tensor], p: List[torch.Tensor], k: List[float], c: List[int]
+) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+    """One step of '${fn}' for one layer and direction: x [B, D] and the states -> (outputs, next states)."""
+${ind(body.length ? body : ["pass"], 4)}
+    return [${outs.join(", ")}], [${nexts.join(", ")}]
 
-  const params = ir.params.map(
-    (p, i) =>
-      `self.p${i} = nn.Parameter(torch.empty(${p.type.dims.map(dim).join(", ")}${p.type.dims.length === 1 ? "," : ""}))`,
-  );
-  const inits = ir.params.map((p, i) => initLine(`self.p${i}`, p.init, num));
-  const inDim = ir.inputs[0]!.type.dims[0]!;
-  const outDim = ir.graph.node(ir.outputs[0]!.node).type.dims[0]!;
-  const ind = (lines: string[], n: number) => lines.map((l) => " ".repeat(n) + l).join("\n");
 
-  return `# Generated by cellc. Needs PyTorch; TorchScript can compile the module build(...) returns.
+def _${fn}_consts(sizes: Dict[str, int]) -> Tuple[List[float], List[int]]:
+    return [${consts.join(", ")}], [${cols.join(", ")}]
+
+
+def _${fn}_shapes(sizes: Dict[str, int]) -> List[List[int]]:
+    return [${shapes.join(", ")}]
+
+
+def _${fn}_state_sizes(sizes: Dict[str, int]) -> List[int]:
+    return [${ir.states.map((s) => `int(${pyDim(s.type.dims[0]!)})`).join(", ")}]
+
+
+def _${fn}_reset(p: List[torch.Tensor]) -> None:
+    with torch.no_grad():
+${ind(inits.length ? inits : ["pass"], 8)}
+`;
+}
+
+function initLine(p: string, spec: InitSpec): string {
+  switch (spec.kind) {
+    case "const":
+      return `${p}.fill_(${pyFloat(spec.value)})`;
+    case "uniform":
+      return spec.lo === undefined
+        ? `_uniform(${p}, -1.0 / math.sqrt(_rows(${p})), 1.0 / math.sqrt(_rows(${p})))`
+        : `_uniform(${p}, ${pyFloat(spec.lo)}, ${pyFloat(spec.hi!)})`;
+    case "normal":
+      return `${p}.normal_(${pyFloat(spec.mean)}, ${pyFloat(spec.std)})`;
+    case "xavier":
+      return `_xavier(${p}, ${pyFloat(spec.gain)})`;
+    case "orthogonal":
+      return `_orthogonal(${p}, ${pyFloat(spec.gain)})`;
+  }
+}
+
+const pyList = (items: readonly string[]) => `[${items.join(", ")}]`;
+
+/** Imports, the safetensors reader, the parameter registry and the initialisers: the same in every file. */
+const HEADER = (
+  what: string,
+) => `# Generated by cellc: ${what}. Needs PyTorch only; TorchScript can compile the module build(...) returns.
+import json
 import math
-from typing import Dict, List, Optional, Tuple
+import struct
+import sys
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
+`;
 
-PARAMS = [${ir.params.map((p) => q(p.name)).join(", ")}]
-STATES = [${ir.states.map((s) => q(s.name)).join(", ")}]
-STATE_INIT = [${ir.states.map((s) => num(s.init)).join(", ")}]
-OUTPUTS = [${ir.outputs.map((o) => q(o.name)).join(", ")}]
+const COMMON = `
+_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
 
 
-class Step(nn.Module):
-    """One time step of the cell, for one layer and direction: (x [B, D], states) -> (outputs, states)."""
+def load_safetensors(path: str) -> Dict[str, torch.Tensor]:
+    """The tensors of a .safetensors file, by name, read here (no safetensors package needed)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 8:
+        raise ValueError("%s: not a safetensors file (shorter than its 8-byte header length)" % path)
+    n = struct.unpack("<Q", data[:8])[0]
+    if 8 + n > len(data):
+        raise ValueError("%s: not a safetensors file (header of %d bytes past the end)" % (path, n))
+    header = json.loads(data[8 : 8 + n].decode("utf-8"))
+    if sys.byteorder != "little":
+        raise ValueError("load_safetensors reads little-endian machines only")
+    out: Dict[str, torch.Tensor] = {}
+    for name, h in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = _DTYPES.get(h.get("dtype"))
+        if dtype is None:
+            raise ValueError("%s: tensor %r has unsupported dtype %r" % (path, name, h.get("dtype")))
+        shape = [int(d) for d in h["shape"]]
+        a, b = (int(o) for o in h["data_offsets"])
+        count = 1
+        for d in shape:
+            count *= d
+        size = torch.empty(0, dtype=dtype).element_size()
+        if a < 0 or b != a + count * size or 8 + n + b > len(data):
+            raise ValueError("%s: tensor %r: its offsets do not fit its shape %s" % (path, name, shape))
+        if count == 0:
+            out[name] = torch.zeros(shape, dtype=dtype)
+        else:
+            buf = bytearray(data[8 + n + a : 8 + n + b])
+            out[name] = torch.frombuffer(buf, dtype=dtype).reshape(shape)
+    return out
 
-    def __init__(self, sizes: Dict[str, int]):
-        super().__init__()
-${ind([...params, ...init], 8)}
-        self.sizes = [${ir.states.map((s) => `int(${dim(s.type.dims[0]!)})`).join(", ")}]
-        self.reset_parameters()
 
-    def reset_parameters(self):
-        with torch.no_grad():
-${ind(inits.length ? inits : ["pass"], 12)}
+def _repr_params(m: nn.Module) -> str:
+    return ", ".join("%s: %s" % (n, list(p.shape)) for n, p in m._parameters.items() if p is not None)
 
-    def forward(self, x: torch.Tensor, s: List[torch.Tensor]) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
-${ind(body, 8)}
-        return [${outs.join(", ")}], [${nexts.join(", ")}]
+
+class Group(nn.Module):
+    """The parameters under one name prefix (\`l0\`, \`reverse\`): it holds them, it computes nothing."""
+
+    def extra_repr(self) -> str:
+        return _repr_params(self)
+
+
+def _register(root: nn.Module, name: str, p: nn.Parameter) -> None:
+    """Registers p under its cellc name, \`Wi\` on root or \`l0.reverse.Wi\` in groups l0 and reverse.
+
+    By name in the module's table, so a name such as \`forward\` or \`training\` is just a name."""
+    parts = name.split(".")
+    m = root
+    for part in parts[:-1]:
+        if part not in m._modules:
+            m._modules[part] = Group()
+        m = m._modules[part]
+    m._parameters[parts[-1]] = p
+
+
+def _lookup(root: nn.Module, name: str) -> torch.Tensor:
+    parts = name.split(".")
+    m = root
+    for part in parts[:-1]:
+        m = m._modules[part]
+    p = m._parameters[parts[-1]]
+    assert p is not None
+    return p
+
+
+def _load(model: nn.Module, params: Union[str, Dict[str, torch.Tensor], None]) -> nn.Module:
+    if params is not None:
+        model.load_state_dict(load_safetensors(params) if isinstance(params, str) else params)
+    return model
 
 
 def _uniform(p, lo, hi):
@@ -180,110 +322,184 @@ def _orthogonal(p, gain):
         nn.init.orthogonal_(p, gain)
 
 
-class Sequence(nn.Module):
-    """Layers x directions of Step over x [T, B, D], with PyTorch's packed-sequence semantics for seq_lens."""
-
-    def __init__(self, steps: List[Step], layers: int, dirs: int, names: List[str], keys: Dict[str, str]):
-        super().__init__()
-        self.steps = nn.ModuleList(steps)
-        self.layers = layers
-        self.dirs = dirs
-        self.names = names  # the prefix of each (layer, direction): "", "l0.", "l0.reverse."
-        self.keys = keys  # generated state_dict key -> cellc name
-        self.state_names: List[str] = list(STATES)
-        self.state_init: List[float] = list(STATE_INIT)
-        self.output_names: List[str] = list(OUTPUTS)
-        self.back = {v: k for k, v in keys.items()}
-        self._register_state_dict_hook(_rename_out)
-        self._register_load_state_dict_pre_hook(_rename_in, with_module=True)
-
-    def forward(
-        self, x: torch.Tensor, seq_lens: Optional[torch.Tensor] = None, init: Optional[Dict[str, torch.Tensor]] = None
-    ) -> Dict[str, torch.Tensor]:
-        T, B = x.shape[0], x.shape[1]
-        if seq_lens is None:
-            lens = torch.full([B], T, dtype=torch.long, device=x.device)
-        else:
-            lens = torch.clamp(seq_lens.to(device=x.device, dtype=torch.long), max=T)
-        t = torch.arange(T, device=x.device).unsqueeze(1)
-        mask = t < lens.unsqueeze(0)  # [T, B]
-        # reversing the valid part of each row: step t reads row position lens - 1 - t
-        rev = torch.where(mask, lens.unsqueeze(0) - 1 - t, t.expand(T, B))
-        result: Dict[str, torch.Tensor] = {}
-        inp = x
-        outs: List[List[torch.Tensor]] = []
-        for k, step in enumerate(self.steps):
-            d = k % self.dirs
-            if d == 0:
-                outs = []
-            xs = _reverse(inp, rev) if d == 1 else inp
-            states: List[torch.Tensor] = []
-            for i in range(len(self.state_names)):
-                key = self.names[k] + self.state_names[i] + ".init"
-                if init is not None and key in init:
-                    states.append(init[key].to(x.dtype))
-                else:
-                    states.append(torch.full([B, step.sizes[i]], self.state_init[i], dtype=x.dtype, device=x.device))
-            ys: List[List[torch.Tensor]] = [[] for _ in range(len(self.output_names))]
-            for ti in range(T):
-                y, nxt = step(xs[ti], states)
-                m = mask[ti].unsqueeze(1)
-                states = [torch.where(m, nxt[i], states[i]) for i in range(len(states))]
-                for i in range(len(self.output_names)):
-                    ys[i].append(torch.where(m, y[i], torch.zeros_like(y[i])))
-            seqs = [torch.stack(y) for y in ys]
-            outs.append([_reverse(q, rev) for q in seqs] if d == 1 else seqs)
-            for i in range(len(self.state_names)):
-                result[self.names[k] + self.state_names[i] + ".final"] = states[i]
-            if d == self.dirs - 1:
-                merged = [torch.cat([o[i] for o in outs], 2) for i in range(len(self.output_names))]
-                inp = merged[0]
-                if k == len(self.steps) - 1:
-                    for i in range(len(self.output_names)):
-                        result[self.output_names[i]] = merged[i]
-        return result
-
-
 def _reverse(x: torch.Tensor, rev: torch.Tensor) -> torch.Tensor:
     return torch.gather(x, 0, rev.unsqueeze(2).expand(x.shape[0], x.shape[1], x.shape[2]))
 
 
-def _rename_out(module, state_dict, prefix, local_metadata):
-    for k in list(state_dict.keys()):
-        if k.startswith(prefix) and k[len(prefix):] in module.keys:
-            state_dict[prefix + module.keys[k[len(prefix):]]] = state_dict.pop(k)
+def _lengths(x: torch.Tensor, seq_lens: Optional[torch.Tensor]) -> torch.Tensor:
+    T, B = x.shape[0], x.shape[1]
+    if seq_lens is None:
+        return torch.full([B], T, dtype=torch.long, device=x.device)
+    return torch.clamp(seq_lens.to(device=x.device, dtype=torch.long), max=T)
 
 
-def _rename_in(module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
-    for k in list(state_dict.keys()):
-        if k.startswith(prefix) and k[len(prefix):] in module.back:
-            state_dict[prefix + module.back[k[len(prefix):]]] = state_dict.pop(k)
+def _recur(
+    x: torch.Tensor,
+    lens: torch.Tensor,
+    plist: List[List[torch.Tensor]],
+    consts: List[List[float]],
+    cols: List[List[int]],
+    init: List[List[torch.Tensor]],
+    dirs: int,
+    n_out: int,
+) -> Tuple[List[torch.Tensor], List[List[torch.Tensor]]]:
+    """Layers x directions of the cell's step over x [T, B, D], with PyTorch's packed-sequence semantics for
+    lens: the last layer's outputs [T, B, dirs * n], and the final states of each layer and direction."""
+    T, B = x.shape[0], x.shape[1]
+    t = torch.arange(T, device=x.device).unsqueeze(1)
+    mask = t < lens.unsqueeze(0)  # [T, B]
+    # reversing the valid part of each row: step t reads row position lens - 1 - t
+    rev = torch.where(mask, lens.unsqueeze(0) - 1 - t, t.expand(T, B))
+    inp = x
+    finals: List[List[torch.Tensor]] = []
+    merged: List[torch.Tensor] = []
+    outs: List[List[torch.Tensor]] = []
+    for k in range(len(plist)):
+        d = k % dirs
+        if d == 0:
+            outs = []
+        xs = _reverse(inp, rev) if d == 1 else inp
+        states = init[k]
+        ys: List[List[torch.Tensor]] = [[] for _ in range(n_out)]
+        for ti in range(T):
+            y, nxt = _cell_step(xs[ti], states, plist[k], consts[k], cols[k])
+            m = mask[ti].unsqueeze(1)
+            states = [torch.where(m, nxt[i], states[i]) for i in range(len(states))]
+            for i in range(n_out):
+                ys[i].append(torch.where(m, y[i], torch.zeros_like(y[i])))
+        seqs = [torch.stack(q) for q in ys]
+        outs.append([_reverse(q, rev) for q in seqs] if d == 1 else seqs)
+        finals.append(states)
+        if d == dirs - 1:
+            merged = [torch.cat([o[i] for o in outs], 2) for i in range(n_out)]
+            inp = merged[0]
+    return merged, finals
+`;
+
+/**
+ * A cell as a self-contained PyTorch module (see docs/export.md): `build(dims, layers=1,
+ * bidirectional=False, prefixed=None, params=None)` returns a module whose parameters are named as
+ * `cellc run`'s and whose `forward(x, seq_lens=None, init=None)` returns `cellc run`'s outputs and final
+ * states by name.
+ */
+export function exportTorch(ir: CellIR): string {
+  refuse(ir, "cell");
+  const inDim = ir.inputs[0]!.type.dims[0]!;
+  const outDim = ir.graph.node(ir.outputs[0]!.node).type.dims[0]!;
+  return `${HEADER(`cell '${ir.name}'`)}
+PARAMS = ${pyList(ir.params.map((p) => q(p.name)))}
+STATES = ${pyList(ir.states.map((s) => q(s.name)))}
+STATE_INIT = ${pyList(ir.states.map((s) => pyFloat(s.init)))}
+OUTPUTS = ${pyList(ir.outputs.map((o) => q(o.name)))}
 
 
-def build(dims: Dict[str, int], layers: int = 1, bidirectional: bool = False, prefixed: Optional[bool] = None) -> nn.Module:
+${stepCode(ir, "cell")}
+${COMMON}
+
+class Sequence(nn.Module):
+    """Layers x directions of the cell over x [T, B, D]; parameters named as cellc's (\`Wi\`, \`l0.reverse.Wi\`)."""
+
+    _plist: List[List[torch.Tensor]]
+    _consts: List[List[float]]
+    _cols: List[List[int]]
+    _state_sizes: List[List[int]]
+    _prefixes: List[str]
+
+    def __init__(self, sizes: List[Dict[str, int]], dirs: int, prefixed: bool):
+        super().__init__()
+        # Attributes first: a parameter registered later may have any name, even one of these.
+        self._dirs = dirs
+        self._prefixes = []  # of each (layer, direction): "", "l0.", "l0.reverse."
+        self._plist = []
+        self._consts = []
+        self._cols = []
+        self._state_sizes = []
+        self._state_names: List[str] = list(STATES)
+        self._state_init: List[float] = list(STATE_INIT)
+        self._output_names: List[str] = list(OUTPUTS)
+        for l, at in enumerate(sizes):
+            for d in range(dirs):
+                self._prefixes.append(("l%d.%s" % (l, "reverse." if d else "")) if prefixed else "")
+                self._plist.append([nn.Parameter(torch.empty(s)) for s in _cell_shapes(at)])
+                k, c = _cell_consts(at)
+                self._consts.append(k)
+                self._cols.append(c)
+                self._state_sizes.append(_cell_state_sizes(at))
+        for pre, ps in zip(self._prefixes, self._plist):
+            for name, p in zip(PARAMS, ps):
+                _register(self, pre + name, p)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        for ps in self._params():
+            _cell_reset(ps)
+
+    def extra_repr(self) -> str:
+        return _repr_params(self)
+
+    @torch.jit.unused
+    def _params(self) -> List[List[torch.Tensor]]:
+        """The registered parameters (to() and load_state_dict(assign=True) may have replaced them)."""
+        for pre, ps in zip(self._prefixes, self._plist):
+            for i, name in enumerate(PARAMS):
+                ps[i] = _lookup(self, pre + name)
+        return self._plist
+
+    def forward(
+        self, x: torch.Tensor, seq_lens: Optional[torch.Tensor] = None, init: Optional[Dict[str, torch.Tensor]] = None
+    ) -> Dict[str, torch.Tensor]:
+        if torch.jit.is_scripting():
+            plist = self._plist
+        else:
+            plist = self._params()
+        B = x.shape[1]
+        inits: List[List[torch.Tensor]] = []
+        for k in range(len(plist)):
+            states: List[torch.Tensor] = []
+            for i in range(len(self._state_names)):
+                key = self._prefixes[k] + self._state_names[i] + ".init"
+                if init is not None and key in init:
+                    states.append(init[key].to(x.dtype))
+                else:
+                    size = [B, self._state_sizes[k][i]]
+                    states.append(torch.full(size, self._state_init[i], dtype=x.dtype, device=x.device))
+            inits.append(states)
+        n_out = len(self._output_names)
+        outs, finals = _recur(x, _lengths(x, seq_lens), plist, self._consts, self._cols, inits, self._dirs, n_out)
+        result: Dict[str, torch.Tensor] = {}
+        for k in range(len(finals)):
+            for i in range(len(self._state_names)):
+                result[self._prefixes[k] + self._state_names[i] + ".final"] = finals[k][i]
+        for i in range(n_out):
+            result[self._output_names[i]] = outs[i]
+        return result
+
+
+def build(
+    dims: Dict[str, int],
+    layers: int = 1,
+    bidirectional: bool = False,
+    prefixed: Optional[bool] = None,
+    params: Union[str, Dict[str, torch.Tensor], None] = None,
+) -> nn.Module:
     """The cell over sequences. dims: the sizes of the first layer's dimensions (e.g. {"D": 8, "H": 16}).
-    Parameter and state names carry l<k>. / l<k>.reverse. when layers > 1 or bidirectional (or prefixed)."""
+    Parameter and state names carry l<k>. / l<k>.reverse. when layers > 1 or bidirectional (or prefixed).
+    params: a .safetensors file (cellc init's, or a run's) or a state dict to load."""
     dirs = 2 if bidirectional else 1
     if prefixed is None:
         prefixed = layers > 1 or bidirectional
-    steps: List[Step] = []
-    names: List[str] = []
-    keys: Dict[str, str] = {}
+    all_sizes: List[Dict[str, int]] = []
     sizes = dict(dims)
+    prev_out = 0
     for l in range(layers):
         if l > 0:
             sizes = dict(dims)
             for n in ${pyList(Object.keys(inDim.terms).map(q))}:
                 sizes.pop(n, None)
             _bind(sizes, ${pyList(Object.entries(inDim.terms).map(([n, m]) => `(${q(n)}, ${m})`))}, ${inDim.c}, prev_out * dirs)
-        for d in range(dirs):
-            name = ("l%d.%s" % (l, "reverse." if d else "")) if prefixed else ""
-            steps.append(Step(sizes))
-            names.append(name)
-            for i, p in enumerate(PARAMS):
-                keys["steps.%d.p%d" % (len(steps) - 1, i)] = name + p
-        prev_out = ${dim(outDim)}
-    return Sequence(steps, layers, dirs, names, keys)
+        all_sizes.append(sizes)
+        prev_out = ${pyDim(outDim)}
+    return _load(Sequence(all_sizes, dirs, prefixed), params)
 
 
 def _bind(sizes, terms, c, value):
@@ -295,21 +511,157 @@ def _bind(sizes, terms, c, value):
 `;
 }
 
-const pyList = (items: string[]) => `[${items.join(", ")}]`;
+/**
+ * A trained network as a self-contained PyTorch file: `build(params=None)` (the run's sizes; `params` a
+ * .safetensors file or a state dict) returns a module whose `forward(x, seq_lens=None)` gives the readout's
+ * `y`, `[B, O]` at each row's last valid step or `[T, B, O]`, and whose state_dict keys are the names in
+ * the run's `params.safetensors`.
+ */
+export function exportTorchNetwork(net: NetworkIR): string {
+  const a = net.artifact;
+  refuse(net.cell, "cell");
+  refuse(net.readout, "readout");
+  if (net.readout.states.length)
+    throw new CellcError(`cannot export '${a.name}' to PyTorch: its readout has states`);
+  const dirs = a.bidirectional ? 2 : 1;
+  const prefixed = a.layers > 1 || dirs > 1;
+  // Every parameter with where it goes: (name, part, step, index, shape).
+  const table = a.params.map((p) => {
+    const step = p.part === "cell" ? p.layer * dirs + p.direction : 0;
+    if (
+      p.part === "cell" &&
+      p.name !== layerParamName(prefixed, p.layer, p.direction, net.cell.params[p.index]!.name)
+    )
+      throw new CellcError(`cannot export '${a.name}': parameter '${p.name}' is not where the network says`);
+    return `(${q(p.name)}, ${q(p.part)}, ${step}, ${p.index}, ${pyList(p.shape.map(String))})`;
+  });
+  const embed = a.params.find((p) => p.part === "embed");
+  const sizes = (s: Readonly<Record<string, number>>) =>
+    `{${Object.keys(s)
+      .map((k) => `${q(k)}: ${s[k]}`)
+      .join(", ")}}`;
+  return `${HEADER(`network '${a.name}', trained`)}
+STATES = ${pyList(net.cell.states.map((s) => q(s.name)))}
+STATE_INIT = ${pyList(net.cell.states.map((s) => pyFloat(s.init)))}
+SIZES = ${pyList(a.sizes.map(sizes))}  # of each layer
+READOUT_SIZES = ${sizes(a.readoutSizes)}
+DIRECTIONS = ${dirs}
+ON_LAST = ${a.on === "last" ? "True" : "False"}  # read out at each row's last valid step (else at every step)
+# (name, part, layer * directions + direction, index in its part, shape) of every parameter
+PARAMS = [
+${ind(
+  table.map((t) => t + ","),
+  4,
+)}
+]
 
-function initLine(p: string, spec: InitSpec, num: (v: number) => string): string {
-  switch (spec.kind) {
-    case "const":
-      return `${p}.fill_(${num(spec.value)})`;
-    case "uniform":
-      return spec.lo === undefined
-        ? `_uniform(${p}, -1.0 / math.sqrt(_rows(${p})), 1.0 / math.sqrt(_rows(${p})))`
-        : `_uniform(${p}, ${num(spec.lo)}, ${num(spec.hi!)})`;
-    case "normal":
-      return `${p}.normal_(${num(spec.mean)}, ${num(spec.std)})`;
-    case "xavier":
-      return `_xavier(${p}, ${num(spec.gain)})`;
-    case "orthogonal":
-      return `_orthogonal(${p}, ${num(spec.gain)})`;
-  }
+
+${stepCode(net.cell, "cell")}
+
+${stepCode(net.readout, "readout")}
+${COMMON}
+
+def _embed_reset(p: List[torch.Tensor]) -> None:
+    with torch.no_grad():
+        ${embed ? initLine("p[0]", embed.init) : "pass"}
+
+
+class Network(nn.Module):
+    """The trained network: ${a.embed ? "token ids [T, B] through the embedding, " : ""}the cell in ${a.layers} layer(s)${dirs > 1 ? ", both directions" : ""}, and the readout."""
+
+    _plist: List[List[torch.Tensor]]
+    _consts: List[List[float]]
+    _cols: List[List[int]]
+    _state_sizes: List[List[int]]
+    _rlist: List[torch.Tensor]
+    _rconsts: List[float]
+    _rcols: List[int]
+    _elist: List[torch.Tensor]
+
+    def __init__(self):
+        super().__init__()
+        # Attributes first: a parameter registered later may have any name, even one of these.
+        self._dirs = DIRECTIONS
+        self._last = ON_LAST
+        self._state_init: List[float] = list(STATE_INIT)
+        self._plist = [[] for _ in range(len(SIZES) * DIRECTIONS)]
+        self._consts = []
+        self._cols = []
+        self._state_sizes = []
+        for at in SIZES:
+            for d in range(DIRECTIONS):
+                k, c = _cell_consts(at)
+                self._consts.append(k)
+                self._cols.append(c)
+                self._state_sizes.append(_cell_state_sizes(at))
+        self._rconsts, self._rcols = _readout_consts(READOUT_SIZES)
+        self._rlist = []
+        self._elist = []
+        self._names: List[str] = [t[0] for t in PARAMS]
+        for name, part, step, index, shape in PARAMS:
+            into = self._plist[step] if part == "cell" else self._rlist if part == "readout" else self._elist
+            assert len(into) == index
+            into.append(nn.Parameter(torch.empty(shape)))
+        for name, part, step, index, shape in PARAMS:
+            into = self._plist[step] if part == "cell" else self._rlist if part == "readout" else self._elist
+            _register(self, name, into[index])
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        self._params()
+        for ps in self._plist:
+            _cell_reset(ps)
+        _readout_reset(self._rlist)
+        _embed_reset(self._elist)
+
+    def extra_repr(self) -> str:
+        return _repr_params(self)
+
+    @torch.jit.unused
+    def _params(self) -> Tuple[List[List[torch.Tensor]], List[torch.Tensor], List[torch.Tensor]]:
+        """The registered parameters (to() and load_state_dict(assign=True) may have replaced them)."""
+        for name, part, step, index, shape in PARAMS:
+            into = self._plist[step] if part == "cell" else self._rlist if part == "readout" else self._elist
+            into[index] = _lookup(self, name)
+        return self._plist, self._rlist, self._elist
+
+    def forward(self, x: torch.Tensor, seq_lens: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """y: [B, O] at each row's last valid step (a row of length 0 reads zeros), or [T, B, O]."""
+        if torch.jit.is_scripting():
+            plist, rlist, elist = self._plist, self._rlist, self._elist
+        else:
+            plist, rlist, elist = self._params()
+        if len(elist) > 0:
+            if x.dim() == 3:  # one-hot rows (as the chars task gives them): their token ids
+                x = torch.argmax(x, 2)
+            x = torch.nn.functional.embedding(x.long(), elist[0])
+        T, B = x.shape[0], x.shape[1]
+        lens = _lengths(x, seq_lens)
+        inits: List[List[torch.Tensor]] = []
+        for k in range(len(plist)):
+            states: List[torch.Tensor] = []
+            for i in range(len(self._state_init)):
+                size = [B, self._state_sizes[k][i]]
+                states.append(torch.full(size, self._state_init[i], dtype=x.dtype, device=x.device))
+            inits.append(states)
+        outs, _ = _recur(x, lens, plist, self._consts, self._cols, inits, self._dirs, 1)
+        h = outs[0]  # [T, B, F]
+        if self._last:
+            at = torch.clamp(lens - 1, min=0)
+            rows = h[at, torch.arange(B, device=h.device)]
+            rows = torch.where((lens > 0).unsqueeze(1), rows, torch.zeros_like(rows))
+        else:
+            rows = h.reshape(T * B, h.shape[2])
+        none: List[torch.Tensor] = []
+        y = _readout_step(rows, none, rlist, self._rconsts, self._rcols)[0][0]
+        if not self._last:
+            y = y.reshape(T, B, y.shape[1])
+        return y
+
+
+def build(params: Union[str, Dict[str, torch.Tensor], None] = None) -> nn.Module:
+    """The network with the run's sizes, initialised as cellc initialises it; params: the run's
+    params.safetensors (or a state dict) to load its trained weights."""
+    return _load(Network(), params)
+`;
 }

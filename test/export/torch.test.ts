@@ -108,6 +108,48 @@ describe.skipIf(!hasTorch)("PyTorch export", () => {
         });
       }
 
+  it("build(params=...) loads cellc init's file with the module's own reader, no safetensors package", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cellc-torch-init-"));
+    const [module, params] = [join(dir, "gru.py"), join(dir, "gru.safetensors")];
+    const cellc = (...a: string[]) =>
+      execFileSync(process.execPath, ["bin/cellc.js", ...a], { encoding: "utf8" });
+    cellc("compile", "examples/cells/gru.cell", "--target", "torch", "--out", module);
+    cellc(
+      "init",
+      "examples/cells/gru.cell",
+      "--dims",
+      "D=3,H=5",
+      "--layers",
+      "2",
+      "--bidirectional",
+      "--out",
+      params,
+    );
+    const script = `
+import importlib.util, json, sys
+assert importlib.util.find_spec("safetensors") is None, "this Python has the safetensors package"
+spec = importlib.util.spec_from_file_location("gru", sys.argv[1])
+m = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(m)
+model = m.build({"D": 3, "H": 5}, layers=2, bidirectional=True, params=sys.argv[2])
+print(json.dumps({
+    "named": [n for n, _ in model.named_parameters()],
+    "state": {k: [list(v.shape), v.flatten().tolist()] for k, v in model.state_dict().items()},
+}))
+`;
+    const got = JSON.parse(execFileSync(PYTHON, ["-c", script, module, params], { encoding: "utf8" })) as {
+      named: string[];
+      state: Record<string, [number[], number[]]>;
+    };
+    const want = readSafetensors(readFileSync(params));
+    expect(got.named.sort()).toEqual([...want.keys()].sort());
+    expect(Object.keys(got.state).sort()).toEqual([...want.keys()].sort());
+    for (const [n, t] of want) {
+      expect(got.state[n]![0]).toEqual(t.shape);
+      expect(got.state[n]![1]).toEqual(Array.from(t.data));
+    }
+  });
+
   it("reports the largest difference", () => {
     console.log(`largest |PyTorch - cellc| / max(1, |cellc|): f64 ${worst.f64}, f32 ${worst.f32}`);
   });

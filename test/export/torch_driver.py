@@ -3,7 +3,8 @@
 argv: jobs.json, a list of jobs, each with module (path of the generated .py), dims, layers, bidirectional, dtype ("f32"|"f64"),
 params, inputs (safetensors: x, <state>.init, seq_lens, upstream.<output>, upstream.<state>.final), out.
 Writes to `out` the outputs, final states and gradients under `cellc run --grad`'s names, after checking
-the state_dict keys and that TorchScript compiles the module and gives the same outputs.
+that state_dict() and named_parameters() use the parameters' names, that the module's load_safetensors reads
+the parameters, and that TorchScript compiles the module and gives the same outputs.
 """
 import importlib.util
 import json
@@ -60,10 +61,12 @@ def run(job):
     for name, value in job["consts"].items():
         if not torch.all(fresh[name] == value):
             raise SystemExit("build() did not initialise %s to %s" % (name, value))
-    params = read_safetensors(job["params"])
+    # the module's own reader (no safetensors package), and every name the user sees is cellc's
+    params = mod.load_safetensors(job["params"])
     keys = sorted(model.state_dict().keys())
-    if keys != sorted(params.keys()):
-        raise SystemExit("state_dict keys %s differ from the parameters %s" % (keys, sorted(params)))
+    named = sorted(dict(model.named_parameters()).keys())
+    if keys != sorted(params.keys()) or named != keys:
+        raise SystemExit("state_dict keys %s, named_parameters %s, parameters %s differ" % (keys, named, sorted(params)))
     model.load_state_dict({k: v.to(dtype) for k, v in params.items()})
     inputs = read_safetensors(job["inputs"])
     x = inputs["x"].to(dtype).requires_grad_()
@@ -77,9 +80,8 @@ def run(job):
             loss = loss + (v * up.to(dtype)).sum()
     loss.backward()
     result = {k: v for k, v in out.items()}
-    named = dict(model.named_parameters())
-    for gen, name in model.keys.items():
-        result["grad." + name] = named[gen].grad
+    for name, p in model.named_parameters():
+        result["grad." + name] = p.grad
     result["grad.x"] = x.grad
     for k, v in init.items():
         result["grad." + k] = v.grad
