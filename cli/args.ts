@@ -12,6 +12,8 @@ export type Command =
   | "sample"
   | "compare"
   | "gradflow"
+  | "lsp"
+  | "fmt"
   | "help"
   | "version";
 
@@ -139,6 +141,8 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
     values: ["task", "T", "steps", "batch", "lr", "optim", "dims", "seed", "backend", "threads", "out"],
     flags: ["quiet"],
   },
+  lsp: { synopsis: "lsp [--stdio]", files: [0, 0], values: [], flags: ["stdio"] },
+  fmt: { synopsis: "fmt [--check] FILE.cell|DIR|-...", files: [1, Infinity], values: [], flags: ["check"] },
 };
 
 export interface Parsed {
@@ -189,7 +193,11 @@ export function parseArgs(argv: readonly string[]): Parsed {
   if (files.length < spec.files[0])
     throw new UsageError(`'${cmd}' needs ${cmd === "sample" ? "a training output folder" : "a .cell file"}`);
   if (files.length > spec.files[1])
-    throw new UsageError(`'${cmd}' takes one .cell file, got ${files.length}`);
+    throw new UsageError(
+      spec.files[1] === 0
+        ? `'${cmd}' takes no file, got '${files[0]}'`
+        : `'${cmd}' takes one .cell file, got ${files.length}`,
+    );
   if (options.target && !options.out) throw new UsageError("--target needs --out DIR");
   if (cmd === "compile" && options.emit && options.target)
     throw new UsageError(

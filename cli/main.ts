@@ -62,6 +62,14 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
         const train = await import("./train.js");
         return await train.trainCommands[args.command](args, io);
       }
+      case "lsp": {
+        const { lspCommand } = await import("./lsp.js");
+        return await lspCommand();
+      }
+      case "fmt": {
+        const { fmtCommand } = await import("./fmt.js");
+        return fmtCommand(args.files, args.flags.has("check"), io);
+      }
       case "compare":
       case "gradflow": {
         const compare = await import("./compare.js");

@@ -1,31 +1,25 @@
-// Syntax highlighting for .cell text: a small stream tokenizer over the lexer's token classes
-// (grammar/tokens.ts), with the checker's own tables of built-in functions and initialisers.
+// Syntax highlighting for .cell text: the language service's token classes (compiler/service/tokens.ts),
+// the same that the language server's semantic tokens start from, as a CodeMirror stream language.
 import { HighlightStyle, StreamLanguage, syntaxHighlighting, type StringStream } from "@codemirror/language";
 import { tags } from "@lezer/highlight";
-import { BUILTINS, INITIALISERS } from "../compiler/check/builtins.js";
+import { classifyAt, type TokenClass } from "../compiler/service/tokens.js";
 
-const KEYWORDS = new Set(["cell", "extends", "input", "state", "param", "output", "fn", "import"]);
-const has = (table: object, word: string) => Object.prototype.hasOwnProperty.call(table, word);
+const TAGS: Record<TokenClass, string> = {
+  keyword: "keyword",
+  comment: "comment",
+  string: "string",
+  number: "number",
+  builtin: "builtin",
+  name: "variableName",
+  next: "variableName.special", // `h'`: the next value of a state
+  operator: "operator",
+  bracket: "bracket",
+};
 
 function token(stream: StringStream): string | null {
-  if (stream.eatSpace()) return null;
-  if (stream.match(/^#.*/)) return "comment";
-  if (stream.match(/^"[^"\r\n]*"?/)) return "string";
-  if (stream.match(/^(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?/)) return "number";
-  const word = stream.match(/^[A-Za-z_][A-Za-z0-9_]*/) as RegExpMatchArray | null;
-  if (word) {
-    const w = word[0];
-    if (KEYWORDS.has(w)) return "keyword";
-    if (has(BUILTINS, w) || has(INITIALISERS, w)) return "builtin";
-    // `name'`: the next value of a state.
-    if (stream.peek() === "'") return "variableName.special";
-    return "variableName";
-  }
-  const ch = stream.next();
-  if (ch === "'") return "variableName.special";
-  if (ch && "{}()[]".includes(ch)) return "bracket";
-  if (ch && "@+-*/=~:,;".includes(ch)) return "operator";
-  return null;
+  const { end, cls } = classifyAt(stream.string, stream.pos);
+  stream.pos = Math.max(end, stream.pos + 1);
+  return cls && TAGS[cls];
 }
 
 export const cellLanguage = StreamLanguage.define({

@@ -5,6 +5,7 @@ import { EditorView } from "@codemirror/view";
 import { basicSetup } from "codemirror";
 import { checkProgram, type CompileResult } from "../compiler/driver.js";
 import { hasErrors } from "../compiler/diag/diagnostic.js";
+import { formatSource } from "../compiler/format/format.js";
 import { STAGES, stageOutput, watOutput, type Stage } from "../compiler/stage.js";
 import { compile } from "../compiler/compile.js";
 import { canShareMemory } from "../runtime/wasm/web.js";
@@ -140,6 +141,16 @@ $("share").onclick = () => {
     () => (status.textContent = "link copied"),
     () => (status.textContent = `link: ${location.href}`),
   );
+};
+$("format").onclick = () => {
+  const text = view.state.doc.toString();
+  try {
+    const r = formatSource(file, text);
+    if (!r.ok) status.textContent = `${file}: not formatted: it has syntax errors (see the diagnostics)`;
+    else if (r.changed) view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: r.text } });
+  } catch (e) {
+    status.textContent = `${file}: not formatted: ${e instanceof Error ? e.message : String(e)}`;
+  }
 };
 $("artifact").onclick = () => {
   const out = compile(view.state.doc.toString(), { file, host: builtInHost, cell: chosenCell() });

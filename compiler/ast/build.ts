@@ -161,10 +161,14 @@ function describe(message: string, rule: string): string {
 }
 
 type Children = Record<string, CstElement[] | undefined>;
+/** The empty list, shared; frozen, so that a write to it would throw rather than spread. */
+const NONE = Object.freeze([]) as never[];
 
 function isToken(e: CstElement): e is IToken {
   return (e as IToken).image !== undefined;
 }
+const isGoodToken = (e: CstElement | undefined) => !!e && isToken(e) && !Number.isNaN(e.startOffset);
+const isGoodNode = (e: CstElement | undefined) => !!e && !isToken(e) && !e.recoveredNode;
 
 class AstBuilder {
   constructor(
@@ -183,8 +187,8 @@ class AstBuilder {
     if (hit) return hit;
     let start = Infinity;
     let end = -Infinity;
-    for (const list of Object.values(n.children))
-      for (const e of list ?? []) {
+    for (const k in n.children)
+      for (const e of n.children[k] ?? []) {
         if (!e) continue;
         if (!isToken(e)) {
           const [s, t] = this.range(e);
@@ -204,12 +208,18 @@ class AstBuilder {
     if (start === Infinity) return { file: this.file, start: 0, end: 0 };
     return { file: this.file, start, end };
   }
-  // Without recovery, a rule that failed leaves an undefined child behind.
+  // Without recovery, a rule that failed leaves an undefined child behind. The lists are read, never
+  // written: where every element is wanted, the CST's own list is returned (most are, and this runs for
+  // every node of the tree).
   private toks(c: Children, k: string): IToken[] {
-    return (c[k] ?? []).filter((e) => e && isToken(e)).filter((t) => !Number.isNaN(t.startOffset));
+    const list = c[k];
+    if (!list) return NONE;
+    return (list.every(isGoodToken) ? list : list.filter(isGoodToken)) as IToken[];
   }
   private nodes(c: Children, k: string): CstNode[] {
-    return (c[k] ?? []).filter((e): e is CstNode => !!e && !isToken(e) && !e.recoveredNode);
+    const list = c[k];
+    if (!list) return NONE;
+    return (list.every(isGoodNode) ? list : list.filter(isGoodNode)) as CstNode[];
   }
 
   fileAst(n: CstNode): A.FileAst {
@@ -542,6 +552,8 @@ class AstBuilder {
       case "product": {
         const sub = n.name === "expr" ? "term" : n.name === "term" ? "product" : "unary";
         const operands = this.nodes(n.children, sub).map((s) => this.expr(s));
+        // Most levels hold one operand and no operator: nothing to combine (the common case, kept fast).
+        if (operands.length === 1) return operands[0];
         const ops = (["Plus", "Minus", "Star", "Slash", "At"] as const)
           .flatMap((k) => this.toks(n.children, k))
           .sort((a, b) => a.startOffset - b.startOffset);

@@ -27,14 +27,25 @@ const MAX_DIM = 2 ** 32 - 1;
 
 const key = (name: string, prime: boolean) => (prime ? `${name}'` : name);
 
-/** Checks one cell of a program: resolves `extends`, names and shapes; returns the typed cell or nothing. */
-export function checkCell(program: Program, name: string, bag: DiagnosticBag): CheckedCell | undefined {
+/**
+ * Checks one cell of a program: resolves `extends`, names and shapes; returns the typed cell or nothing.
+ * `types`, when given, receives the type of every equation that could be typed (`i`, `h'`), errors or not.
+ */
+export function checkCell(
+  program: Program,
+  name: string,
+  bag: DiagnosticBag,
+  types?: Map<string, Type>,
+): CheckedCell | undefined {
   const ast = program.cells.get(name);
   if (!ast) return undefined;
   const chain = extendsChain(program, ast, bag);
   if (!chain) return undefined;
   const merged = merge(chain, bag);
-  return new CellChecker(program, ast, merged, bag).run();
+  const checker = new CellChecker(program, ast, merged, bag);
+  const checked = checker.run();
+  if (types) for (const [k, t] of checker.equationTypes()) types.set(k, t);
+  return checked;
 }
 
 function extendsChain(program: Program, cell: A.CellAst, bag: DiagnosticBag): A.CellAst[] | undefined {
@@ -139,6 +150,10 @@ class CellChecker {
     private readonly m: Merged,
     private readonly bag: DiagnosticBag,
   ) {}
+
+  *equationTypes(): Iterable<[string, Type]> {
+    for (const [k, t] of this.typed) if (t) yield [k, t.type];
+  }
 
   run(): CheckedCell | undefined {
     const errorsBefore = this.bag.items.filter((d) => d.severity === "error").length;
