@@ -8,7 +8,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { nodeHost } from "../compiler/check/node-host.js";
+import { nodeHost } from "./node-host.js";
 import { diag, renderAll, type Diagnostic } from "../compiler/diag/diagnostic.js";
 import { SourceMap } from "../compiler/diag/span.js";
 import { formatSource } from "../compiler/format/format.js";

@@ -27,7 +27,7 @@ import {
   type TextEdit,
 } from "vscode-languageserver/node";
 import { TextDocument } from "vscode-languageserver-textdocument";
-import { nodeHost } from "../compiler/check/node-host.js";
+import { nodeHost } from "./node-host.js";
 import { MAX_SOURCE_BYTES, type SourceHost } from "../compiler/check/program.js";
 import type { Span } from "../compiler/diag/span.js";
 import { formatSource } from "../compiler/format/format.js";

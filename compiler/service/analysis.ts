@@ -4,7 +4,7 @@ import { dirname, joinPath, loadProgram, type Program, type SourceHost } from ".
 import { DiagnosticBag, type Diagnostic, type Severity } from "../diag/diagnostic.js";
 import { lineCol, type Span } from "../diag/span.js";
 import { checkProgram, type CompileResult } from "../driver.js";
-import type { Type } from "../ir/shape.js";
+import type { Type } from "../../artifact/shape.js";
 import { SymbolIndex } from "./symbols.js";
 
 /**

@@ -2,7 +2,7 @@ import type * as A from "../ast/ast.js";
 import { shapeType } from "../check/check.js";
 import { DiagnosticBag } from "../diag/diagnostic.js";
 import type { Span } from "../diag/span.js";
-import { printType, type Type } from "../ir/shape.js";
+import { printType, type Type } from "../../artifact/shape.js";
 import type { Analysis } from "./analysis.js";
 import { builtinDoc, initialiserDoc } from "./docs.js";
 import type { Decl, Occurrence } from "./symbols.js";
