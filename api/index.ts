@@ -16,10 +16,12 @@ export {
   type NetworkOptions as CompileNetworkOptions,
   type NetworkOutput,
 } from "../compiler/network/compile.js";
+export { networkFor, type NetworkForOptions } from "./network-for.js";
 export { Network, checkNetworkArtifact, type LossWant } from "../workbench/train/network.js";
 export {
   Trainer,
   train,
+  solvedBy,
   type TrainHooks,
   type TrainerOptions,
   type CheckpointState,

@@ -32,7 +32,6 @@ function data(T, B, D) {
     outputSize: 1,
     on: "last",
     loss: "mse",
-    solved: () => false,
     batch(_split, n, rng) {
       const x = Float32Array.from({ length: T * n * D }, () => rng.normal());
       const y = Float32Array.from({ length: n }, () => rng.normal());

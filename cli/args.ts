@@ -25,10 +25,10 @@ interface CommandSpec {
 }
 
 export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, CommandSpec>> = {
-  check: { synopsis: "check FILE.cell...", files: [1, Infinity], values: [], flags: [] },
+  check: { synopsis: "check FILE.cell[:NAME]...", files: [1, Infinity], values: [], flags: [] },
   compile: {
     synopsis:
-      "compile FILE.cell [--cell NAME | --model NAME] [--emit ast|ir|schedule|grad-ir|js|wgsl|wat | --emit network [--task NAME [--T N]] [--optim NAME]] [--target js|wgsl --out DIR] [--target onnx|torch --out FILE [--params P.safetensors | --dims D=8,H=16] [--layers N] [--bidirectional] [--onnx-inputs optional|required|none]] | compile RUN_DIR --target onnx|torch --out FILE [--onnx-inputs optional|required|none]",
+      "compile FILE.cell[:NAME] [--cell NAME | --model NAME] [--emit ast|ir|schedule|grad-ir|js|wgsl|wat | --emit network [--task NAME [--T N]] [--optim NAME]] [--target js|wgsl --out DIR] [--target onnx|torch --out FILE [--params P.safetensors | --dims D=8,H=16] [--layers N] [--bidirectional] [--onnx-inputs optional|required|none]] | compile RUN_DIR --target onnx|torch --out FILE [--onnx-inputs optional|required|none]",
     files: [1, 1],
     values: [
       "cell",
@@ -48,7 +48,7 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
   },
   run: {
     synopsis:
-      "run FILE.cell [--cell NAME] --params P.safetensors --inputs X.safetensors --out OUT.safetensors [--grad] [--backend wasm|js|webgpu] [--threads N|all] [--f64] [--layers N] [--bidirectional] | run RUN_DIR --inputs X.safetensors --out OUT.safetensors [...] (the trained network's cell alone)",
+      "run FILE.cell[:NAME] [--cell NAME] --params P.safetensors --inputs X.safetensors --out OUT.safetensors [--grad] [--backend wasm|js|webgpu] [--threads N|all] [--f64] [--layers N] [--bidirectional] | run RUN_DIR --inputs X.safetensors --out OUT.safetensors [...] (the trained network's cell alone)",
     files: [1, 1],
     values: ["cell", "params", "inputs", "out", "backend", "layers", "threads"],
     flags: ["grad", "f64", "bidirectional"],
@@ -62,21 +62,21 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
   },
   import: {
     synopsis:
-      "import torch STATE.safetensors --cell F.cell [--name CELL] --out P.safetensors [--layers N] [--bidirectional]",
+      "import torch STATE.safetensors --cell F.cell[:NAME] [--name CELL] --out P.safetensors [--layers N] [--bidirectional]",
     files: [2, 2],
     values: ["cell", "name", "out", "layers"],
     flags: ["bidirectional"],
   },
   init: {
     synopsis:
-      "init FILE.cell [--cell NAME] --dims D=16,H=32 [--seed S] [--layers N] [--bidirectional] --out P.safetensors",
+      "init FILE.cell[:NAME] [--cell NAME] --dims D=16,H=32 [--seed S] [--layers N] [--bidirectional] --out P.safetensors",
     files: [1, 1],
     values: ["cell", "dims", "seed", "layers", "out"],
     flags: ["bidirectional"],
   },
   train: {
     synopsis:
-      "train FILE.cell [--cell NAME] [--model NAME] (--task NAME [--T N] | --data TRAIN.safetensors [--eval EVAL.safetensors]) [--steps N] [--batch B] [--lr X] [--optim sgd|momentum|adam|adamw] [--clip NORM] [--warmup N] [--decay none|linear|cosine] [--tbptt K] [--eval-every N] [--seed S] [--init P.safetensors] [--no-shuffle] [--backend wasm|js|webgpu] [--threads N|all] [--dims H=32] [--layers N] [--bidirectional] [--out DIR] [--quiet] | train --resume DIR [--steps N]",
+      "train FILE.cell[:NAME] [--cell NAME] [--model NAME] (--task NAME [--T N] | --data TRAIN.safetensors [--eval EVAL.safetensors]) [--solved-below X] [--steps N] [--batch B] [--lr X] [--optim sgd|momentum|adam|adamw] [--clip NORM] [--warmup N] [--decay none|linear|cosine] [--tbptt K] [--eval-every N] [--seed S] [--init P.safetensors] [--no-shuffle] [--backend wasm|js|webgpu] [--threads N|all] [--dims H=32] [--layers N] [--bidirectional] [--out DIR] [--quiet] | train --resume DIR [--steps N]",
     files: [0, 1],
     values: [
       "cell",
@@ -85,6 +85,7 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
       "T",
       "data",
       "eval",
+      "solved-below",
       "steps",
       "batch",
       "lr",
@@ -115,11 +116,14 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
   },
   compare: {
     synopsis:
-      "compare A.cell B.cell... --task NAME [--T N] [--steps N] [--seeds K] [--batch B] [--lr X] [--optim NAME] [--dims H=32] [--backend wasm|js] [--threads N|all] --out DIR",
+      "compare A.cell B.cell[:NAME]... (--task NAME [--T N] | --data TRAIN.safetensors [--eval EVAL.safetensors]) [--solved-below X] [--steps N] [--seeds K] [--batch B] [--lr X] [--optim NAME] [--dims H=32] [--backend wasm|js] [--threads N|all] --out DIR",
     files: [1, Infinity],
     values: [
       "task",
       "T",
+      "data",
+      "eval",
+      "solved-below",
       "steps",
       "seeds",
       "batch",
@@ -136,9 +140,23 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
   },
   gradflow: {
     synopsis:
-      "gradflow A.cell B.cell... [--T N] [--steps N] [--dims H=32] [--seed S] [--backend wasm|js] [--threads N|all] --out DIR",
+      "gradflow A.cell B.cell[:NAME]... [--task adding [--T N] | --data TRAIN.safetensors [--eval EVAL.safetensors]] [--steps N] [--dims H=32] [--seed S] [--backend wasm|js] [--threads N|all] --out DIR",
     files: [1, Infinity],
-    values: ["task", "T", "steps", "batch", "lr", "optim", "dims", "seed", "backend", "threads", "out"],
+    values: [
+      "task",
+      "T",
+      "data",
+      "eval",
+      "steps",
+      "batch",
+      "lr",
+      "optim",
+      "dims",
+      "seed",
+      "backend",
+      "threads",
+      "out",
+    ],
     flags: ["quiet"],
   },
   lsp: { synopsis: "lsp [--stdio]", files: [0, 0], values: [], flags: ["stdio"] },

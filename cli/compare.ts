@@ -1,12 +1,16 @@
 // `cellc compare` (train several cells alike, then the table, the curves and report.html) and `cellc
 // gradflow` (‖∂L/∂h_t‖ against t, at initialisation and after training). The training itself is the
 // trainer's (runtime/train, runtime/tasks), passed in as `deps`, so that these can be tested without it.
+import { basename } from "node:path";
 import type { Parsed } from "./args.js";
+import { choiceOf, parseCellRef, type CellRef } from "./cellref.js";
 import { CliError, type Io } from "./io.js";
 import { fileNetwork, readCellFile, type FileNetwork } from "./network.js";
-import { cliBackend } from "./run.js";
+import { nodeHost } from "./node-host.js";
+import { cliBackend, readTensors } from "./run.js";
 import type { Artifact } from "../artifact/artifact.js";
 import type { NetworkArtifact } from "../artifact/network.js";
+import { checkProgram } from "../compiler/driver.js";
 import { Rng } from "../runtime/init.js";
 import type { Backend } from "../runtime/model.js";
 import type { Tensor } from "../runtime/tensor.js";
@@ -32,14 +36,17 @@ import {
   type CurvePoint,
 } from "../workbench/report/plots.js";
 import { Staging } from "./staging.js";
-import { makeTask } from "../workbench/tasks/index.js";
+import { dataFromSafetensors, makeTask, TASK_NAMES } from "../workbench/tasks/index.js";
 import { Network } from "../workbench/train/network.js";
 import { train } from "../workbench/train/trainer.js";
 import {
+  cellTable,
+  fmtLoss,
+  fmtPercent,
   formatTable,
+  legendText,
+  runTable,
   summarise,
-  TABLE_HEADER,
-  tableRows,
   type RunSummary,
 } from "../workbench/report/summary.js";
 
@@ -50,12 +57,18 @@ export interface NetworkLike {
   loss(batch: Batch, want?: { grads?: boolean; stateGrads?: boolean }): Promise<LossResult>;
 }
 
+/** What the cells are trained on: a built-in task, or the user's safetensors files. */
+export type DataSpec =
+  { readonly task: string; readonly T?: number } | { readonly train: string; readonly eval?: string };
+
 /** The trainer's pieces: runtime/tasks (makeTask), runtime/train/network.ts, runtime/train/trainer.ts. */
 export interface TrainerDeps {
   makeTask(name: string, opts?: { T?: number }): DataSource;
-  /** The network a file trains on the task (its declared model, or its cell in the default model). */
+  /** The data of safetensors files (the training set, and the eval set when given), read once. */
+  readData(train: string, evalFile?: string): DataSource;
+  /** The network a file trains on the data (the cell or model `ref` names, else its declared model, or its cell in the default model). */
   networkSpec(
-    file: string,
+    ref: CellRef,
     task: TaskInfo,
     dims: Record<string, number>,
     io: Io,
@@ -72,18 +85,51 @@ export interface TrainerDeps {
 
 /** The real trainer (runtime/train, runtime/tasks) and the file-to-network rule of compiler/cli-network.ts. */
 export function loadTrainer(): TrainerDeps {
+  const files = new Map<string, Map<string, Tensor>>();
+  const read = (path: string, what: string) => {
+    let t = files.get(path);
+    if (!t) files.set(path, (t = readTensors(path, what)));
+    return t;
+  };
   return {
     makeTask: (name, opts) => makeTask(name, opts),
-    networkSpec: (file, task, dims, io, optim) =>
-      fileNetwork(file, readCellFile(file), {}, task, dims, io, optim),
+    readData: (trainFile, evalFile) => {
+      const tr = read(trainFile, "training data");
+      const inputs = [...tr.keys()].filter((n) => n !== "target" && n !== "seq_lens");
+      if (inputs.length !== 1)
+        throw new CliError(
+          `the training data '${trainFile}' holds ${inputs.length ? `the tensors ${inputs.map((n) => `'${n}'`).join(", ")}` : "no input"} besides 'target' and 'seq_lens'; compare and gradflow feed one input (any name)`,
+        );
+      const ev = evalFile === undefined ? undefined : read(evalFile, "eval data");
+      return dataFromSafetensors(tr, ev, { inputs, name: basename(trainFile) });
+    },
+    networkSpec: (ref, task, dims, io, optim) => {
+      const source = readCellFile(ref.file);
+      const choice =
+        ref.name === undefined ? {} : choiceOf(checkProgram(ref.file, nodeHost, source), ref.file, ref.name);
+      return fileNetwork(ref.file, source, choice, task, dims, io, optim);
+    },
     network: (spec, opts) => new Network(spec, opts),
     train: (net, data, cfg, hooks) => train(net as Network, data, cfg, hooks),
   };
 }
 
+/** A fresh source of the data (a file's keeps its place in an epoch: each run starts at the beginning). */
+function dataOf(spec: DataSpec, deps: TrainerDeps, solvedBelow: number | undefined): DataSource {
+  const d =
+    "task" in spec
+      ? deps.makeTask(spec.task, spec.T === undefined ? {} : { T: spec.T })
+      : deps.readData(spec.train, spec.eval);
+  return solvedBelow === undefined ? d : { ...d, solvedBelow };
+}
+
+/** The data's name with its length, for titles: `adding (T = 50)`. */
+const dataTitle = (d: TaskInfo) => `${d.name} (T = ${d.T})`;
+
 export interface CompareOptions {
-  readonly task: string;
-  readonly T?: number;
+  readonly data: DataSpec;
+  /** The criterion, when the task's is not wanted or the data has none. */
+  readonly solvedBelow?: number;
   readonly steps: number;
   readonly seeds: number;
   readonly batch: number;
@@ -106,22 +152,27 @@ interface LoadedCell {
   readonly file: string;
   readonly cell: Artifact;
   readonly spec: NetworkArtifact;
-  /** How tables and plots name it: the cell's name, with its file when two cells share a name. */
+  /** The cell's or model's name (its colour in pictures). */
+  readonly name: string;
+  /** How tables and plots name it: the name, with its file when two cells share a name. */
   readonly label: string;
   /** The same for file names: the cell's name, numbered when two share it. */
   readonly key: string;
 }
 
-/** Every file's network for the task (all diagnostics first); undefined when any has errors. */
+/** Every file's network for the data (all diagnostics first); undefined when any has errors. */
 function loadCells(
-  files: readonly string[],
+  args: readonly string[],
   task: TaskInfo,
   dims: Readonly<Record<string, number>>,
   deps: TrainerDeps,
   io: Io,
   optim: OptimName,
 ): LoadedCell[] | undefined {
-  const compiled = files.map((file) => ({ file, net: deps.networkSpec(file, task, { ...dims }, io, optim) }));
+  const compiled = args.map((arg) => {
+    const ref = parseCellRef(arg);
+    return { file: ref.file, net: deps.networkSpec(ref, task, { ...dims }, io, optim) };
+  });
   if (compiled.some((c) => !c.net)) return undefined;
   const names = compiled.map((c) => c.net!.name);
   const labels = compiled.map((c, i) =>
@@ -138,6 +189,7 @@ function loadCells(
     file: c.file,
     cell: c.net!.artifact.cell,
     spec: c.net!.artifact,
+    name: names[i]!,
     label: labels.filter((l) => l === labels[i]).length > 1 ? `${labels[i]} #${i + 1}` : labels[i]!,
     key: keys[i]!,
   }));
@@ -147,6 +199,15 @@ const progress = (io: Io, quiet: boolean | undefined) => (line: string) => {
   if (!quiet) io.err(line + "\n");
 };
 
+/** One run's closing words: its final eval loss, the accuracy for class targets, solved where judged. */
+function runWords(r: TrainResult): string {
+  const parts = [`final eval loss ${fmtLoss(r.finalEvalLoss)}`];
+  if (r.finalEvalAccuracy !== undefined) parts.push(`accuracy ${fmtPercent(r.finalEvalAccuracy)}`);
+  if (r.solved !== undefined) parts.push(r.solved ? `solved at step ${r.stepsToSolve}` : "not solved");
+  parts.push(`${r.msPerStep.toFixed(2)} ms/step`);
+  return parts.join(", ");
+}
+
 /** Trains each cell `seeds` times with the same budget, data and seeds; writes everything under `out`. */
 export async function compareCells(
   files: readonly string[],
@@ -154,7 +215,7 @@ export async function compareCells(
   deps: TrainerDeps,
   io: Io,
 ): Promise<number> {
-  const task = deps.makeTask(o.task, o.T === undefined ? {} : { T: o.T });
+  const task = dataOf(o.data, deps, o.solvedBelow);
   const cells = loadCells(files, task, o.dims, deps, io, o.optim);
   if (!cells) return 1;
   const specs = cells.map((c) => c.spec);
@@ -167,7 +228,7 @@ export async function compareCells(
     for (const [i, c] of cells.entries())
       for (let seed = 0; seed < o.seeds; seed++) {
         const tag = `[${i * o.seeds + seed + 1}/${total}] ${c.label} seed ${seed}`;
-        say(`${tag}: training ${o.steps} steps on ${task.name} (T = ${task.T})`);
+        say(`${tag}: training ${o.steps} steps on ${dataTitle(task)}`);
         const net = deps.network(specs[i]!, { seed, ...(o.backend ? { backend: o.backend } : {}) });
         const cfg: TrainConfig = {
           steps: o.steps,
@@ -178,10 +239,12 @@ export async function compareCells(
           evalEvery: o.evalEvery,
           ...(o.clip !== undefined ? { clip: o.clip } : {}),
         };
-        const r = await deps.train(net, task, cfg, {
+        const r = await deps.train(net, dataOf(o.data, deps, o.solvedBelow), cfg, {
           onMetric: (m) => {
             if (m.split === "eval")
-              say(`${tag}: step ${m.step}/${o.steps} eval loss ${m.loss.toPrecision(4)}`);
+              say(
+                `${tag}: step ${m.step}/${o.steps} eval loss ${fmtLoss(m.loss)}${typeof m.accuracy === "number" ? `, accuracy ${fmtPercent(m.accuracy)}` : ""}`,
+              );
           },
         });
         for (const m of r.metrics)
@@ -195,44 +258,54 @@ export async function compareCells(
           file: c.file,
           seed,
           final_eval_loss: r.finalEvalLoss,
-          solved: r.solved,
-          steps_to_solve: r.stepsToSolve,
+          ...(r.finalEvalAccuracy !== undefined ? { final_eval_accuracy: r.finalEvalAccuracy } : {}),
+          ...(r.solved !== undefined ? { solved: r.solved, steps_to_solve: r.stepsToSolve } : {}),
           ms_per_step: r.msPerStep,
+          ...(r.msPerStepMin !== undefined && r.msPerStepMax !== undefined
+            ? { ms_per_step_min: r.msPerStepMin, ms_per_step_max: r.msPerStepMax }
+            : {}),
           params: r.paramCount,
         });
-        say(
-          `${tag}: final eval loss ${r.finalEvalLoss.toPrecision(4)}, ${r.solved ? `solved at step ${r.stepsToSolve}` : "not solved"}, ${r.msPerStep.toFixed(2)} ms/step`,
-        );
+        say(`${tag}: ${runWords(r)}`);
       }
-    const table = tableRows(summarise(runs));
-    const title = `${task.name} (T = ${task.T}): eval loss over ${o.seeds} seed${o.seeds > 1 ? "s" : ""}, mean and min-max`;
+    const table = cellTable(runs);
+    const perCell = summarise(runs);
+    const title = `${dataTitle(task)}: eval loss over ${o.seeds} seed${o.seeds > 1 ? "s" : ""}, mean and min-max`;
     const spec = curvesSpec(curveRows(points), {
       title,
       logY: o.logY ?? true,
-      cells: cells.map((c) => c.label),
+      cells: cells.map((c, i) => ({ label: c.label, name: c.name, legend: legendText(perCell[i]!) })),
+      legendTitle: `cell: final eval loss${perCell[0]?.accuracyMean !== undefined ? ", accuracy" : ""}${task.solvedBelow !== undefined ? ", solved" : ""}`,
       ...(task.chance !== undefined ? { chance: task.chance } : {}),
+      ...(task.solvedBelow !== undefined ? { solvedBelow: task.solvedBelow } : {}),
     });
     const svg = await renderSvg(spec);
     stage.write("summary.json", JSON.stringify(runs, null, 2) + "\n");
     stage.write("curves.svg", svg);
     stage.write("curves.png", await svgToPng(svg));
+    const criterion =
+      task.solvedBelow === undefined
+        ? "the data has no criterion (--solved-below X gives one), so nothing is reported as solved."
+        : `solved: runs whose final eval loss is below ${fmtLoss(task.solvedBelow)} (${o.solvedBelow !== undefined ? "--solved-below" : "the task's criterion"}); steps to solve: the median, over those runs, of the first evaluation below it.`;
     stage.write(
       "report.html",
       reportHtml({
         title: `cellc compare: ${cells.map((c) => c.label).join(", ")} on ${task.name}`,
         command: o.command,
-        header: TABLE_HEADER,
-        rows: table,
+        header: table.header,
+        rows: table.rows,
         notes: [
           task.summary,
           `${o.steps} steps, batch ${o.batch}, ${o.optim} lr ${o.lr}${o.clip !== undefined ? `, clip ${o.clip}` : ""}, eval every ${o.evalEvery} steps; seeds 0..${o.seeds - 1}; sizes ${dimsText(o.dims)}.`,
-          "final eval loss: mean ± sample sd over seeds; solved: runs meeting the task's criterion; steps to solve: median over those runs.",
+          `final eval loss: mean ± sample sd over seeds${table.header.includes("accuracy") ? "; accuracy: the fraction of eval targets whose largest output is the target class" : ""}; ${criterion}`,
+          "ms/step: the mean wall time of an update (forward, backward, optimiser step), measured on a machine shared with other work, so it varies from run to run; the per-seed table gives each run's fastest and slowest update (min-max over steps).",
         ],
         figures: [{ caption: title, svg }],
+        tables: [{ caption: "per seed", ...runTable(runs) }],
       }),
     );
     stage.commit();
-    io.out(formatTable(TABLE_HEADER, table));
+    io.out(formatTable(table.header, table.rows));
     say(`wrote ${o.out}: summary.json, metrics/, curves.svg, curves.png, report.html`);
     return 0;
   } catch (e) {
@@ -242,8 +315,8 @@ export async function compareCells(
 }
 
 export interface GradflowOptions {
-  readonly task: string;
-  readonly T: number;
+  /** A task (its T given) or the user's files. */
+  readonly data: DataSpec;
   readonly steps: number;
   readonly batch: number;
   readonly lr: number;
@@ -278,10 +351,12 @@ export async function gradflowCells(
   deps: TrainerDeps,
   io: Io,
 ): Promise<number> {
-  const task = deps.makeTask(o.task, { T: o.T });
+  const task = dataOf(o.data, deps, undefined);
   if (task.on !== "last")
     throw new CliError(
-      `gradflow needs a task with one target per sequence (on the last step); '${task.name}' has one at every step`,
+      "task" in o.data
+        ? `gradflow needs a task with one target per sequence (on the last step); '${task.name}' has one at every step`
+        : `gradflow needs one target per sequence (on the last step): 'target' [N, O] or [N]; '${o.data.train}' has one at every step`,
     );
   const cells = loadCells(files, task, o.dims, deps, io, o.optim);
   if (!cells) return 1;
@@ -306,7 +381,7 @@ export async function gradflowCells(
       let after = before;
       if (o.steps > 0) {
         say(`${c.label}: training ${o.steps} steps`);
-        const r = await deps.train(net, task, {
+        const r = await deps.train(net, dataOf(o.data, deps, undefined), {
           steps: o.steps,
           batch: o.batch,
           lr: o.lr,
@@ -334,15 +409,19 @@ export async function gradflowCells(
         loss_trained: after.loss,
         steps: o.steps,
       });
-      say(`${c.label}: loss ${before.loss.toPrecision(4)} -> ${after.loss.toPrecision(4)}`);
+      say(`${c.label}: loss ${fmtLoss(before.loss)} -> ${fmtLoss(after.loss)}`);
     }
     const phases = ["at initialisation", `after ${o.steps} steps`] as const;
     const state = [...new Set(entries.map((e) => e.state.replace(/^.*\./, "")))].join(", ");
-    const title = `gradient flow on ${task.name} (T = ${task.T}): loss at the last step`;
+    const title = `gradient flow on ${dataTitle(task)}: loss at the last step`;
     const series = entries.map((e) => ({ cell: e.cell, init: e.norm_init, trained: e.norm_trained }));
     const spec = gradflowSpec(gradflowRows(series, phases), {
       title,
-      cells: cells.map((c) => c.label),
+      cells: cells.map((c, i) => ({
+        label: c.label,
+        name: c.name,
+        legend: `${fmtLoss(entries[i]!.loss_init)} → ${fmtLoss(entries[i]!.loss_trained)}`,
+      })),
       phases,
       state,
     });
@@ -354,7 +433,7 @@ export async function gradflowCells(
     for (const e of entries) {
       const ratio = (n: number[]) => (n[n.length - 1]! > 0 ? n[0]! / n[n.length - 1]! : NaN);
       io.out(
-        `${e.cell} (${e.state}): ‖∂L/∂s_0‖ / ‖∂L/∂s_T-1‖ = ${fmtRatio(ratio(e.norm_init))} at initialisation, ${fmtRatio(ratio(e.norm_trained))} after ${o.steps} steps\n`,
+        `${e.cell} (${e.state}): ‖∂L/∂s_0‖ / ‖∂L/∂s_T-1‖ = ${fmtRatio(ratio(e.norm_init))} at initialisation, ${fmtRatio(ratio(e.norm_trained))} after ${o.steps} steps; eval loss ${fmtLoss(e.loss_init)} -> ${fmtLoss(e.loss_trained)}\n`,
       );
     }
     say(`wrote ${o.out}: gradflow.json, gradflow.svg, gradflow.png`);
@@ -429,14 +508,34 @@ function commandLine(args: Parsed): string {
   return parts.join(" ");
 }
 
+/** `--task NAME [--T N]` or `--data TRAIN [--eval EVAL]`, one of them; `dflt` when neither is given. */
+function dataSpecOf(args: Parsed, dflt?: DataSpec): DataSpec {
+  const { task, data } = args.options;
+  if (task !== undefined && data !== undefined)
+    throw new CliError(`${args.command} takes --task NAME or --data TRAIN.safetensors, not both`);
+  if (args.options.eval !== undefined && data === undefined)
+    throw new CliError("--eval EVAL.safetensors goes with --data TRAIN.safetensors");
+  if (data !== undefined) {
+    if (args.options.T !== undefined) throw new CliError("--T goes with --task: the data gives its length");
+    return { train: data, ...(args.options.eval !== undefined ? { eval: args.options.eval } : {}) };
+  }
+  const T = args.options.T === undefined ? undefined : int(args, "T", 0);
+  if (task !== undefined) return { task, ...(T !== undefined ? { T } : {}) };
+  if (!dflt)
+    throw new CliError(
+      `${args.command} needs --task NAME (${TASK_NAMES.join(", ")}) or --data TRAIN.safetensors [--eval EVAL.safetensors]`,
+    );
+  return "task" in dflt && T !== undefined ? { ...dflt, T } : dflt;
+}
+
 export function compareOptions(args: Parsed): Omit<CompareOptions, "backend"> {
   const out = needOut(args);
-  if (!args.options.task) throw new CliError("compare needs --task NAME (adding, copy, sine, chars)");
+  const data = dataSpecOf(args);
   const steps = int(args, "steps", 2000);
-  const T = args.options.T === undefined ? undefined : int(args, "T", 0);
+  const solvedBelow = positive(args, "solved-below", undefined);
   return {
-    task: args.options.task,
-    ...(T !== undefined ? { T } : {}),
+    data,
+    ...(solvedBelow !== undefined ? { solvedBelow } : {}),
     steps,
     seeds: int(args, "seeds", 3),
     batch: int(args, "batch", 32),
@@ -453,8 +552,7 @@ export function compareOptions(args: Parsed): Omit<CompareOptions, "backend"> {
 
 export function gradflowOptions(args: Parsed): GradflowOptions {
   return {
-    task: args.options.task ?? "adding",
-    T: int(args, "T", 200),
+    data: dataSpecOf(args, { task: "adding", T: 200 }),
     steps: int(args, "steps", 300, 0),
     batch: int(args, "batch", 32),
     lr: positive(args, "lr", 0.01)!,

@@ -14,6 +14,8 @@ import { CliError, isDirectory, type Io } from "./io.js";
 export { CliError, type Io };
 import { COMMANDS, UsageError, parseArgs, type Parsed } from "./args.js";
 import { CellcError } from "../runtime/tensor.js";
+import { choiceOf, parseCellRef, reportPicked } from "./cellref.js";
+import { readCellFile } from "./network.js";
 
 function report(io: Io, ds: readonly Diagnostic[], sources: SourceMap): void {
   if (ds.length) io.err(renderAll(ds, sources) + "\n");
@@ -43,10 +45,10 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       case "check":
         return check(args, io);
       case "compile":
-        return await compile(args, io);
+        return await compile(withPick(args), io);
       case "run": {
         const { runCommand } = await import("./run.js");
-        return await runCommand(args, io);
+        return await runCommand(withPick(args), io);
       }
       case "predict": {
         const { predictCommand } = await import("./predict.js");
@@ -54,13 +56,13 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       }
       case "import": {
         const { importCommand } = await import("./export.js");
-        return importCommand(args, io);
+        return importCommand(withPick(args), io);
       }
       case "init":
       case "train":
       case "sample": {
         const train = await import("./train.js");
-        return await train.trainCommands[args.command](args, io);
+        return await train.trainCommands[args.command](withPick(args), io);
       }
       case "lsp": {
         const { lspCommand } = await import("./lsp.js");
@@ -89,10 +91,44 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
   }
 }
 
+/**
+ * `FILE.cell:NAME` where a command takes one cell file (compile, run, init, train; import's `--cell`): the
+ * file, and the name as `--cell` or `--model` (`--name` for import), whichever the file defines it as.
+ */
+function withPick(args: Parsed): Parsed {
+  const cmd = args.command;
+  const importing = cmd === "import";
+  if (cmd === "sample") return args;
+  const given = importing ? args.options.cell : args.files[0];
+  if (given === undefined) return args;
+  const ref = parseCellRef(given);
+  if (ref.name === undefined) return args;
+  const taken = importing ? ["name"] : ["cell", "model"];
+  const twice = taken.find((o) => args.options[o] !== undefined);
+  if (twice)
+    throw new UsageError(
+      `'${given}' names the ${twice === "model" ? "model" : "cell"}: leave out --${twice}`,
+    );
+  const r = checkProgram(ref.file, nodeHost, readCellFile(ref.file));
+  const choice = choiceOf(r, ref.file, ref.name);
+  if ("model" in choice && cmd !== "compile" && cmd !== "train")
+    throw new CliError(`'${ref.name}' is a model of '${ref.file}': ${cmd} takes a cell`);
+  if (importing) return { ...args, options: { ...args.options, cell: ref.file, name: ref.name } };
+  return { ...args, files: [ref.file, ...args.files.slice(1)], options: { ...args.options, ...choice } };
+}
+
 function check(args: Parsed, io: Io): number {
   let failed = false;
-  for (const file of args.files) {
+  for (const arg of args.files) {
+    const { file, name } = parseCellRef(arg);
     const r = checkProgram(file, nodeHost);
+    if (name !== undefined && r.program.sources.get(file) !== undefined) {
+      const choice = choiceOf(r, file, name);
+      reportPicked(io, r, file, choice);
+      if (hasErrors(r.diagnostics)) failed = true;
+      else io.out(`${file}: ${"cell" in choice ? "cell" : "model"} ${name} ok\n`);
+      continue;
+    }
     report(io, r.diagnostics, r.program.sources);
     if (hasErrors(r.diagnostics)) failed = true;
     else if (r.modelNames.length === 0)
@@ -110,7 +146,8 @@ async function compile(args: Parsed, io: Io): Promise<number> {
   // A run folder (cellc train --out DIR): its trained network, exported whole.
   if (isDirectory(file)) return (await import("./export.js")).exportRun(file, args, io);
   const r = checkProgram(file, nodeHost);
-  report(io, r.diagnostics, r.program.sources);
+  // The warnings of the cell compiled, not of every cell of the file (a count of those).
+  reportPicked(io, r, file, args.options);
   if (hasErrors(r.diagnostics)) return 1;
   const emit = args.options.emit ?? (args.options.target ? undefined : "ir");
   if (emit === "network") {

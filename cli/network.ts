@@ -13,6 +13,7 @@ import { renderAll, hasErrors } from "../compiler/diag/diagnostic.js";
 import type { CheckedModel } from "../compiler/model/check.js";
 import { compileNetwork, type DataShape, type NetworkChoice } from "../compiler/network/compile.js";
 import { nodeHost } from "./node-host.js";
+import { hiddenLine, pickedDiagnostics } from "./cellref.js";
 import { CliError, type Io } from "./io.js";
 import type { Parsed } from "./args.js";
 
@@ -25,6 +26,9 @@ export interface FileNetwork {
   /** Set when the network is a declared model. */
   readonly model?: string;
 }
+
+/** What the command line says when a file has several cells and none is named. */
+export const CHOOSE_CELL = "choose one with --cell NAME (or FILE.cell:NAME)";
 
 /** Reads a .cell file as a CliError that names it when it cannot. */
 export function readCellFile(file: string): string {
@@ -51,14 +55,16 @@ export function chooseNetwork(
   const r = checkProgram(file, nodeHost, source);
   if (choice.model === undefined && r.modelNames.length === 0) return {};
   const sel = hasErrors(r.diagnostics) ? undefined : selectModel(r, choice.model);
+  if (sel?.model) return { model: sel.model }; // its warnings are fileNetwork's to print
   const ds = [...r.diagnostics, ...(sel?.diagnostics ?? [])];
   if (ds.length) io.err(renderAll(ds, r.program.sources) + "\n");
-  return sel?.model ? { model: sel.model } : undefined;
+  return undefined;
 }
 
 /**
- * The network of `file` (its text `source`) for `data`, compiled whole: diagnostics go to io.err and give
- * undefined; a network that does not fit its data is an error that says why.
+ * The network of `file` (its text `source`) for `data`, compiled whole: diagnostics go to io.err (those of
+ * the network's cell or model, and a count of the others') and errors give undefined; a network that
+ * does not fit its data is an error that says why.
  */
 export function fileNetwork(
   file: string,
@@ -79,8 +85,21 @@ export function fileNetwork(
       return text;
     },
   };
-  const out = compileNetwork(source, { file, host, choice, data, dims, optimizer });
-  if (out.diagnostics.length) io.err(renderAll(out.diagnostics, out.sources) + "\n");
+  const out = compileNetwork(source, {
+    file,
+    host,
+    choice,
+    data,
+    dims,
+    optimizer,
+    howToChoose: CHOOSE_CELL,
+  });
+  const picked = out.model
+    ? { [out.model.declared === false ? "cell" : "model"]: out.model.name }
+    : { cell: choice.cell, model: choice.model };
+  const { shown, hidden } = pickedDiagnostics(checkProgram(file, nodeHost, source), picked, out.diagnostics);
+  if (shown.length) io.err(renderAll(shown, out.sources) + "\n");
+  if (hidden) io.err(hiddenLine(hidden, file));
   if (!out.artifact) return undefined;
   const a: NetworkArtifact = { ...out.artifact, source: networkSource(file, files, choice, dims) };
   return { artifact: a, name: a.name, ...(a.model !== undefined ? { model: a.model } : {}) };

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { writeFileAtomic } from "./atomic.js";
 import { nodeHost } from "./node-host.js";
 import type { Parsed } from "./args.js";
-import { readCellFile } from "./network.js";
+import { CHOOSE_CELL, readCellFile } from "./network.js";
 import type { Io } from "./io.js";
 import { CliError } from "./io.js";
 import { CellCompileError } from "../compiler/compile.js";
@@ -237,7 +237,7 @@ export async function cliBackend(args: Parsed, allowed: readonly string[] = BACK
 export function compileCellFile(file: string, cellName: string | undefined, io: Io) {
   const source = readCellFile(file);
   try {
-    return compileCell(source, { file, cell: cellName, host: nodeHost });
+    return compileCell(source, { file, cell: cellName, host: nodeHost, howToChoose: CHOOSE_CELL });
   } catch (e) {
     if (e instanceof CellCompileError) {
       io.err(e.message + "\n");

@@ -29,9 +29,10 @@ interface Origin {
   readonly cell: { readonly file: string; readonly source: string; readonly name: string };
   /** Set when the file's declared model is trained (then cell.name is the model's name too). */
   readonly model?: string;
-  readonly data:
+  readonly data: (
     | { readonly task: string; readonly T?: number }
-    | { readonly train: string; readonly eval?: string; readonly shuffle: boolean };
+    | { readonly train: string; readonly eval?: string; readonly shuffle: boolean }
+  ) & { readonly solvedBelow?: number };
   readonly dims: Record<string, number>;
   readonly layers: number;
   readonly bidirectional: boolean;
@@ -82,6 +83,11 @@ const MAY_CHANGE_ON_RESUME = new Set(["steps", "backend", "threads", "out", "res
 const FIXED_ON_RESUME = COMMANDS.train.values.filter((n) => !MAY_CHANGE_ON_RESUME.has(n));
 
 function dataOf(o: Origin["data"], inputs: readonly string[]): DataSource {
+  const data = fileOrTask(o, inputs);
+  return o.solvedBelow === undefined ? data : { ...data, solvedBelow: o.solvedBelow };
+}
+
+function fileOrTask(o: Origin["data"], inputs: readonly string[]): DataSource {
   if ("task" in o) return makeTask(o.task, { T: o.T });
   const train = readTensors(o.train, "training data");
   const evalSet = o.eval === undefined ? undefined : readTensors(o.eval, "eval data");
@@ -230,12 +236,15 @@ async function runTraining(args: Parsed, io: Io, resumeDir?: string): Promise<nu
       name = cell.signature.name;
       inputs = cell.signature.inputs.map((i) => i.name);
     }
+    const solvedBelow = num(args, "solved-below", "real");
+    const criterion = solvedBelow === undefined ? {} : { solvedBelow };
     const originData: Origin["data"] = args.options.task
-      ? { task: args.options.task, ...(T === undefined ? {} : { T }) }
+      ? { task: args.options.task, ...(T === undefined ? {} : { T }), ...criterion }
       : {
           train: resolve(args.options.data!),
           ...(args.options.eval ? { eval: resolve(args.options.eval) } : {}),
           shuffle: cfg.shuffle ?? true,
+          ...criterion,
         };
     // Read by the paths as given (for the messages); the checkpoint keeps them absolute.
     const given =
@@ -284,8 +293,12 @@ async function runTraining(args: Parsed, io: Io, resumeDir?: string): Promise<nu
     .run({ onCheckpoint: (ck) => saveCheckpoint(out, ck) })
     .finally(() => progress?.done());
   writeFileAtomic(join(out, "params.safetensors"), writeSafetensors(r.params));
+  // "solved" only where the data has a criterion (a task's, or --solved-below).
+  const verdict = r.solved === undefined ? "" : r.solved ? "solved: " : "not solved: ";
+  const acc =
+    r.finalEvalAccuracy === undefined ? "" : `, accuracy ${(100 * r.finalEvalAccuracy).toFixed(1)}%`;
   io.out(
-    `${r.solved ? "solved" : "not solved"}: eval loss ${r.finalEvalLoss.toPrecision(4)} after ${trainer.steps} steps` +
+    `${verdict}eval loss ${r.finalEvalLoss.toPrecision(4)}${acc} after ${trainer.steps} steps` +
       `${r.stepsToSolve !== null ? ` (first solved at step ${r.stepsToSolve})` : ""}, ${r.msPerStep.toFixed(1)} ms/step; wrote ${join(out, "params.safetensors")} and ${metricsFile}\n`,
   );
   return 0;
@@ -319,7 +332,8 @@ class Progress {
     }
     const t = this.lastTrain;
     const bpc = typeof m.bits_per_char === "number" ? `  ${m.bits_per_char.toFixed(3)} bits/char` : "";
-    const line = `step ${m.step}/${this.steps}  train loss ${t ? t.loss.toFixed(4) : "-"}  eval loss ${m.loss.toFixed(4)}${bpc}${t ? `  ${t.examples_per_s} ex/s` : ""}`;
+    const acc = typeof m.accuracy === "number" ? `  accuracy ${(100 * m.accuracy).toFixed(1)}%` : "";
+    const line = `step ${m.step}/${this.steps}  train loss ${t ? t.loss.toFixed(4) : "-"}  eval loss ${m.loss.toFixed(4)}${acc}${bpc}${t ? `  ${t.examples_per_s} ex/s` : ""}`;
     if (this.tty) this.io.err(`\r${line}\x1b[K\n`);
     else this.io.out(line + "\n");
   }

@@ -26,6 +26,8 @@ export interface CompileOptions {
   readonly file?: string;
   /** Which cell, when the source defines several. */
   readonly cell?: string;
+  /** How the caller names a cell, for the error when several and none is named (the `cell` option). */
+  readonly howToChoose?: string;
   /** Where imported files are read from; by default imports fail. */
   readonly host?: SourceHost;
   /** Which kernels to generate: JS (the CPU runtime's), WGSL, WebAssembly. Default all three. */
@@ -54,7 +56,7 @@ export function compile(source: string, opts: CompileOptions = {}): CompileOutpu
   const r = checkProgram(file, host, source);
   const sel = hasErrors(r.diagnostics)
     ? { diagnostics: [] }
-    : selectCell(r, opts.cell, "pass the `cell` option to choose one");
+    : selectCell(r, opts.cell, opts.howToChoose ?? "pass the `cell` option to choose one");
   const diagnostics = [...r.diagnostics, ...sel.diagnostics];
   const sources = r.program.sources;
   if (hasErrors(diagnostics) || !("cell" in sel) || !sel.cell) return { diagnostics, sources };

@@ -104,12 +104,15 @@ function cleanCell(program: Program, name: string, seen: Set<string>): boolean {
 export function selectCell(
   r: CompileResult,
   name: string | undefined,
-  how = "choose one with --cell",
+  how = "choose one with --cell NAME (or FILE.cell:NAME)",
 ): { cell?: CheckedCell; diagnostics: Diagnostic[] } {
   if (name === undefined) {
     if (r.cellNames.length === 1) return { cell: r.checked.get(r.cellNames[0]!), diagnostics: [] };
-    const hint = r.cellNames.length ? `; the file defines ${r.cellNames.join(", ")}: ${how}` : "";
-    return { diagnostics: [diag("E051", undefined, { name: "(none given)", hint })] };
+    if (r.cellNames.length > 1) {
+      const args = { count: String(r.cellNames.length), names: r.cellNames.join(", "), how };
+      return { diagnostics: [diag("E093", undefined, args)] };
+    }
+    return { diagnostics: [diag("E092", undefined, { hint: onlyModels(r) })] };
   }
   if (!r.cellNames.includes(name))
     return {
@@ -125,11 +128,22 @@ export function selectCell(
   return { cell: r.checked.get(name), diagnostics: [] };
 }
 
+/** For a file with no cell: what it defines instead, and where a model's cell is. */
+function onlyModels(r: CompileResult): string {
+  const names = r.modelNames;
+  if (!names.length) return "";
+  const list = names.map((n) => `'${n}'`).join(", ");
+  const ast = names.length === 1 ? r.program.models.get(names[0]!) : undefined;
+  const cell = ast?.cells[0] && r.program.cells.get(ast.cells[0].name);
+  const where = cell ? ` (its cell '${cell.name}' is defined in '${cell.span.file}')` : "";
+  return `, only model${names.length > 1 ? "s" : ""} ${list}${where}`;
+}
+
 /** Picks one model: the one named, or the only one in the file. */
 export function selectModel(
   r: CompileResult,
   name: string | undefined,
-  how = "choose one with --model",
+  how = "choose one with --model NAME (or FILE.cell:NAME)",
 ): { model?: CheckedModel; diagnostics: Diagnostic[] } {
   const names = r.modelNames;
   if (name === undefined) {

@@ -45,7 +45,17 @@ export function renderChart(
   const pts = series.flatMap((s) => s.points).filter(([, y]) => y > 0 && Number.isFinite(y));
   const parts: SVGElement[] = [];
   if (pts.length === 0) {
-    parts.push(el("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "empty" }, opts.empty));
+    // Broken into lines that fit the chart's width, centred: a half-width chart is narrow.
+    const lines = wrap(opts.empty, Math.max(8, Math.floor((W - 16) / CHAR)));
+    lines.forEach((line, i) =>
+      parts.push(
+        el(
+          "text",
+          { x: W / 2, y: H / 2 + (i - (lines.length - 1) / 2) * 14, "text-anchor": "middle", class: "empty" },
+          line,
+        ),
+      ),
+    );
     svg.replaceChildren(...parts);
     return;
   }
@@ -88,4 +98,18 @@ export function renderChart(
     legend += 20 + label.length * CHAR + 14;
   }
   svg.replaceChildren(...parts);
+}
+
+/** Words into lines of at most `width` characters (a longer word stays whole on its own line). */
+export function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/).filter((w) => w)) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines;
 }

@@ -74,7 +74,12 @@ function check(): void {
   cellSelect.replaceChildren(...cellNames.map((n) => new Option(n, n, false, n === keep)));
   $("cell-choice").hidden = cellNames.length < 2;
   const errors = diagnostics.filter((d) => d.severity === "error").length;
-  status.textContent = `${file}: ${errors ? `${errors} error(s)` : `${cellNames.length} cell(s) ok`}, checked in ${(performance.now() - t0).toFixed(1)} ms`;
+  // The cells by name: a file loaded as lstm.cell may hold any cell once edited.
+  const cells =
+    cellNames.length === 1
+      ? `cell '${cellNames[0]}'`
+      : `${cellNames.length} cells${cellNames.length ? ` (${cellNames.join(", ")})` : ""}`;
+  status.textContent = `${errors ? `${errors} error(s)` : `${cells} ok`}, checked in ${(performance.now() - t0).toFixed(1)} ms`;
   $<HTMLButtonElement>("artifact").disabled = hasErrors(diagnostics) || cellNames.length === 0;
   showStage();
   void saveLink(text);

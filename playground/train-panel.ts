@@ -79,6 +79,8 @@ export function setupTrain(current: () => CellSource | undefined): void {
   let worker: Worker | undefined;
   let trained: Uint8Array | undefined;
   let name = "cell";
+  /** How the status line names what trains: the edited cell, and the reference when it trains too. */
+  let what = "cell";
   let backend = "";
   const running = (on: boolean) => {
     start.disabled = on;
@@ -98,7 +100,7 @@ export function setupTrain(current: () => CellSource | undefined): void {
       backend = m.label;
       status.dataset.backend = m.backend;
       status.dataset.from = String(m.from);
-      status.textContent = `training on ${m.label}, ${m.params} parameters, steps ${m.from}…${m.to}${m.note ? ` (${m.note})` : ""}`;
+      status.textContent = `training ${what} on ${m.label}, ${m.params} parameters, steps ${m.from}…${m.to}${m.note ? ` (${m.note})` : ""}`;
     } else if (m.type === "metric") {
       let s = losses.get(m.series);
       if (!s) losses.set(m.series, (s = { train: [], eval: [] }));
@@ -107,7 +109,7 @@ export function setupTrain(current: () => CellSource | undefined): void {
     } else if (m.type === "progress") {
       status.dataset.step = String(m.step);
       status.dataset.rate = m.stepsPerSec.toFixed(2);
-      status.textContent = `training on ${backend}: step ${m.step} of ${m.to}, ${m.stepsPerSec.toFixed(1)} steps/s`;
+      status.textContent = `training ${what} on ${backend}: step ${m.step} of ${m.to}, ${m.stepsPerSec.toFixed(1)} steps/s`;
     } else if (m.type === "gradflow") {
       let f = flows.get(m.series);
       if (!f) flows.set(m.series, (f = {}));
@@ -145,11 +147,12 @@ export function setupTrain(current: () => CellSource | undefined): void {
     const T = Math.round(Number($<HTMLInputElement>("T").value));
     name = cell.cell ?? "cell";
     const lstm = BUILT_IN.get("lstm.cell");
+    const vs = $<HTMLInputElement>("reference").checked && lstm;
+    what = `'${name}'${vs ? " vs LSTM" : ""}`;
     send({
       type: "start",
       cell,
-      reference:
-        $<HTMLInputElement>("reference").checked && lstm ? { file: "lstm.cell", source: lstm } : undefined,
+      reference: vs ? { file: "lstm.cell", source: vs } : undefined,
       backend: $<HTMLSelectElement>("backend").value as BackendChoice,
       task: task.value,
       T: T >= 2 ? T : undefined,

@@ -213,9 +213,13 @@ async function start(req: StartRequest): Promise<void> {
   progress();
   const r = main.trainer.result();
   const weights = writeSafetensors(main.trainer.net.params);
+  // Each cell's result: the edited one by its name, then the reference's.
+  const result = (x: ReturnType<Trainer["result"]>) =>
+    `${x.finalEvalLoss.toPrecision(4)}${x.solved ? " (solved)" : ""}`;
+  const ref = s.runs[1] ? ` vs LSTM ${result(s.runs[1].trainer.result())}` : "";
   const summary = stopping
     ? `stopped at step ${main.trainer.steps}: resume continues from there`
-    : `step ${main.trainer.steps}: eval loss ${r.finalEvalLoss.toPrecision(4)}${r.solved ? " (solved)" : ""}, ${(1000 / r.msPerStep).toFixed(1)} steps/s on ${s.label}`;
+    : `step ${main.trainer.steps}: '${req.cell.cell ?? "cell"}' eval loss ${result(r)}${ref}, ${(1000 / r.msPerStep).toFixed(1)} steps/s on ${s.label}`;
   post({ type: "done", stopped: stopping, step: main.trainer.steps, summary, weights }, [weights.buffer]);
 }
 

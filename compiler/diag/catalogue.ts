@@ -75,6 +75,8 @@ export const CATALOGUE = {
   E089: { severity: "error", template: "file defines no model named '{name}'{hint}" },
   E090: { severity: "error", template: "dimension '{name}' of '{of}' has no size{hint}" },
   E091: { severity: "error", template: "initialiser '{call}' {detail}" },
+  E092: { severity: "error", template: "file defines no cell{hint}" },
+  E093: { severity: "error", template: "file defines {count} cells ({names}): {how}" },
   W001: { severity: "warning", template: "parameter '{name}' is never used" },
   W002: { severity: "warning", template: "'{name}' is computed but never used" },
   W003: { severity: "warning", template: "input '{name}' is never used" },

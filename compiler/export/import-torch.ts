@@ -122,9 +122,15 @@ export function importTorch(
       });
     }
   const extra = [...state.keys()].filter((k) => !used.has(k));
-  if (extra.length)
+  if (extra.length) {
+    // What the names say the state dict holds (weight_hh_l<k>[_reverse]), to suggest how to import it.
+    const found = [...state.keys()].map((k) => /^weight_hh_l(\d+)(_reverse)?$/.exec(k)).filter((m) => m);
+    const L = Math.max(0, ...found.map((m) => Number(m![1]) + 1));
+    const both = found.some((m) => m![2]);
+    const suggest = `; it holds ${L} layer(s)${both ? " in both directions" : ""}: import with --layers ${L}${both ? " --bidirectional" : ""}`;
     fail(
-      `unexpected entries ${extra.map((k) => `'${k}'`).join(", ")} for a ${kind} with ${layers} layer(s)${dirs > 1 ? ", bidirectional" : ""}`,
+      `unexpected entries ${extra.map((k) => `'${k}'`).join(", ")} for a ${kind} with ${layers} layer(s)${dirs > 1 ? ", bidirectional" : ""}${L > 0 && (L !== layers || both !== dirs > 1) ? suggest : ""}`,
     );
+  }
   return out;
 }

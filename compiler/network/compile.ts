@@ -62,6 +62,8 @@ export interface NetworkOptions {
   readonly dims?: Readonly<Record<string, number>>;
   readonly optimizer?: OptimName;
   readonly targets?: readonly Target[];
+  /** How the caller names a cell, for the error when several and none is named (the `cell` option). */
+  readonly howToChoose?: string;
 }
 
 export interface NetworkOutput {
@@ -98,7 +100,7 @@ export function compileNetwork(source: string | undefined, opts: NetworkOptions)
     if (model && (choice.layers !== undefined || choice.bidirectional))
       throw new CellcError("layers and bidirectional belong to the cell line of a declared model");
   } else {
-    const sel = selectCell(r, choice.cell, "pass the `cell` option to choose one");
+    const sel = selectCell(r, choice.cell, opts.howToChoose ?? "pass the `cell` option to choose one");
     diagnostics = [...r.diagnostics, ...sel.diagnostics];
     if (sel.cell) {
       if (!opts.data)

@@ -4,8 +4,9 @@
 // batch's mean), so that summing chunks (truncated BPTT) gives the mean over the whole batch.
 //
 // JS: `function loss(y, O, rows, tgt, valid, scale, dy)` returns the scaled sum; arithmetic in f64.
-// WGSL: entry `rows` (one invocation per row: dy and the row's term into `part`; y is read from u.yOff in
-// its buffer), then `total` (one invocation: the scaled sum of `part` into `stats[0]`). Targets are class
+// WGSL: entry `rows` (one invocation per row: dy, and into `part` the row's term and, for class targets,
+// whether its largest score is the target's; y is read from u.yOff in its buffer), then `total` (one
+// invocation: into `stats` the scaled sum of the terms, the rows right and the rows that count). Targets are class
 // ids (i32) for cross-entropy and O reals per row otherwise; the runtime checks them before a kernel runs.
 import type { LossKind } from "../../artifact/network.js";
 import type { StageKernels } from "../../artifact/network.js";
@@ -84,6 +85,9 @@ export const LOSSES: Readonly<Record<LossKind, LossDef>> = {
         .line("for (var k = 0u; k < u.O; k++) { s += exp(y[a + k] - m); }")
         .line("let lse = m + log(s);")
         .line("l = lse - y[a + c];")
+        .line("var best = 0u;")
+        .line("for (var k = 1u; k < u.O; k++) { if (y[a + k] > y[a + best]) { best = k; } }")
+        .line("hit = select(0.0, 1.0, best == c);")
         .line(
           "for (var k = 0u; k < u.O; k++) { dy[at + k] = (exp(y[a + k] - lse) - select(0.0, 1.0, k == c)) * u.scale; }",
         ),
@@ -126,19 +130,30 @@ export function emitLossWgsl(kind: LossKind): string {
   w.line("let at = r * u.O;");
   w.open("if (valid[r] == 0u) {");
   w.line("for (var k = 0u; k < u.O; k++) { dy[at + k] = 0.0; }");
-  w.line("part[r] = 0.0;");
+  w.line("part[2u * r] = 0.0;");
+  w.line("part[2u * r + 1u] = 0.0;");
   w.line("return;");
   w.close();
   w.line("var l = 0.0;");
+  w.line("var hit = 0.0;");
   LOSSES[kind].wgsl(w);
-  w.line("part[r] = l;");
+  w.line("part[2u * r] = l;");
+  w.line("part[2u * r + 1u] = hit;");
   w.close();
   w.line("");
   w.line("@compute @workgroup_size(1)");
   w.open("fn total() {");
   w.line("var s = 0.0;");
-  w.line("for (var r = 0u; r < u.rows; r++) { s += part[r]; }");
+  w.line("var right = 0.0;");
+  w.line("var counted = 0.0;");
+  w.open("for (var r = 0u; r < u.rows; r++) {");
+  w.line("s += part[2u * r];");
+  w.line("right += part[2u * r + 1u];");
+  w.line("counted += f32(valid[r]);");
+  w.close();
   w.line("stats[0] = s * u.scale;");
+  w.line("stats[2] = right;");
+  w.line("stats[3] = counted;");
   w.close();
   return w.toString();
 }

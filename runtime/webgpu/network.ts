@@ -199,12 +199,16 @@ export class GpuNetworkStep {
     return [s![0]!, s![1]!];
   }
 
-  /** The loss of a batch at the current parameters (one read-back). */
-  async loss(batch: DeviceBatch): Promise<number> {
+  /**
+   * The loss of a batch at the current parameters, and for class targets the share of rows whose largest
+   * score is the target's (one read-back).
+   */
+  async loss(batch: DeviceBatch): Promise<{ loss: number; accuracy?: number }> {
     const k = await this.kernels();
     await this.forwardLoss(batch, false, k);
-    const [s] = await this.ctx.readAll([this.ref(this.stats, 0, 1)], "f32");
-    return s![0]!;
+    const [s] = await this.ctx.readAll([this.ref(this.stats, 0, 4)], "f32");
+    if (this.artifact.loss.kind !== "cross_entropy") return { loss: s![0]! };
+    return { loss: s![0]!, accuracy: s![3]! ? s![2]! / s![3]! : NaN };
   }
 
   private async forwardLoss(batch: DeviceBatch, train: boolean, k: Pipelines) {
@@ -327,9 +331,9 @@ export class GpuNetworkStep {
 
   private lossPartBuf?: GPUBuffer;
   private lossPart(rows: number): GPUBuffer {
-    if (!this.lossPartBuf || this.lossPartBuf.size < rows * 4) {
+    if (!this.lossPartBuf || this.lossPartBuf.size < rows * 8) {
       this.lossPartBuf?.destroy();
-      this.lossPartBuf = this.ctx.buffer(Math.max(16, rows * 4), storageUsage());
+      this.lossPartBuf = this.ctx.buffer(Math.max(16, rows * 8), storageUsage());
     }
     return this.lossPartBuf;
   }

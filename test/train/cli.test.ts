@@ -176,6 +176,60 @@ describe("cellc train", () => {
     expect(existsSync(join(tmp, "never"))).toBe(false);
   });
 
+  test("data without a criterion: no verdict; --solved-below gives one; class targets report accuracy", async () => {
+    const task = makeTask("sine", { T: 5 });
+    const tr = task.batch("train", 12, new Rng(1));
+    const p = join(tmp, "plain.safetensors");
+    writeFileSync(p, writeSafetensors({ x: tr.inputs.get("x")!, target: tr.target }));
+    const args = ["train", GRU, "--data", p, "--steps", "2", "--dims", "H=4", "--quiet"];
+    const plain = await cellc(...args, "--out", join(tmp, "plain"));
+    expect(plain.code, plain.err).toBe(0);
+    expect(plain.out).toMatch(/^eval loss \S+ after 2 steps/);
+    expect(plain.out).not.toMatch(/solved/);
+    const judged = await cellc(...args, "--solved-below", "1e9", "--out", join(tmp, "judged"));
+    expect(judged.out).toMatch(/^solved: eval loss \S+ after 2 steps \(first solved at step 1\)/);
+    // Class targets: the accuracy in every eval line of metrics.jsonl and in the closing line.
+    const cls = join(tmp, "classes.safetensors");
+    const ids = Int32Array.from(tr.target.data, (v) => (v > 0 ? 1 : 0));
+    writeFileSync(
+      cls,
+      writeSafetensors({ x: tr.inputs.get("x")!, target: { dtype: "i32", shape: [5, 12], data: ids } }),
+    );
+    const c = await cellc(
+      "train",
+      GRU,
+      "--data",
+      cls,
+      "--steps",
+      "2",
+      "--dims",
+      "H=4",
+      "--quiet",
+      "--out",
+      join(tmp, "cls"),
+    );
+    expect(c.code, c.err).toBe(0);
+    const evals = jsonl(join(tmp, "cls", "metrics.jsonl")).filter((m) => m.split === "eval");
+    for (const m of evals) expect(typeof m.accuracy).toBe("number");
+    expect(c.out).toContain(`accuracy ${(100 * (evals.at(-1)!.accuracy as number)).toFixed(1)}%`);
+    expect(jsonl(join(tmp, "plain", "metrics.jsonl")).some((m) => "accuracy" in m)).toBe(false);
+  });
+
+  test("token ids given to a plain cell: it needs an embedding (a model), not a dimension", async () => {
+    const p = join(tmp, "tokens.safetensors");
+    const x = {
+      dtype: "i32" as const,
+      shape: [4, 6],
+      data: Int32Array.from({ length: 24 }, (_, i) => i % 5),
+    };
+    writeFileSync(p, writeSafetensors({ x, target: x }));
+    const r = await cellc("train", LSTM, "--data", p, "--out", join(tmp, "tok"));
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/gives token ids, and cell 'lstm' reads feature vectors: it needs an embedding/);
+    expect(r.err).toMatch(/declare a model with `input tokens : int\[V\]`/);
+    expect(r.err).not.toMatch(/is not known/);
+  });
+
   test("chars: bits per character, then cellc sample", async () => {
     const out = join(tmp, "chars");
     const r = await cellc(

@@ -158,6 +158,39 @@ describe("predict", () => {
   });
 });
 
+describe("accuracy", () => {
+  test("class targets: the fraction of counted rows whose largest readout (from predict) is the target", async () => {
+    // Random weights and targets: 2 of 3, 2 of 9 and 4 of 8 counted rows are right, so neither is trivial.
+    for (const v of [variants[2]!, variants[7]!, { ...variants[3]!, lens: [4, 1, 3] }]) {
+      const net = network(v);
+      const batch = makeBatch(v.loss, v.on, !!v.tokens, v.lens);
+      const y = await net.predict(batch.inputs, batch.seqLens);
+      const len = (b: number) => batch.seqLens?.[b] ?? T;
+      let right = 0;
+      let counted = 0;
+      for (let r = 0; r < y.data.length / O; r++) {
+        const [b, t] = [r % B, Math.floor(r / B)];
+        if (v.on === "last" ? len(b) === 0 : t >= len(b)) continue;
+        const best = y.data[r * O + 1]! > y.data[r * O]! ? 1 : 0;
+        counted++;
+        if (best === batch.target.data[r]) right++;
+      }
+      expect(counted).toBeGreaterThan(2);
+      const r = await net.loss(batch, { accuracy: true });
+      expect(r.accuracy).toBe(right / counted);
+      expect((await net.loss(batch)).accuracy).toBeUndefined(); // only when asked
+      // With truncated BPTT, counted over all the chunks.
+      if (!v.bidirectional)
+        expect((await net.loss(batch, { accuracy: true, tbptt: 3 })).accuracy).toBe(right / counted);
+    }
+  });
+
+  test("other losses have none, asked or not", async () => {
+    const net = network(variants[0]!);
+    expect((await net.loss(makeBatch("mse", "last", false), { accuracy: true })).accuracy).toBeUndefined();
+  });
+});
+
 describe("bad batches are named", () => {
   test("target shape, class range, token range", async () => {
     const net = network({ loss: "cross_entropy", on: "every" });

@@ -40,8 +40,7 @@ describe("built-in tasks", () => {
     let mse = 0;
     for (let r = 0; r < B; r++) mse += (b.target.data[r]! - mean) ** 2 / B;
     expect(Math.abs(mse - 1 / 6)).toBeLessThan(0.01); // Var(U + U') = 2/12
-    expect(makeTask("adding").solved(0.009)).toBe(true);
-    expect(makeTask("adding").solved(0.011)).toBe(false);
+    expect(makeTask("adding").solvedBelow).toBe(0.01);
   });
 
   test("copy: the symbols come back after the delimiter; chance is the memoryless baseline", () => {
@@ -136,6 +135,25 @@ describe("data from safetensors", () => {
     expect(epoch).not.toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     const again = dataFromSafetensors(file, file, { inputs: ["x"] });
     expect([...again.batch("train", N, new Rng(2)).target.data]).toEqual(epoch);
+  });
+
+  test("chance: the eval loss of the best constant guess, over the steps that count", () => {
+    // Classes at every step, rows 0 and 1 of lengths 3 and 1: counted ids 0, 1, 1 (row 0) and 2 (row 1);
+    // the 5s lie past row 1's length. The eval set is the file's rows.
+    const T = 3;
+    const ids: Tensor = { dtype: "i32", shape: [T, 2], data: Int32Array.of(0, 2, 1, 5, 1, 5) };
+    const x: Tensor = { dtype: "f32", shape: [T, 2, 1], data: new Float32Array(6) };
+    const lens: Tensor = { dtype: "i32", shape: [2], data: Int32Array.of(3, 1) };
+    const file = new Map(Object.entries({ x, target: ids, seq_lens: lens }));
+    const cls = dataFromSafetensors(file, file, { inputs: ["x"] });
+    const p = [1 / 4, 2 / 4, 1 / 4]; // classes 0, 1, 2 among the 4 counted targets
+    expect(cls.chance).toBeCloseTo(-p.reduce((a, q) => a + q * Math.log(q), 0), 12);
+    // Reals on the last step, two outputs: the mean of the outputs' variances (1 and 100).
+    const y: Tensor = { dtype: "f32", shape: [2, 2], data: Float32Array.of(1, 10, 3, 30) };
+    const two = new Map(Object.entries({ x, target: y }));
+    const reals = dataFromSafetensors(two, two, { inputs: ["x"] });
+    expect(reals.chance).toBeCloseTo((1 + 100) / 2, 12);
+    expect(reals.solvedBelow).toBeUndefined(); // no criterion unless one is given
   });
 
   test("errors name the tensor and the shape", () => {

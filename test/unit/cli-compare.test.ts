@@ -8,6 +8,7 @@ import {
   compareOptions,
   gradflowCells,
   gradflowOptions,
+  loadTrainer,
   type CompareOptions,
   type NetworkLike,
   type TrainerDeps,
@@ -18,6 +19,9 @@ import type { CompiledCell } from "../../runtime/cell.js";
 import { compileCell } from "../../api/compile-cell.js";
 import type { NetworkArtifact } from "../../artifact/network.js";
 import { CellcError, tensor, type Tensor } from "../../runtime/tensor.js";
+import { solvedBy } from "../../workbench/train/trainer.js";
+import { readSafetensors, writeSafetensors } from "../../runtime/safetensors.js";
+import { dataFromSafetensors } from "../../workbench/tasks/index.js";
 import type {
   Batch,
   DataSource,
@@ -46,7 +50,7 @@ function sumTask(name: string, opts: { T?: number } = {}): DataSource {
     on: "last",
     loss: "mse",
     chance: 1,
-    solved: (l) => l < 0.05,
+    solvedBelow: 0.05,
     batch(_split, B, rng) {
       const x = new Float32Array(T * B).map(() => rng.normal());
       const y = new Float32Array(B);
@@ -146,13 +150,13 @@ async function sgd(
     if (step % (cfg.evalEvery ?? 10) === 0 || step === cfg.steps) {
       evalLoss = (await net.loss(evalBatch)).loss;
       emit({ step, split: "eval", loss: evalLoss });
-      if (stepsToSolve === null && data.solved(evalLoss)) stepsToSolve = step;
+      if (stepsToSolve === null && solvedBy(data, evalLoss)) stepsToSolve = step;
     }
   }
   const result: TrainResult = {
     metrics,
     finalEvalLoss: evalLoss,
-    solved: data.solved(evalLoss),
+    ...(data.solvedBelow !== undefined ? { solved: solvedBy(data, evalLoss) } : {}),
     stepsToSolve,
     msPerStep: (performance.now() - t0) / cfg.steps,
     paramCount: net.paramCount,
@@ -172,10 +176,11 @@ const fakeSpec = (cell: CompiledCell, task: TaskInfo, dims: Record<string, numbe
 
 const deps: TrainerDeps = {
   makeTask: sumTask,
-  networkSpec: (file, task, dims, io) => {
+  readData: loadTrainer().readData,
+  networkSpec: (ref, task, dims, io) => {
     let cell: CompiledCell;
     try {
-      cell = compileCell(readFileSync(file, "utf8"), { file });
+      cell = compileCell(readFileSync(ref.file, "utf8"), { file: ref.file, cell: ref.name });
     } catch (e) {
       io.err(String((e as Error).message) + "\n");
       return undefined;
@@ -198,7 +203,7 @@ function capture(): Io & { stdout: string; stderr: string } {
 
 const tmp = () => mkdtempSync(join(tmpdir(), "cellc-compare-"));
 const options = (out: string, over: Partial<CompareOptions> = {}): CompareOptions => ({
-  task: "sum",
+  data: { task: "sum" },
   steps: 40,
   seeds: 2,
   batch: 16,
@@ -312,7 +317,12 @@ describe("cellc compare (with a small trainer)", () => {
     expect(io.stderr).toMatch(/bad\.cell:1:/);
     expect(existsSync(join(dir, "b"))).toBe(false);
     await expect(
-      compareCells(["examples/cells/rnn.cell"], options(join(dir, "c"), { task: "nope" }), deps, capture()),
+      compareCells(
+        ["examples/cells/rnn.cell"],
+        options(join(dir, "c"), { data: { task: "nope" } }),
+        deps,
+        capture(),
+      ),
     ).rejects.toThrow(/unknown task 'nope'/);
     expect(existsSync(join(dir, "c"))).toBe(false);
     writeFileSync(join(dir, "file"), "");
@@ -337,11 +347,30 @@ describe("cellc compare (with a small trainer)", () => {
         "d",
       ]),
     );
-    expect(o).toMatchObject({ task: "adding", T: 50, steps: 400, seeds: 3, evalEvery: 10, dims: { H: 32 } });
+    expect(o).toMatchObject({
+      data: { task: "adding", T: 50 },
+      steps: 400,
+      seeds: 3,
+      evalEvery: 10,
+      dims: { H: 32 },
+    });
+    expect(o.solvedBelow).toBeUndefined();
     expect(o.command).toBe("cellc compare a.cell b.cell --task adding --T 50 --steps 400 --out d");
     const bad = (argv: string[], msg: RegExp) => expect(() => compareOptions(parseArgs(argv))).toThrow(msg);
     bad(["compare", "a.cell", "--task", "adding"], /needs --out DIR/);
-    bad(["compare", "a.cell", "--out", "d"], /needs --task NAME/);
+    bad(["compare", "a.cell", "--out", "d"], /needs --task NAME .* or --data TRAIN\.safetensors/);
+    bad(["compare", "a.cell", "--out", "d", "--task", "adding", "--data", "x"], /--task NAME or --data/);
+    bad(["compare", "a.cell", "--out", "d", "--eval", "e"], /--eval EVAL\.safetensors goes with --data/);
+    bad(["compare", "a.cell", "--out", "d", "--data", "t", "--T", "5"], /--T goes with --task/);
+    bad(
+      ["compare", "a.cell", "--out", "d", "--data", "t", "--solved-below", "0"],
+      /--solved-below must be a positive number/,
+    );
+    expect(
+      compareOptions(
+        parseArgs(["compare", "a.cell", "--data", "t", "--eval", "e", "--solved-below", "0.1", "--out", "d"]),
+      ),
+    ).toMatchObject({ data: { train: "t", eval: "e" }, solvedBelow: 0.1 });
     bad(
       ["compare", "a.cell", "--task", "adding", "--out", "d", "--steps", "0"],
       /--steps must be an integer of at least 1, got '0'/,
@@ -356,16 +385,24 @@ describe("cellc compare (with a small trainer)", () => {
     );
     bad(["compare", "a.cell", "--task", "adding", "--out", "d", "--dims", "H"], /--dims takes NAME=SIZE/);
     expect(gradflowOptions(parseArgs(["gradflow", "a.cell", "--out", "d"]))).toMatchObject({
-      task: "adding",
-      T: 200,
+      data: { task: "adding", T: 200 },
       steps: 300,
+    });
+    expect(gradflowOptions(parseArgs(["gradflow", "a.cell", "--T", "9", "--out", "d"])).data).toEqual({
+      task: "adding",
+      T: 9,
+    });
+    expect(gradflowOptions(parseArgs(["gradflow", "a.cell", "--data", "t", "--out", "d"])).data).toEqual({
+      train: "t",
     });
   });
 
   it("through main: a usage error exits 1 with a message, no stack trace", async () => {
     const io = capture();
     expect(await main(["compare", "examples/cells/rnn.cell", "--out", join(tmp(), "o")], io)).toBe(1);
-    expect(io.stderr).toBe("cellc: error: compare needs --task NAME (adding, copy, sine, chars)\n");
+    expect(io.stderr).toBe(
+      "cellc: error: compare needs --task NAME (adding, copy, sine, chars) or --data TRAIN.safetensors [--eval EVAL.safetensors]\n",
+    );
   });
 });
 
@@ -375,8 +412,7 @@ describe("cellc gradflow (with a small trainer)", () => {
     const io = capture();
     const o = {
       ...gradflowOptions(parseArgs(["gradflow", "x", "--out", out])),
-      task: "sum",
-      T: 8,
+      data: { task: "sum", T: 8 },
       steps: 30,
       lr: 0.05,
     };
@@ -415,10 +451,153 @@ describe("cellc gradflow (with a small trainer)", () => {
   it("refuses a task with a target at every step", async () => {
     const every: TrainerDeps = { ...deps, makeTask: (n, o) => ({ ...sumTask(n, o), on: "every" }) };
     const out = join(tmp(), "g");
-    const o = { ...gradflowOptions(parseArgs(["gradflow", "x", "--out", out])), task: "sum" };
+    const o = { ...gradflowOptions(parseArgs(["gradflow", "x", "--out", out])), data: { task: "sum" } };
     await expect(gradflowCells(["examples/cells/rnn.cell"], o, every, capture())).rejects.toThrow(
       /gradflow needs a task with one target per sequence/,
     );
     expect(existsSync(out)).toBe(false);
+  });
+});
+
+describe("compare and gradflow on the user's data (with a small trainer)", () => {
+  /** The sum task's batches as safetensors files: what a user's own data looks like. */
+  function writeData(dir: string, every = false) {
+    const files: string[] = [];
+    for (const [name, N, seed] of [
+      ["train.safetensors", 200, 1],
+      ["eval.safetensors", 50, 2],
+    ] as const) {
+      const b = sumTask("sum").batch("eval", N, new Rng(seed));
+      const x = b.inputs.get("x")!;
+      // A target at every step, for the refusal below: the same value repeated.
+      const target = every
+        ? tensor(
+            "f32",
+            [6, N, 1],
+            Float32Array.from({ length: 6 * N }, (_, i) => b.target.data[i % N]!),
+          )
+        : b.target;
+      writeFileSync(
+        join(dir, name),
+        writeSafetensors(
+          new Map([
+            ["x", x],
+            ["target", target],
+          ]),
+        ),
+      );
+      files.push(join(dir, name));
+    }
+    return { train: files[0]!, eval: files[1]! };
+  }
+  const cfgOf = (seed: number): TrainConfig => ({
+    steps: 40,
+    batch: 16,
+    lr: 0.05,
+    optim: "sgd",
+    seed,
+    evalEvery: 10,
+  });
+
+  it("no criterion: no solved column or field, the chance line drawn and no threshold", async () => {
+    const dir = tmp();
+    const data = writeData(dir);
+    const out = join(dir, "out");
+    const io = capture();
+    const files = ["examples/cells/rnn.cell", "examples/cells/lstm.cell"];
+    expect(await compareCells(files, options(out, { data }), deps, io)).toBe(0);
+    const summary = JSON.parse(readFileSync(join(out, "summary.json"), "utf8")) as Record<string, unknown>[];
+    expect(summary).toHaveLength(4);
+    // Each run trains on the data from its beginning: the same numbers as a fresh source, by hand.
+    const read = () =>
+      dataFromSafetensors(
+        readSafetensors(readFileSync(data.train)),
+        readSafetensors(readFileSync(data.eval)),
+        {
+          inputs: ["x"],
+        },
+      );
+    for (const [i, row] of summary.entries()) {
+      expect(Object.keys(row)).not.toContain("solved");
+      expect(Object.keys(row)).not.toContain("steps_to_solve");
+      const cell = compileCell(readFileSync(files[i >> 1]!, "utf8"));
+      const again = await sgd(
+        new SumNet(fakeSpec(cell, read(), { H: 4 }), 6, { seed: i & 1 }),
+        read(),
+        cfgOf(i & 1),
+      );
+      expect(row.final_eval_loss).toBe(again.finalEvalLoss);
+    }
+    expect(io.stdout.split("\n")[0]).toMatch(/^cell\s+final eval loss\s+ms\/step\s+params$/);
+    expect(io.stderr).not.toMatch(/solved/);
+    // Chance: the eval targets' variance (the best constant guess), computed here from the file.
+    const y = Array.from(readSafetensors(readFileSync(data.eval)).get("target")!.data);
+    const m = y.reduce((a, v) => a + v, 0) / y.length;
+    const variance = y.reduce((a, v) => a + (v - m) ** 2, 0) / y.length;
+    const svg = readFileSync(join(out, "curves.svg"), "utf8");
+    const labels = [...svg.matchAll(/aria-roledescription="text mark"[^>]*>([^<]*)</g)].map((x) => x[1]);
+    expect(labels).toEqual([`chance ${variance.toExponential(2)}`]);
+    const html = readFileSync(join(out, "report.html"), "utf8");
+    expect(html).toContain("the data has no criterion");
+    expect(html).toContain("<caption>per seed</caption>");
+    expect(html).toContain("measured on a machine shared with other work");
+  });
+
+  it("--solved-below gives the criterion: the solved column, the fields and the threshold line", async () => {
+    const dir = tmp();
+    const data = writeData(dir);
+    const out = join(dir, "out");
+    const io = capture();
+    const o = options(out, { data, solvedBelow: 0.05, seeds: 1 });
+    expect(await compareCells(["examples/cells/lstm.cell"], o, deps, io)).toBe(0);
+    const [row] = JSON.parse(readFileSync(join(out, "summary.json"), "utf8")) as Record<string, unknown>[];
+    expect(row!.solved).toBe((row!.final_eval_loss as number) < 0.05);
+    expect(io.stdout.split("\n")[0]).toMatch(/^cell\s+final eval loss\s+solved\s+steps to solve\s+ms/);
+    expect(readFileSync(join(out, "curves.svg"), "utf8")).toContain(">solved below 5.00e-2</text>");
+  });
+
+  it("FILE.cell:NAME picks a cell out of a file with several", async () => {
+    const dir = tmp();
+    const file = join(dir, "two.cell");
+    writeFileSync(
+      file,
+      readFileSync("examples/cells/rnn.cell", "utf8") +
+        "\n" +
+        readFileSync("examples/cells/lstm.cell", "utf8").replace(/cell lstm/, "cell second"),
+    );
+    const io = capture();
+    const out = join(dir, "out");
+    expect(await compareCells([`${file}:second`, `${file}:rnn`], options(out, { seeds: 1 }), deps, io)).toBe(
+      0,
+    );
+    const summary = JSON.parse(readFileSync(join(out, "summary.json"), "utf8")) as Record<string, unknown>[];
+    expect(summary.map((r) => [r.cell, r.file])).toEqual([
+      ["second", file],
+      ["rnn", file],
+    ]);
+    // Without a name the file's two cells are an error that lists them.
+    const err = capture();
+    expect(await compareCells([file], options(join(dir, "o2"), { seeds: 1 }), deps, err)).toBe(1);
+    expect(err.stderr).toMatch(/file defines 2 cells \(rnn, second\)/);
+  });
+
+  it("gradflow on a file with one target per sequence, and not on one with a target at every step", async () => {
+    const dir = tmp();
+    const io = capture();
+    const out = join(dir, "g");
+    const o = {
+      ...gradflowOptions(parseArgs(["gradflow", "x", "--out", out])),
+      data: writeData(dir),
+      steps: 5,
+    };
+    expect(await gradflowCells(["examples/cells/rnn.cell"], o, deps, io)).toBe(0);
+    const [g] = JSON.parse(readFileSync(join(out, "gradflow.json"), "utf8")) as { t: number[] }[];
+    expect(g!.t).toHaveLength(6);
+    expect(io.stdout).toMatch(/eval loss \S+ -> \S+\n$/);
+    const every = tmp();
+    const o2 = { ...o, data: writeData(every, true), out: join(every, "g") };
+    await expect(gradflowCells(["examples/cells/rnn.cell"], o2, deps, capture())).rejects.toThrow(
+      /gradflow needs one target per sequence .* has one at every step/,
+    );
   });
 });

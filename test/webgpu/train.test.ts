@@ -107,6 +107,10 @@ describe.skipIf(!gpu)("training on WebGPU", () => {
       const [ea, eb] = [await host.evaluate(), await dev.evaluate()];
       expect(ctx.readBacks - before).toBe(1);
       expect(Math.abs(eb.loss - ea.loss)).toBeLessThan(1e-4 * Math.max(1, ea.loss));
+      // Class targets: the accuracy comes back in the same read-back (a row may flip on a near tie).
+      expect(eb.accuracy === undefined).toBe(ea.accuracy === undefined);
+      if (ea.accuracy !== undefined)
+        expect(Math.abs((eb.accuracy as number) - (ea.accuracy as number))).toBeLessThan(0.02);
       // The trained parameters, read back once.
       await net.syncHost();
       for (const [n, p] of host.net.params) {

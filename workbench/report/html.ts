@@ -8,6 +8,12 @@ export interface ReportPage {
   readonly command: string;
   readonly header: readonly string[];
   readonly rows: readonly (readonly string[])[];
+  /** Further tables after the notes (the per-seed rows), each with a caption. */
+  readonly tables?: readonly {
+    readonly caption: string;
+    readonly header: readonly string[];
+    readonly rows: readonly (readonly string[])[];
+  }[];
   /** SVG text (from vega, whose text it escapes), each with a caption. */
   readonly figures: readonly { readonly caption: string; readonly svg: string }[];
   /** Further lines under the table (settings, notes). */
@@ -31,10 +37,20 @@ const ESCAPES: Readonly<Record<string, string>> = {
 };
 export const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
 
+function table(header: readonly string[], rows: readonly (readonly string[])[], caption?: string): string {
+  const e = escapeHtml;
+  const head = header.map((h) => `<th>${e(h)}</th>`).join("");
+  const body = rows.map((r) => `<tr>${r.map((v) => `<td>${e(v)}</td>`).join("")}</tr>`).join("\n");
+  return `<table>
+${caption !== undefined ? `<caption>${e(caption)}</caption>\n` : ""}<thead><tr>${head}</tr></thead>
+<tbody>
+${body}
+</tbody>
+</table>`;
+}
+
 export function reportHtml(p: ReportPage): string {
   const e = escapeHtml;
-  const head = p.header.map((h) => `<th>${e(h)}</th>`).join("");
-  const body = p.rows.map((r) => `<tr>${r.map((v) => `<td>${e(v)}</td>`).join("")}</tr>`).join("\n");
   const figures = p.figures
     .map((f) => `<figure>\n${stripProlog(f.svg)}\n<figcaption>${e(f.caption)}</figcaption>\n</figure>`)
     .join("\n");
@@ -50,20 +66,17 @@ th, td { padding: 0.3em 0.8em; border-bottom: 1px solid #ddd; text-align: right;
 th:first-child, td:first-child { text-align: left; }
 code { background: #f4f4f4; padding: 0.1em 0.3em; }
 figure { margin: 1.5em 0; }
-figcaption, .meta { color: #555; font-size: 0.9em; }
+figcaption, .meta, caption { color: #555; font-size: 0.9em; }
+caption { text-align: left; }
 </style>
 </head>
 <body>
 <h1>${e(p.title)}</h1>
 <p><code>${e(p.command)}</code></p>
-<table>
-<thead><tr>${head}</tr></thead>
-<tbody>
-${body}
-</tbody>
-</table>
+${table(p.header, p.rows)}
 ${(p.notes ?? []).map((n) => `<p class="meta">${e(n)}</p>`).join("\n")}
 ${figures}
+${(p.tables ?? []).map((t) => table(t.header, t.rows, t.caption)).join("\n")}
 <p class="meta">${e(p.machine ?? machineInfo())}; ${e(new Date().toISOString())}</p>
 </body>
 </html>

@@ -1,6 +1,8 @@
 // The pictures of `cellc compare` and `cellc gradflow`: Vega-Lite specs (plain data, testable as such),
 // rendered to SVG by vega and to PNG by resvg. Both libraries are loaded only here, on first use.
 import type { TopLevelSpec } from "vega-lite";
+import { cellColors } from "./colors.js";
+import { fmtLoss } from "./summary.js";
 
 /** One point of a learning curve: a cell's eval loss at an optimiser step, for one seed. */
 export interface CurvePoint {
@@ -58,43 +60,98 @@ function frame(title: string) {
   } as const;
 }
 
+/** A cell as a picture shows it: its label, the name its colour comes from, and its results in words. */
+export interface PlotCell {
+  readonly label: string;
+  readonly name: string;
+  /** After the label in the legend (final losses, solved k/n). */
+  readonly legend?: string;
+}
+
+/** The legend's text of each cell and its colour (cellColors: by name, the same in every picture). */
+function cellScale(cells: readonly PlotCell[]) {
+  const keys = cells.map((c) => (c.legend ? `${c.label}: ${c.legend}` : c.label));
+  const colors = cellColors(cells.map((c) => c.name));
+  const keyOf = new Map(cells.map((c, i) => [c.label, keys[i]!]));
+  return { keys, colors, keyOf: (label: string) => keyOf.get(label) ?? label };
+}
+
+/** Tick labels of a log axis in one format (`1e-3`, `2e-1`), not a mix of decimals and exponents. */
+const LOG_AXIS = { format: "~e" } as const;
+
+/** A horizontal reference line across the plot, its label under it at the right end. */
+function referenceLine(y: number, text: string, color: string, dash: number[]) {
+  const enc = { y: { field: "y", type: "quantitative" as const } };
+  return {
+    data: { values: [{ y, text }] },
+    layer: [
+      { mark: { type: "rule" as const, strokeDash: dash, color }, encoding: enc },
+      {
+        mark: {
+          type: "text" as const,
+          align: "right" as const,
+          baseline: "top" as const,
+          dx: -4,
+          dy: 3,
+          color,
+          fontSize: 11,
+        },
+        encoding: { ...enc, x: { value: WIDTH }, text: { field: "text", type: "nominal" as const } },
+      },
+    ],
+  };
+}
+
 /**
  * Eval loss against step: a line for the mean over seeds and a band from min to max, one colour per
- * cell (in the order given). A log axis drops points that are not positive: they have no place on it.
+ * cell (by its name: cellColors), the legend giving each cell's final results; the chance level and the
+ * criterion's threshold, when known, as labelled dashed lines. A log axis drops points that are not
+ * positive: they have no place on it.
  */
 export function curvesSpec(
   rows: readonly CurveRow[],
-  opts: { title: string; logY?: boolean; chance?: number; cells: readonly string[] },
+  opts: {
+    title: string;
+    logY?: boolean;
+    chance?: number;
+    solvedBelow?: number;
+    cells: readonly PlotCell[];
+    /** Over the legend: what its entries give. */
+    legendTitle?: string;
+  },
 ): TopLevelSpec {
   const log = opts.logY ?? false;
   const values = log ? rows.filter((r) => r.min > 0 && Number.isFinite(r.max)) : [...rows];
-  const y = { type: "quantitative" as const, title: "eval loss", scale: log ? { type: "log" as const } : {} };
+  const y = {
+    type: "quantitative" as const,
+    title: "eval loss",
+    scale: log ? { type: "log" as const } : {},
+    ...(log ? { axis: LOG_AXIS } : {}),
+  };
+  const scale = cellScale(opts.cells);
   const color = {
-    field: "cell",
+    field: "key",
     type: "nominal" as const,
-    title: "cell",
-    scale: { domain: [...opts.cells] },
+    title: opts.legendTitle ?? "cell",
+    scale: { domain: scale.keys, range: scale.colors },
   };
   const x = { field: "step", type: "quantitative" as const, title: "optimiser step" };
   return {
     ...frame(opts.title),
     // The legend's swatches in full colour, not at the band's opacity; labels with a file path in full.
-    config: { legend: { symbolOpacity: 1, labelLimit: 400 } },
-    data: { values: values.map((r) => ({ ...r })) },
+    config: { legend: { symbolOpacity: 1, labelLimit: 600, titleLimit: 600 } },
+    data: { values: values.map((r) => ({ ...r, key: scale.keyOf(r.cell) })) },
     layer: [
       {
         mark: { type: "area", opacity: 0.2 },
         encoding: { x, y: { ...y, field: "min" }, y2: { field: "max" }, color },
       },
       { mark: { type: "line", strokeWidth: 2 }, encoding: { x, y: { ...y, field: "mean" }, color } },
-      ...(opts.chance !== undefined
-        ? [
-            {
-              data: { values: [{ chance: opts.chance }] },
-              mark: { type: "rule" as const, strokeDash: [4, 4], color: "#888" },
-              encoding: { y: { field: "chance", type: "quantitative" as const } },
-            },
-          ]
+      ...(opts.chance !== undefined && Number.isFinite(opts.chance)
+        ? [referenceLine(opts.chance, `chance ${fmtLoss(opts.chance)}`, "#777", [4, 4])]
+        : []),
+      ...(opts.solvedBelow !== undefined
+        ? [referenceLine(opts.solvedBelow, `solved below ${fmtLoss(opts.solvedBelow)}`, "#2f8f4f", [8, 3])]
         : []),
     ],
   };
@@ -126,15 +183,19 @@ export function gradflowRows(series: readonly GradflowSeries[], phases: readonly
   return rows;
 }
 
-/** ‖∂L/∂h_t‖ against t on a log axis, a colour per cell, solid at initialisation and dashed after training. */
+/**
+ * ‖∂L/∂h_t‖ against t on a log axis, a colour per cell (by name), solid at initialisation and dashed
+ * after training; the legend gives each cell's loss at both.
+ */
 export function gradflowSpec(
   rows: readonly GradflowRow[],
-  opts: { title: string; cells: readonly string[]; phases: readonly [string, string]; state: string },
+  opts: { title: string; cells: readonly PlotCell[]; phases: readonly [string, string]; state: string },
 ): TopLevelSpec {
+  const scale = cellScale(opts.cells);
   return {
     ...frame(opts.title),
-    config: { legend: { labelLimit: 400 } },
-    data: { values: rows.map((r) => ({ ...r })) },
+    config: { legend: { labelLimit: 600, titleLimit: 600 } },
+    data: { values: rows.map((r) => ({ ...r, key: scale.keyOf(r.cell) })) },
     mark: { type: "line", strokeWidth: 2 },
     encoding: {
       x: { field: "t", type: "quantitative", title: "step t" },
@@ -143,8 +204,14 @@ export function gradflowSpec(
         type: "quantitative",
         title: `‖∂L/∂${opts.state}_t‖ (loss at the last step)`,
         scale: { type: "log" },
+        axis: LOG_AXIS,
       },
-      color: { field: "cell", type: "nominal", title: "cell", scale: { domain: [...opts.cells] } },
+      color: {
+        field: "key",
+        type: "nominal",
+        title: "cell: eval loss at initialisation → after training",
+        scale: { domain: scale.keys, range: scale.colors },
+      },
       strokeDash: {
         field: "phase",
         type: "nominal",

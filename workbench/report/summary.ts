@@ -1,5 +1,7 @@
-// The numbers of `cellc compare`: one row per (cell, seed) as summary.json holds them, and the table per
-// cell on stdout and in report.html.
+// The numbers of `cellc compare`: one row per (cell, seed) as summary.json holds them, the table per cell
+// on stdout and in report.html, and the per-seed table of report.html. A column is there only when it
+// means something: "solved" and "steps to solve" where the data has a criterion, "accuracy" for class
+// targets. Each column has one number format.
 
 /** One line of summary.json: a cell trained with one seed. */
 export interface RunSummary {
@@ -7,27 +9,42 @@ export interface RunSummary {
   readonly file: string;
   readonly seed: number;
   readonly final_eval_loss: number;
-  readonly solved: boolean;
-  readonly steps_to_solve: number | null;
+  /** Class targets only. */
+  readonly final_eval_accuracy?: number;
+  /** Only where there is a criterion (the task's, or `--solved-below`). */
+  readonly solved?: boolean;
+  readonly steps_to_solve?: number | null;
+  /** Mean time of an update, and the fastest and slowest update. */
   readonly ms_per_step: number;
+  readonly ms_per_step_min?: number;
+  readonly ms_per_step_max?: number;
   readonly params: number;
 }
 
-/** The table's columns per cell, as numbers (formatting is `formatTable`'s). */
+/** The table's columns per cell, as numbers (formatting is `cellTable`'s). */
 export interface CellSummary {
   readonly cell: string;
   readonly runs: number;
   readonly lossMean: number;
   /** Sample standard deviation over seeds (0 for one seed). */
   readonly lossSd: number;
-  readonly solved: number;
-  /** Median over the runs that solved the task; null when none did. */
+  readonly accuracyMean?: number;
+  readonly accuracySd?: number;
+  /** Runs that met the criterion; undefined without one. */
+  readonly solved?: number;
+  /** Median over the runs that met the criterion; null when none did. */
   readonly medianStepsToSolve: number | null;
   readonly msPerStep: number;
   readonly params: number;
 }
 
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+/** Sample standard deviation (0 for one value). */
+const sd = (xs: readonly number[]) => {
+  if (xs.length < 2) return 0;
+  const m = mean(xs);
+  return Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1));
+};
 
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -45,15 +62,18 @@ export function summarise(runs: readonly RunSummary[]): CellSummary[] {
   }
   return [...groups].map(([cell, rs]) => {
     const losses = rs.map((r) => r.final_eval_loss);
-    const m = mean(losses);
-    const sd = rs.length > 1 ? Math.sqrt(losses.reduce((a, x) => a + (x - m) ** 2, 0) / (rs.length - 1)) : 0;
-    const solvedAt = rs.filter((r) => r.solved && r.steps_to_solve !== null).map((r) => r.steps_to_solve!);
+    const acc = rs.map((r) => r.final_eval_accuracy).filter((a): a is number => a !== undefined);
+    const judged = rs.filter((r) => r.solved !== undefined);
+    const solvedAt = judged
+      .filter((r) => r.solved && typeof r.steps_to_solve === "number")
+      .map((r) => r.steps_to_solve!);
     return {
       cell,
       runs: rs.length,
-      lossMean: m,
-      lossSd: sd,
-      solved: rs.filter((r) => r.solved).length,
+      lossMean: mean(losses),
+      lossSd: sd(losses),
+      ...(acc.length ? { accuracyMean: mean(acc), accuracySd: sd(acc) } : {}),
+      ...(judged.length ? { solved: judged.filter((r) => r.solved).length } : {}),
       medianStepsToSolve: solvedAt.length ? median(solvedAt) : null,
       msPerStep: mean(rs.map((r) => r.ms_per_step)),
       params: rs[0]!.params,
@@ -61,26 +81,91 @@ export function summarise(runs: readonly RunSummary[]): CellSummary[] {
   });
 }
 
-export const TABLE_HEADER = ["cell", "final eval loss", "solved", "steps to solve", "ms/step", "params"];
+/** A loss: three significant digits in exponent form (`1.75e-1`), the same for every magnitude. */
+export const fmtLoss = (x: number): string => (Number.isFinite(x) ? x.toExponential(2) : String(x));
+/** A spread: two significant digits (`1.0e-3`). */
+export const fmtSpread = (x: number): string => (Number.isFinite(x) ? x.toExponential(1) : String(x));
+/** A fraction as a percentage with one decimal (`97.3%`). */
+export const fmtPercent = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : "-");
+export const fmtMs = (x: number): string => x.toFixed(2);
 
-/** The table's cells as text: loss mean±sd, solved k/n, median steps to solve (or -), ms/step, params. */
-export function tableRows(cells: readonly CellSummary[]): string[][] {
-  return cells.map((c) => [
-    c.cell,
-    `${fmt(c.lossMean)} ± ${fmt(c.lossSd)}`,
-    `${c.solved}/${c.runs}`,
-    c.medianStepsToSolve === null ? "-" : String(c.medianStepsToSolve),
-    c.msPerStep.toFixed(c.msPerStep < 10 ? 2 : 1),
-    String(c.params),
-  ]);
+/** Mean ± sd over seeds, or the value alone for one seed. */
+const spread = (runs: number, m: string, s: string) => (runs > 1 ? `${m} ± ${s}` : m);
+
+export interface Table {
+  readonly header: readonly string[];
+  readonly rows: readonly (readonly string[])[];
 }
 
-/** Four significant digits, in exponent form when small. */
-export function fmt(x: number): string {
-  if (!Number.isFinite(x)) return String(x);
-  if (x !== 0 && Math.abs(x) < 1e-3) return x.toExponential(2);
-  const s = x.toPrecision(4);
-  return s.includes(".") && !s.includes("e") ? s.replace(/\.?0+$/, "") : s;
+/** Which columns the runs call for. */
+function columns(runs: readonly RunSummary[]) {
+  return {
+    accuracy: runs.some((r) => r.final_eval_accuracy !== undefined),
+    criterion: runs.some((r) => r.solved !== undefined),
+  };
+}
+
+/**
+ * The table per cell: final eval loss (mean ± sample sd over seeds), accuracy for class targets, solved
+ * k/n and median steps to solve where there is a criterion, mean ms/step, parameters.
+ */
+export function cellTable(runs: readonly RunSummary[]): Table {
+  const c = columns(runs);
+  const header = [
+    "cell",
+    "final eval loss",
+    ...(c.accuracy ? ["accuracy"] : []),
+    ...(c.criterion ? ["solved", "steps to solve"] : []),
+    "ms/step",
+    "params",
+  ];
+  const rows = summarise(runs).map((s) => [
+    s.cell,
+    spread(s.runs, fmtLoss(s.lossMean), fmtSpread(s.lossSd)),
+    ...(c.accuracy ? [spread(s.runs, fmtPercent(s.accuracyMean!), fmtPercent(s.accuracySd!))] : []),
+    ...(c.criterion
+      ? [`${s.solved ?? 0}/${s.runs}`, s.medianStepsToSolve === null ? "-" : String(s.medianStepsToSolve)]
+      : []),
+    fmtMs(s.msPerStep),
+    String(s.params),
+  ]);
+  return { header, rows };
+}
+
+/** One row per (cell, seed): its final numbers, where it met the criterion, ms/step with min-max. */
+export function runTable(runs: readonly RunSummary[]): Table {
+  const c = columns(runs);
+  const header = [
+    "cell",
+    "seed",
+    "final eval loss",
+    ...(c.accuracy ? ["accuracy"] : []),
+    ...(c.criterion ? ["solved at step"] : []),
+    "ms/step",
+    "min-max ms/step",
+  ];
+  const rows = runs.map((r) => [
+    r.cell,
+    String(r.seed),
+    fmtLoss(r.final_eval_loss),
+    ...(c.accuracy ? [r.final_eval_accuracy === undefined ? "-" : fmtPercent(r.final_eval_accuracy)] : []),
+    ...(c.criterion
+      ? [r.solved && typeof r.steps_to_solve === "number" ? String(r.steps_to_solve) : "-"]
+      : []),
+    fmtMs(r.ms_per_step),
+    r.ms_per_step_min !== undefined && r.ms_per_step_max !== undefined
+      ? `${fmtMs(r.ms_per_step_min)}–${fmtMs(r.ms_per_step_max)}`
+      : "-",
+  ]);
+  return { header, rows };
+}
+
+/** A cell's results in a few words, for a legend: `1.75e-1 ± 1.0e-3, 97.3%, solved 2/2`. */
+export function legendText(s: CellSummary): string {
+  const parts = [spread(s.runs, fmtLoss(s.lossMean), fmtSpread(s.lossSd))];
+  if (s.accuracyMean !== undefined) parts.push(fmtPercent(s.accuracyMean));
+  if (s.solved !== undefined) parts.push(`solved ${s.solved}/${s.runs}`);
+  return parts.join(", ");
 }
 
 /** Columns padded to their widths: the first left-aligned, the others right-aligned. */

@@ -45,7 +45,7 @@ const TASKS = {
       on: "last",
       loss: "mse",
       chance: 1 / 6,
-      solved: (l) => l < 0.01,
+      solvedBelow: 0.01,
       batch(_split, B, rng) {
         const x = f32([T, B, 2]);
         const y = f32([B, 1]);
@@ -81,7 +81,7 @@ const TASKS = {
       on: "every",
       loss: "cross_entropy",
       chance,
-      solved: (l) => l < chance / 10,
+      solvedBelow: chance / 10,
       batch(_split, B, rng) {
         const x = f32([L, B, 10]);
         const y = i32([L, B]);
@@ -110,7 +110,7 @@ const TASKS = {
       on: "every",
       loss: "mse",
       chance: 0.5,
-      solved: (l) => l < 0.01,
+      solvedBelow: 0.01,
       batch(_split, B, rng) {
         const x = f32([T, B, 1]);
         const y = f32([T, B, 1]);
@@ -151,7 +151,7 @@ const TASKS = {
       on: "every",
       loss: "cross_entropy",
       chance: Math.log(V),
-      solved: (l) => l / Math.LN2 < 2.5,
+      solvedBelow: 2.5 * Math.LN2,
       vocab,
       batch(split, B, rng) {
         const [lo, hi] = spans[split];
@@ -236,16 +236,17 @@ export function dataFromSafetensors(
     }
     return o;
   };
+  const chance = constantGuessLoss(evalFile!, evalRows, tr.T, tr.on, loss);
   return {
     name: opts.name ?? "data",
-    summary: `data: ${opts.inputs.map((n) => `${n} ${showShape(train.get(n)!.shape)}`).join(", ")} -> target ${showShape(target.shape)} (${loss}, ${tr.on === "last" ? "on the last step" : "every step"}); ${trainRows.length} training rows, ${evalRows.length} eval rows`,
+    summary: `data: ${opts.inputs.map((n) => `${n} ${showShape(train.get(n)!.shape)}`).join(", ")} -> target ${showShape(target.shape)} (${loss}, ${tr.on === "last" ? "on the last step" : "every step"}); ${trainRows.length} training rows, ${evalRows.length} eval rows; chance ${chance.toPrecision(3)} (the best constant guess on the eval rows)`,
     T: tr.T,
     inputSize: first.dtype === "i32" ? Math.max(...first.data) + 1 : first.shape[2]!,
     inputKind: first.dtype === "i32" ? "tokens" : "real",
     outputSize: O,
     on: tr.on,
     loss,
-    solved: () => false,
+    chance,
     batch(split, B, rng): Batch {
       if (split === "eval") return gather(evalFile!, opts.inputs, evalRows, tr.on);
       const rows: number[] = [];
@@ -265,6 +266,48 @@ export function dataFromSafetensors(
       order = shuffle && pos > 0 ? permute(epochSeed) : trainRows;
     },
   };
+}
+
+/**
+ * The eval loss of the best constant prediction, over the steps the loss counts: for MSE each output's
+ * mean over the rows (the loss is then the mean of the outputs' variances), for class ids the classes'
+ * frequencies (the loss is then their entropy). What a network that ignores its input can reach.
+ */
+function constantGuessLoss(
+  ts: ReadonlyMap<string, Tensor>,
+  rows: readonly number[],
+  T: number,
+  on: "last" | "every",
+  loss: LossKind,
+): number {
+  const target = ts.get("target")!;
+  const lens = ts.get("seq_lens")?.data;
+  const N = target.shape[on === "every" ? 1 : 0]!;
+  const O = loss === "cross_entropy" ? 1 : target.shape[target.shape.length - 1]!;
+  // The target rows (each O wide) that count.
+  const counted: number[] = [];
+  for (const n of rows) {
+    const len = lens ? lens[n]! : T;
+    if (on === "last") {
+      if (len > 0) counted.push(n);
+    } else for (let t = 0; t < Math.min(len, T); t++) counted.push(t * N + n);
+  }
+  if (!counted.length) return NaN;
+  if (loss === "cross_entropy") {
+    const freq = new Map<number, number>();
+    for (const r of counted) freq.set(target.data[r]!, (freq.get(target.data[r]!) ?? 0) + 1);
+    let h = 0;
+    for (const c of freq.values()) h -= (c / counted.length) * Math.log(c / counted.length);
+    return h;
+  }
+  let sum = 0;
+  for (let o = 0; o < O; o++) {
+    let mean = 0;
+    for (const r of counted) mean += target.data[r * O + o]!;
+    mean /= counted.length;
+    for (const r of counted) sum += (target.data[r * O + o]! - mean) ** 2;
+  }
+  return sum / (counted.length * O);
 }
 
 function checkFile(

@@ -26,6 +26,8 @@ export interface LossWant {
   readonly stateGrads?: boolean;
   /** Chunks of this many steps; states carried across chunks without gradient (see Trainer). */
   readonly tbptt?: number;
+  /** For class targets (cross_entropy): also the accuracy. Other losses ignore it. */
+  readonly accuracy?: boolean;
 }
 
 type LossKernel = (
@@ -225,8 +227,10 @@ export class Network {
       !want.grads &&
       !want.stateGrads &&
       (want.tbptt === undefined || want.tbptt >= this.stepsOf(batch))
-    )
-      return { loss: await this.device.loss(this.deviceBatch(batch)) };
+    ) {
+      const r = await this.device.loss(this.deviceBatch(batch));
+      return want.accuracy && r.accuracy !== undefined ? r : { loss: r.loss };
+    }
     await this.syncHost();
     const { T, B, x, tokens } = this.inputs(batch.inputs);
     const spec = this.artifact;
@@ -246,6 +250,7 @@ export class Network {
     const stepNorms = want.stateGrads ? new Map<string, Float64Array>() : undefined;
     const F = this.features;
     let loss = 0;
+    const hits = want.accuracy && spec.loss.kind === "cross_entropy" ? { right: 0, counted: 0 } : undefined;
     let states: Map<string, Tensor> | undefined;
     for (let t0 = 0; t0 < T; t0 += K) {
       const t1 = Math.min(T, t0 + K);
@@ -277,6 +282,7 @@ export class Network {
       if (spec.loss.kind === "cross_entropy") checkClasses(target, valid, O);
       const dy = new Float64Array(y.length);
       loss += this.lossKernel(y, O, valid.length, target, valid, scale, dy);
+      if (hits) countHits(hits, y, O, target, valid);
       if (!grads) continue;
       const yName = this.readoutModel.cell.signature.outputs[0]!.name;
       const rG = this.readoutModel.backward(rFwd, {
@@ -296,10 +302,13 @@ export class Network {
       if (stepNorms) stateNorms(stepNorms, g.stateSteps!, t0, T);
       if (this.artifact.embed) this.embedGrad(grads, tokens!, g.inputs.get(this.inputName)!, t0, B);
     }
-    const result: { loss: number; grads?: Map<string, Tensor>; stateGradNorms?: Map<string, Float64Array> } =
-      {
-        loss,
-      };
+    const result: {
+      loss: number;
+      accuracy?: number;
+      grads?: Map<string, Tensor>;
+      stateGradNorms?: Map<string, Float64Array>;
+    } = { loss };
+    if (hits) result.accuracy = hits.counted ? hits.right / hits.counted : NaN;
     if (stepNorms) result.stateGradNorms = stepNorms;
     if (grads && want.grads) {
       result.grads = new Map();
@@ -513,6 +522,23 @@ function accumulate(into: Map<string, Float64Array>, gs: ReadonlyMap<string, Ten
 function sliceSteps(t: Tensor, t0: number, t1: number): Tensor {
   const per = t.data.length / t.shape[0]!;
   return { dtype: t.dtype, shape: [t1 - t0, ...t.shape.slice(1)], data: t.data.subarray(t0 * per, t1 * per) };
+}
+
+/** Rows that count whose largest output (the first of equals) is their target class. */
+function countHits(
+  into: { right: number; counted: number },
+  y: ArrayLike<number>,
+  O: number,
+  target: TensorData,
+  valid: Uint8Array,
+): void {
+  for (let r = 0; r < valid.length; r++) {
+    if (!valid[r]) continue;
+    let best = 0;
+    for (let o = 1; o < O; o++) if (y[r * O + o]! > y[r * O + best]!) best = o;
+    into.counted++;
+    if (best === target[r]) into.right++;
+  }
 }
 
 /** Class ids of the rows that count must be classes of the readout (the kernel reads y[c]). */

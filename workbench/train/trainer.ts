@@ -70,6 +70,9 @@ export class Trainer {
   private readonly optimizer: Optimizer;
   private evalSet?: Batch;
   private totalMs = 0;
+  /** The fastest and slowest update run by this process (a resumed run's earlier ones are not known). */
+  private msMin = Infinity;
+  private msMax = 0;
   private stepsToSolve: number | null = null;
   private readonly origin: unknown;
   /** Called with every metric line as it is made. */
@@ -104,6 +107,8 @@ export class Trainer {
         : await this.hostStep(batch, lr, s);
     const ms = performance.now() - t0;
     this.totalMs += ms;
+    this.msMin = Math.min(this.msMin, ms);
+    this.msMax = Math.max(this.msMax, ms);
     this.steps = s;
     return this.record({
       step: s,
@@ -150,12 +155,18 @@ export class Trainer {
     return { loss, norm: gradNorm };
   }
 
-  /** The loss on the fixed eval set, at the current step. */
+  /** The loss on the fixed eval set, at the current step (and the accuracy, for class targets). */
   async evaluate(): Promise<Metric> {
     this.evalSet ??= this.data.batch("eval", this.cfg.evalBatch ?? 256, new Rng(EVAL_SEED));
-    const r = await this.net.loss(this.evalSet, { tbptt: this.cfg.tbptt });
-    if (this.stepsToSolve === null && this.data.solved(r.loss)) this.stepsToSolve = this.steps;
-    return this.record({ step: this.steps, split: "eval", loss: r.loss, ...this.bpc(r.loss) });
+    const r = await this.net.loss(this.evalSet, { tbptt: this.cfg.tbptt, accuracy: true });
+    if (this.stepsToSolve === null && solvedBy(this.data, r.loss)) this.stepsToSolve = this.steps;
+    return this.record({
+      step: this.steps,
+      split: "eval",
+      loss: r.loss,
+      ...(r.accuracy !== undefined ? { accuracy: r.accuracy } : {}),
+      ...this.bpc(r.loss),
+    });
   }
 
   /**
@@ -181,14 +192,17 @@ export class Trainer {
   }
 
   result(): TrainResult {
-    const evals = this.metrics.filter((m) => m.split === "eval");
-    const finalEvalLoss = evals.at(-1)?.loss ?? NaN;
+    const last = this.metrics.filter((m) => m.split === "eval").at(-1);
+    const finalEvalLoss = last?.loss ?? NaN;
+    const solved = solvedBy(this.data, finalEvalLoss);
     return {
       metrics: this.metrics,
       finalEvalLoss,
-      solved: this.data.solved(finalEvalLoss),
+      ...(typeof last?.accuracy === "number" ? { finalEvalAccuracy: last.accuracy } : {}),
+      ...(solved !== undefined ? { solved } : {}),
       stepsToSolve: this.stepsToSolve,
       msPerStep: this.steps ? this.totalMs / this.steps : 0,
+      ...(this.msMax > 0 ? { msPerStepMin: this.msMin, msPerStepMax: this.msMax } : {}),
       paramCount: this.net.paramCount,
       params: this.net.params,
     };
@@ -270,7 +284,7 @@ export class Trainer {
     t.steps = state.step;
     t.totalMs = state.totalMs;
     t.metrics.push(...state.metrics);
-    t.stepsToSolve = state.metrics.find((m) => m.split === "eval" && data.solved(m.loss))?.step ?? null;
+    t.stepsToSolve = state.metrics.find((m) => m.split === "eval" && solvedBy(data, m.loss))?.step ?? null;
     return t;
   }
 
@@ -295,6 +309,11 @@ export class Trainer {
   private bpc(loss: number): { bits_per_char?: number } {
     return this.data.vocab !== undefined ? { bits_per_char: loss / Math.LN2 } : {};
   }
+}
+
+/** Whether an eval loss meets the data's criterion; undefined when the data has none. */
+export function solvedBy(data: { readonly solvedBelow?: number }, evalLoss: number): boolean | undefined {
+  return data.solvedBelow === undefined ? undefined : evalLoss < data.solvedBelow;
 }
 
 /** Trains `net` on `data` as `cfg` says; see Trainer. */

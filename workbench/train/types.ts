@@ -31,8 +31,8 @@ export interface TaskInfo {
   readonly loss: LossKind;
   /** The loss of a constant best guess, when known (adding: about 0.167). */
   readonly chance?: number;
-  /** The task's criterion on the eval loss (adding: MSE < 0.01). */
-  solved(evalLoss: number): boolean;
+  /** The criterion, when there is one: solved when the eval loss is below this (adding: MSE 0.01). */
+  readonly solvedBelow?: number;
 }
 
 /** A source of batches: a built-in task or a safetensors file. Deterministic given the generator's state. */
@@ -61,6 +61,8 @@ export interface NetworkOptions {
 
 export interface LossResult {
   readonly loss: number;
+  /** For class targets, when asked for: the fraction of counted rows whose largest output is the target. */
+  readonly accuracy?: number;
   /** Every parameter's gradient by name, when asked for. */
   readonly grads?: Map<string, Tensor>;
   /** `‖∂L/∂s_t‖` over the batch for each step t and each (prefixed) state name, when asked for (gradflow). */
@@ -99,10 +101,16 @@ export interface Metric {
 export interface TrainResult {
   readonly metrics: readonly Metric[];
   readonly finalEvalLoss: number;
-  readonly solved: boolean;
-  /** The first eval step whose loss met the task's criterion, or null. */
+  /** For class targets: the final eval accuracy. */
+  readonly finalEvalAccuracy?: number;
+  /** Whether the final eval loss meets the data's criterion; absent when the data has none. */
+  readonly solved?: boolean;
+  /** The first eval step whose loss met the criterion, or null (also when there is none). */
   readonly stepsToSolve: number | null;
+  /** The mean time of an update, and the fastest and slowest (of those run by this process). */
   readonly msPerStep: number;
+  readonly msPerStepMin?: number;
+  readonly msPerStepMax?: number;
   /** Number of trainable values. */
   readonly paramCount: number;
   readonly params: Map<string, Tensor>;
