@@ -304,7 +304,9 @@ async function trainInPage(page: Page): Promise<string> {
         requestAnimationFrame(frame);
       }),
   );
-  expect(frameMs).toBeLessThan(500);
+  // Training on the page's own thread would hold a frame for the whole run (seconds); a loaded machine
+  // stretches a frame to several hundred milliseconds without that.
+  expect(frameMs).toBeLessThan(2000);
   await idle(page, 60_000);
   expect(await status(page, "from")).toBe(String(stoppedAt));
   expect(await status(page, "step")).toBe(String(STEPS));
