@@ -1,4 +1,4 @@
-// The layers import one way (README, "Layout"): grammar <- compiler <- artifact (plain data) <- runtime
+// The layers import one way (docs/internals.md, "Layers"): grammar <- compiler <- artifact (plain data) <- runtime
 // <- workbench (training, tasks, reports) <- cli, playground, api. This walks every source file's imports
 // and fails on an import across a layer the wrong way, on an import cycle between files, and on file
 // system, argv or printing outside cli/.
