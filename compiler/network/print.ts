@@ -3,21 +3,7 @@
 // schedule, js, wgsl).
 import type { NetworkArtifact } from "../../artifact/network.js";
 import { printDim } from "../../artifact/shape.js";
-import type { InitSpec } from "../../artifact/init.js";
-
-const init = (i: InitSpec): string => {
-  switch (i.kind) {
-    case "const":
-      return `= ${i.value}`;
-    case "uniform":
-      return i.lo === undefined ? "~ uniform" : `~ uniform(${i.lo}, ${i.hi})`;
-    case "normal":
-      return `~ normal(${i.mean}, ${i.std})`;
-    case "xavier":
-    case "orthogonal":
-      return i.gain === 1 ? `~ ${i.kind}` : `~ ${i.kind}(${i.gain})`;
-  }
-};
+import { printInit as init } from "../ir/print.js";
 
 const sizes = (s: Readonly<Record<string, number>>) =>
   Object.entries(s)

@@ -8,42 +8,13 @@ the parameters, and that TorchScript compiles the module and gives the same outp
 """
 import importlib.util
 import json
-import struct
+import os
 import sys
 
 import torch
 
-DTYPES = {"F32": torch.float32, "F64": torch.float64, "I32": torch.int32}
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    n = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8 : 8 + n])
-    out = {}
-    for name, h in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = h["data_offsets"]
-        buf = bytearray(data[8 + n + a : 8 + n + b])
-        t = torch.frombuffer(buf, dtype=DTYPES[h["dtype"]]) if b > a else torch.zeros(0, dtype=DTYPES[h["dtype"]])
-        out[name] = t.reshape(h["shape"]).clone()
-    return out
-
-
-def write_safetensors(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous().to(torch.float64)
-        blob = t.numpy().tobytes()
-        header[name] = {"dtype": "F64", "shape": list(t.shape), "data_offsets": [offset, offset + len(blob)]}
-        blobs.append(blob)
-        offset += len(blob)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from st_io import read_safetensors, write_safetensors  # noqa: E402
 
 
 def main():

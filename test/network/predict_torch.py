@@ -1,33 +1,18 @@
 """An independent recomputation of `cellc predict`: the trained network of a run folder rebuilt from
 PyTorch's own nn.GRU / nn.LSTM, nn.Embedding and a plain affine readout, with the weights read from the
-run's params.safetensors (parsed here, no safetensors package), run on the inputs file.
+run's params.safetensors (test/st_io.py: no safetensors package), run on the inputs file.
 
 usage: predict_torch.py KIND PARAMS.safetensors INPUTS.safetensors OUT.json
   KIND: gru | lstm | gru-bi2 (2 layers, bidirectional) | lstm-tagger2 (embedding E, 2 layers, every step)
 Writes {"y": [...], "shape": [...]} with rows past a sequence's length set to 0."""
 import json
-import struct
+import os
 import sys
 
 import torch
 
-DT = {"F32": torch.float32, "F64": torch.float64, "I32": torch.int32, "I64": torch.int64}
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8 : 8 + n])
-    body = raw[8 + n :]
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = info["data_offsets"]
-        t = torch.frombuffer(bytearray(body[a:b]), dtype=DT[info["dtype"]]).reshape(info["shape"])
-        out[name] = t.clone()
-    return out
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from st_io import read_safetensors  # noqa: E402
 
 
 GATES = {"gru": ["r", "z", "n"], "lstm": ["i", "f", "g", "o"]}
