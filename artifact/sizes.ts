@@ -4,6 +4,7 @@
 import { evalDim, printDim, type Dim, type Type } from "./shape.js";
 import { CellcError, showShape } from "./tensor.js";
 import type { Signature } from "./schedule.js";
+import { shown } from "./validate.js";
 
 /** Binds a dimension made of a single name from a known size; checks it against an earlier binding. */
 export function bindDim(sizes: Record<string, number>, d: Dim, size: number, what: string): void {
@@ -101,4 +102,17 @@ export function stackSizes(
     out.push(sizes);
   }
   return out;
+}
+
+/** The largest dimension size a caller may give: far past any real one, and exact in products. */
+export const MAX_DIM = 2 ** 32;
+
+/** Dimension sizes given by a caller: an object of whole numbers from 1 to MAX_DIM, by name. */
+export function checkDims(dims: unknown, what: string): Readonly<Record<string, number>> {
+  if (typeof dims !== "object" || dims === null || Array.isArray(dims))
+    throw new CellcError(`${what} must be an object of sizes by dimension name`);
+  for (const [k, v] of Object.entries(dims))
+    if (!Number.isSafeInteger(v) || (v as number) < 1 || (v as number) > MAX_DIM)
+      throw new CellcError(`${what}: ${k} must be a whole number from 1 to ${MAX_DIM}, got ${shown(v)}`);
+  return dims as Readonly<Record<string, number>>;
 }

@@ -1,8 +1,9 @@
 // Checkpoint files in a folder, written so that a crash at any moment leaves the previous checkpoint
 // loadable: each file goes to a temporary name, is fsynced, then renamed over the old one.
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "./atomic.js";
+import { readInputFile } from "./files.js";
 import {
   decodeCheckpoint,
   encodeCheckpoint,
@@ -25,14 +26,5 @@ export function saveCheckpoint(dir: string, ck: Checkpoint): void {
 
 export function loadCheckpoint(dir: string): { tensors: Map<string, Tensor>; state: unknown } {
   const path = join(dir, WEIGHTS_FILE);
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    const code = (e as { code?: string }).code;
-    throw new CellcError(
-      `cannot read checkpoint '${path}': ${code === "ENOENT" ? "no such file" : (e as Error).message}`,
-    );
-  }
-  return decodeCheckpoint(bytes, path);
+  return decodeCheckpoint(readInputFile(path, "checkpoint"), path);
 }

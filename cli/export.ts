@@ -1,4 +1,4 @@
-import { compileCellFile, readTensors } from "./run.js";
+import { compileCellFile, nonfiniteNames, readTensors } from "./run.js";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadArtifact } from "../runtime/cell.js";
@@ -145,6 +145,9 @@ export function importCommand(args: Parsed, io: Io): number {
   });
   // The shapes must also fit the cell's dimensions: the model checks them with the tensor's name.
   new Model(cell, { params, layers, bidirectional, prefixed });
+  const bad = nonfiniteNames(params);
+  if (bad.length)
+    io.err(`cellc: warning: non-finite values (NaN or Inf) in the imported weights: ${bad.join(", ")}\n`);
   write(args.options.out, writeSafetensors(params));
   io.out(`wrote ${args.options.out}: ${[...params.keys()].join(", ")}\n`);
   return 0;

@@ -1,6 +1,6 @@
 import { availableParallelism } from "node:os";
-import { readFileSync } from "node:fs";
 import { writeFileAtomic } from "./atomic.js";
+import { readInputFile } from "./files.js";
 import { nodeHost } from "./node-host.js";
 import type { Parsed } from "./args.js";
 import { CHOOSE_CELL, readCellFile } from "./network.js";
@@ -19,18 +19,9 @@ import { loadArtifact, type CompiledCell } from "../runtime/cell.js";
 import type { Signature } from "../artifact/schedule.js";
 import { LAYER_PREFIX, layerParamName } from "../artifact/network.js";
 
-/** A safetensors file, or a CliError that names it. */
+/** A safetensors file (a regular file within the memory limit), or a CliError that names it. */
 export function readTensors(path: string, what: string): Map<string, Tensor> {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    const code = (e as { code?: string }).code;
-    throw new CliError(
-      `cannot read ${what} '${path}': ${code === "ENOENT" ? "no such file" : (e as Error).message}`,
-    );
-  }
-  return readSafetensors(bytes, `${what} '${path}'`);
+  return readSafetensors(readInputFile(path, what), `${what} '${path}'`);
 }
 
 /** `cellc run`: see the README for the contract. */
@@ -156,7 +147,8 @@ export async function runCommand(args: Parsed, io: Io): Promise<number> {
   return 0;
 }
 
-function nonfiniteNames(ts: ReadonlyMap<string, Tensor>): string[] {
+/** The float tensors that hold NaN or an infinity. */
+export function nonfiniteNames(ts: ReadonlyMap<string, Tensor>): string[] {
   return [...ts].filter(([, t]) => t.dtype !== "i32" && !t.data.every(Number.isFinite)).map(([n]) => n);
 }
 

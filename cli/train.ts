@@ -1,7 +1,16 @@
 // `cellc init`, `cellc train` and `cellc sample`: see the README's "Training" section.
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  writeFileSync,
+} from "node:fs";
 import { join, resolve } from "node:path";
-import { nodeHost } from "./node-host.js";
+import { MAX_SOURCE_BYTES, nodeHost } from "./node-host.js";
 import { COMMANDS, parseDims, UsageError, type Parsed } from "./args.js";
 import { cliBackend, compileCellFile, readTensors } from "./run.js";
 import { writeFileAtomic } from "./atomic.js";
@@ -17,8 +26,10 @@ import { dataFromSafetensors, makeTask, TASK_NAMES } from "../workbench/tasks/in
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { Network } from "../workbench/train/network.js";
 import { loadRun, readRunNetwork, writeRunNetwork } from "./rundir.js";
-import { layerParamName, type NetworkArtifact } from "../artifact/network.js";
-import { Trainer, type CheckpointState } from "../workbench/train/trainer.js";
+import { layerParamName, MAX_LAYERS, type NetworkArtifact } from "../artifact/network.js";
+import { bool, int, isObject, obj, oneOf, opt, record, str, within } from "../artifact/validate.js";
+import { Trainer } from "../workbench/train/trainer.js";
+import { checkState, MAX_BATCH, type CheckpointState } from "../workbench/train/state.js";
 import type { DataSource, Metric, OptimName, TrainConfig } from "../workbench/train/types.js";
 import type { Tensor } from "../runtime/tensor.js";
 
@@ -38,7 +49,10 @@ interface Origin {
   readonly bidirectional: boolean;
 }
 
-/** A number option: `int` (>= 1 unless `min` says), or a positive real. */
+/** Upper bounds of integer options whose size is allocated or looped over before anything else checks it. */
+const MAX_INT: Readonly<Record<string, number>> = { layers: MAX_LAYERS, batch: MAX_BATCH };
+
+/** A number option: `int` (>= 1 unless `min` says, at most its MAX_INT), or a positive real. */
 function num(
   args: Parsed,
   name: string,
@@ -53,6 +67,8 @@ function num(
     throw new CliError(
       `--${name} must be ${kind === "int" ? (min === 0 ? "a non-negative integer" : min < 0 ? "an integer" : "a positive integer") : "a positive number"}, got '${text}'`,
     );
+  const max = MAX_INT[name];
+  if (max !== undefined && v > max) throw new CliError(`--${name} must be at most ${max}, got ${text}`);
   return v;
 }
 
@@ -91,7 +107,12 @@ function fileOrTask(o: Origin["data"], inputs: readonly string[]): DataSource {
   if ("task" in o) return makeTask(o.task, { T: o.T });
   const train = readTensors(o.train, "training data");
   const evalSet = o.eval === undefined ? undefined : readTensors(o.eval, "eval data");
-  return dataFromSafetensors(train, evalSet, { inputs, shuffle: o.shuffle, name: o.train });
+  return dataFromSafetensors(train, evalSet, {
+    inputs,
+    shuffle: o.shuffle,
+    name: o.train,
+    files: { train: o.train, eval: o.eval },
+  });
 }
 
 function compileSaved(o: Origin, io: Io) {
@@ -103,13 +124,28 @@ function compileSaved(o: Origin, io: Io) {
   }
 }
 
-/** The network of a run: compiled from the origin's source (a new run), or the run folder's (resume). */
-function artifactOf(o: Origin, data: DataSource, io: Io, optim: OptimName): NetworkArtifact {
+/**
+ * The network of a run: compiled from the origin's source (a new run), or the run folder's (resume).
+ * `resuming` says which, for the message when it does not compile.
+ */
+function artifactOf(
+  o: Origin,
+  data: DataSource,
+  io: Io,
+  optim: OptimName,
+  resuming: boolean,
+): NetworkArtifact {
   const choice = o.model
     ? { model: o.model }
     : { cell: o.cell.name, layers: o.layers, bidirectional: o.bidirectional };
   const net = fileNetwork(o.cell.file, o.cell.source, choice, data, o.dims, io, optim);
-  if (!net) throw new CliError(`the ${o.model ? "model" : "cell"} saved with the run no longer compiles`);
+  const what = o.model ? `model '${o.model}'` : `cell '${o.cell.name}'`;
+  if (!net)
+    throw new CliError(
+      resuming
+        ? `the ${what} saved with the run no longer compiles`
+        : `the ${what} does not compile for this data`,
+    );
   return net.artifact;
 }
 
@@ -121,13 +157,53 @@ function inputNamesOf(o: Origin, io: Io): string[] {
   return [m.input.name];
 }
 
+const originSchema = obj<Origin>({
+  cell: obj({ file: str(4096), source: str(MAX_SOURCE_BYTES), name: str(1000) }),
+  model: opt(str(1000)),
+  data: (v, p) =>
+    isObject(v) && Object.hasOwn(v, "task")
+      ? obj({ task: oneOf(...TASK_NAMES), T: opt(int(2, 100_000)) })(v, p)
+      : obj({ train: str(4096), eval: opt(str(4096)), shuffle: bool })(v, p),
+  dims: record(int(1, 1 << 24)),
+  layers: int(1, MAX_LAYERS),
+  bidirectional: bool,
+});
+
+/** The checkpoint of a run folder, its state and origin checked field by field before any is used. */
 function savedOrigin(dir: string): { state: CheckpointState; origin: Origin; tensors: Map<string, Tensor> } {
   const { state, tensors } = loadCheckpoint(dir);
-  const s = state as CheckpointState;
-  const o = s?.origin as Origin | undefined;
-  if (!o?.cell?.source || !o.data)
-    throw new CliError(`the checkpoint in '${dir}' was not written by cellc train`);
-  return { state: s, origin: o, tensors };
+  const where = `the checkpoint in '${dir}'`;
+  const s = checkState(state, where);
+  if (!isObject(s.origin)) throw new CliError(`${where} was not written by cellc train (it has no origin)`);
+  const origin = within(where, () => originSchema(s.origin, "origin"));
+  return { state: s, origin, tensors };
+}
+
+/**
+ * Cuts metrics.jsonl back to its first `lines` lines (what the run had written at its checkpoint), reading
+ * it in blocks: a long run's file need not fit in memory.
+ */
+function truncateLines(path: string, lines: number): void {
+  let fd: number;
+  try {
+    fd = openSync(path, "r+");
+  } catch {
+    writeFileSync(path, "");
+    return;
+  }
+  try {
+    const buf = Buffer.alloc(1 << 20);
+    let at = 0;
+    let seen = 0;
+    for (let n; seen < lines && (n = readSync(fd, buf, 0, buf.length, at)) > 0;) {
+      let i = 0;
+      for (; i < n && seen < lines; i++) if (buf[i] === 10) seen++;
+      at += i;
+    }
+    if (seen === lines) ftruncateSync(fd, at);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 const train: CommandFn = async (args, io) => {
@@ -159,22 +235,30 @@ async function runTraining(args: Parsed, io: Io, resumeDir?: string): Promise<nu
   let out: string;
   let backend: Backend | undefined;
   if (resumeDir) {
-    const { state, origin } = savedOrigin(resumeDir);
-    if (args.files[0] !== undefined && nodeHost.read(args.files[0]) !== origin.cell.source)
+    const { state, origin, tensors } = savedOrigin(resumeDir);
+    if (args.files[0] !== undefined && readCellFile(args.files[0]) !== origin.cell.source)
       throw new CliError(`'${args.files[0]}' is not the cell the run in '${resumeDir}' was trained with`);
     backend = await cliBackend(args);
     const saved = readRunNetwork(resumeDir);
-    trainer = await Trainer.resume(loadCheckpoint(resumeDir), {
-      steps,
-      rebuild: (s) => {
-        const data = dataOf(origin.data, inputNamesOf(origin, io));
-        const artifact = saved ?? artifactOf(origin, data, io, s.config.optim);
-        return { net: new Network(artifact, { backend, seed: s.config.seed }), data };
+    trainer = await Trainer.resume(
+      { tensors, state },
+      {
+        steps,
+        where: `the checkpoint in '${resumeDir}'`,
+        rebuild: (s) => {
+          const data = dataOf(origin.data, inputNamesOf(origin, io));
+          const artifact = saved ?? artifactOf(origin, data, io, s.config.optim, true);
+          return { net: new Network(artifact, { backend, seed: s.config.seed }), data };
+        },
       },
-    });
+    );
     out = resumeDir;
     // The metrics up to the checkpoint, as they were; lines after it (a run killed later) are dropped.
-    writeFileSync(join(out, "metrics.jsonl"), state.metrics.map((m) => JSON.stringify(m) + "\n").join(""));
+    // A checkpoint of an earlier cellc holds them all (and no count).
+    const metricsFile = join(out, "metrics.jsonl");
+    if (state.metricCount === undefined)
+      writeFileSync(metricsFile, state.metrics.map((m) => JSON.stringify(m) + "\n").join(""));
+    else truncateLines(metricsFile, state.metricCount);
   } else {
     const optim = (args.options.optim ?? "adam") as OptimName;
     const cfg: TrainConfig = {
@@ -265,7 +349,7 @@ async function runTraining(args: Parsed, io: Io, resumeDir?: string): Promise<nu
       throw new CliError(
         `'${out}' already holds a training run: continue it with --resume ${out}, or give another --out`,
       );
-    const artifact = artifactOf(origin, data, io, cfg.optim);
+    const artifact = artifactOf(origin, data, io, cfg.optim, false);
     backend = await cliBackend(args);
     const net = new Network(artifact, { backend, seed: cfg.seed, params });
     trainer = new Trainer(net, data, cfg, { origin });
@@ -389,7 +473,8 @@ const sample: CommandFn = (args, io) => {
   const rng = new Rng(seed);
   let text = prime;
   for (let i = 0; i < length; i++) {
-    const m = Math.max(...Array.from(logits));
+    let m = -Infinity;
+    for (let k = 0; k < V; k++) m = Math.max(m, logits[k]!);
     const p = Array.from(logits, (l) => Math.exp((l - m) / temperature));
     let u = rng.next() * p.reduce((a, b) => a + b, 0);
     let c = 0;

@@ -10,6 +10,7 @@ import { artifactOf, type Artifact } from "./schedule/artifact.js";
 import { buildSchedule } from "./schedule/build.js";
 import type { Schedule } from "./schedule/types.js";
 import { CellcError } from "../artifact/tensor.js";
+import { shown } from "../artifact/validate.js";
 
 /** Thrown for a .cell file with errors; the message is the rendered diagnostics. */
 export class CellCompileError extends CellcError {
@@ -47,6 +48,7 @@ export interface CompileOutput {
 
 /** The compiler's one entry: source text to diagnostics and a serialisable artifact. */
 export function compile(source: string, opts: CompileOptions = {}): CompileOutput {
+  checkCompileArgs(source, opts, "compile");
   const file = opts.file ?? "input.cell";
   const host = opts.host ?? {
     read: (p: string) => {
@@ -62,6 +64,29 @@ export function compile(source: string, opts: CompileOptions = {}): CompileOutpu
   if (hasErrors(diagnostics) || !("cell" in sel) || !sel.cell) return { diagnostics, sources };
   const ir = buildCellIR(sel.cell);
   return { diagnostics, sources, ir, ...compileIR(ir, opts.targets) };
+}
+
+/** The library's arguments, checked: a wrong type is a CellcError that names it, not a crash deep inside. */
+export function checkCompileArgs(source: unknown, opts: unknown, fn: string): void {
+  if (typeof source !== "string")
+    throw new CellcError(`${fn}() takes the source text of a .cell file (a string), got ${shown(source)}`);
+  if (typeof opts !== "object" || opts === null || Array.isArray(opts))
+    throw new CellcError(`${fn}()'s options must be an object, got ${shown(opts)}`);
+  const o = opts as Record<string, unknown>;
+  for (const k of ["file", "cell", "model"])
+    if (o[k] !== undefined && typeof o[k] !== "string")
+      throw new CellcError(`${fn}()'s option '${k}' must be a string, got ${shown(o[k])}`);
+  const host = o.host as { read?: unknown } | undefined;
+  if (host !== undefined && (typeof host !== "object" || host === null || typeof host.read !== "function"))
+    throw new CellcError(`${fn}()'s option 'host' must be an object with a read(path) function`);
+  const targets = o.targets;
+  if (
+    targets !== undefined &&
+    !(Array.isArray(targets) && targets.every((t) => typeof t === "string" && Object.hasOwn(TARGETS, t)))
+  )
+    throw new CellcError(
+      `${fn}()'s option 'targets' must list targets of ${Object.keys(TARGETS).join(", ")}`,
+    );
 }
 
 /** The code generators of the kernels, one per target (a backend's emitter). */

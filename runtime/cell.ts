@@ -1,5 +1,6 @@
 import type { Artifact } from "../artifact/artifact.js";
 import { KERNEL_NAMES, type KernelName, type Signature } from "../artifact/schedule.js";
+import { checkArtifact } from "../artifact/validate.js";
 import { loadJsModule } from "./kernels.js";
 import { CellcError, type FloatArray } from "./tensor.js";
 
@@ -40,8 +41,10 @@ export interface CompiledCell {
  * Needs nothing of the compiler's front end.
  */
 export function loadArtifact(artifact: Artifact): CompiledCell {
-  if (artifact.format !== "cellc-artifact" || artifact.version !== 1)
+  const a = artifact as unknown;
+  if (typeof a !== "object" || a === null || artifact.format !== "cellc-artifact" || artifact.version !== 1)
     throw new CellcError("not a cellc artifact (format cellc-artifact, version 1)");
+  checkArtifact(artifact);
   if (artifact.js === undefined) throw new CellcError("the artifact has no JS kernels");
   // The generated code holds no user text (see compiler/codegen/js.ts).
   const mod = loadJsModule(artifact.js, [...KERNEL_NAMES, "GEMMS"], "cell's") as Record<

@@ -1,6 +1,7 @@
 import { evalDim, printDim, type Type } from "../artifact/shape.js";
 import { LAYER_PREFIX, layerParamName, MAX_LAYERS } from "../artifact/network.js";
-import { bindDim, bindShape, checkShape, resolveShape, shapeText } from "../artifact/sizes.js";
+import { bindDim, bindShape, checkDims, checkShape, resolveShape, shapeText } from "../artifact/sizes.js";
+import { shown } from "../artifact/validate.js";
 import type { CompiledCell } from "./cell.js";
 import { jsBackend, type Backend } from "./backend.js";
 export { hostOps, jsBackend, type Backend } from "./backend.js";
@@ -15,6 +16,7 @@ import {
   floatArray,
   showShape,
   tensor,
+  tensorMap,
   type FloatArray,
   type Tensor,
 } from "./tensor.js";
@@ -98,9 +100,6 @@ export interface ModelTape {
   readonly runs: { runner: DirectionRunner; tape: unknown }[][]; // [layer][direction]
 }
 
-const toMap = (m: ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>> | undefined) =>
-  m === undefined ? new Map<string, Tensor>() : m instanceof Map ? new Map(m) : new Map(Object.entries(m));
-
 let defaultCpu: Backend | undefined;
 
 /**
@@ -133,6 +132,8 @@ export class Model {
   readonly sizes: Record<string, number>[];
   private readonly prefixed: boolean;
   private readonly runners = new Map<string, DirectionRunner>();
+  /** The tapes of this model's forward passes: backward() takes no other model's. */
+  private readonly tapes = new WeakSet<ModelTape>();
   private paramVersion = 0;
   readonly backend: Backend;
 
@@ -140,11 +141,12 @@ export class Model {
     readonly cell: CompiledCell,
     opts: ModelOptions = {},
   ) {
+    checkModelArgs(cell, opts);
     const ir = cell.signature;
     this.backend = opts.backend ?? defaultBackend(opts.dtype ?? "f32");
     this.layers = opts.layers ?? 1;
     if (!Number.isInteger(this.layers) || this.layers < 1)
-      throw new CellcError(`layers must be a positive integer, got ${this.layers}`);
+      throw new CellcError(`layers must be a positive integer, got ${shown(this.layers)}`);
     if (this.layers > MAX_LAYERS)
       throw new CellcError(`${this.layers} layers asked for; the limit is ${MAX_LAYERS}`);
     this.directions = opts.bidirectional ? 2 : 1;
@@ -159,7 +161,7 @@ export class Model {
         `stacking layers needs a cell with one input and one output; '${ir.name}' has ${ir.inputs.length} and ${ir.outputs.length}`,
       );
 
-    const given = toMap(opts.params);
+    const given = tensorMap(opts.params, "params", "parameter");
     // Names first: a file made for another layout (one layer for two, say) is reported as such, not as
     // the unknown dimension that would follow from it.
     const known = new Set<string>();
@@ -255,9 +257,13 @@ export class Model {
   private sync<T>(g: Generator<unknown, T, unknown>, what: string): T {
     if (this.backend.async)
       throw new CellcError(`the ${this.backend.name} backend is asynchronous: use ${what}Async()`);
-    let r = g.next();
-    while (!r.done) r = g.next(r.value);
-    return r.value;
+    try {
+      let r = g.next();
+      while (!r.done) r = g.next(r.value);
+      return r.value;
+    } catch (e) {
+      throw this.trapped(e);
+    }
   }
 
   /** @internal Drives one of the generator passes on any backend, awaiting each runner call. */
@@ -268,8 +274,20 @@ export class Model {
       return r.value;
     } catch (e) {
       this.backend.ops.discard?.();
-      throw e;
+      throw this.trapped(e);
     }
+  }
+
+  /**
+   * A WebAssembly trap (an access outside the memory) comes from a kernel plan that does not fit its
+   * buffers: an edited artifact, which is refused as such, rather than a crash.
+   */
+  private trapped(e: unknown): unknown {
+    if (typeof WebAssembly !== "undefined" && e instanceof WebAssembly.RuntimeError)
+      return new CellcError(
+        `the wasm kernels of '${this.cell.signature.name}' stopped: ${e.message} (an edited artifact, or a cellc bug)`,
+      );
+    return e;
   }
 
   private layerParams(l: number, d: number): Seq[] {
@@ -299,7 +317,9 @@ export class Model {
   /** The orchestration, written once: each runner call is yielded, so a driver can await it or not. */
   private *forwardSteps(inputs: Inputs, opts: ForwardOptions): Generator<unknown, ForwardResult, unknown> {
     const ir = this.cell.signature;
-    const given = toMap(inputs);
+    const given = tensorMap(inputs, "inputs", "input");
+    if (typeof opts !== "object" || opts === null)
+      throw new CellcError("forward()'s options must be an object { initialStates, seqLens, train }");
     if (ir.inputs.length === 0) throw new CellcError(`'${ir.name}' has no inputs: use stream() to step it`);
     const first = given.get(ir.inputs[0]!.name);
     if (!first)
@@ -341,7 +361,7 @@ export class Model {
       T,
       B,
       lens,
-      toMap(opts.initialStates),
+      tensorMap(opts.initialStates, "initialStates", "initial state"),
       train,
     );
     // One read-back of everything the caller gets (for a device backend, one submission of all layers).
@@ -431,7 +451,9 @@ export class Model {
         throw new CellcError(
           `unexpected initial state '${n}': expected ${[...knownInits].map((k) => `'${k}'`).join(", ")}`,
         );
-    return { outputs, finals, tape: train ? { T, B, lens, runs } : undefined };
+    const tape = train ? { T, B, lens, runs } : undefined;
+    if (tape) this.tapes.add(tape);
+    return { outputs, finals, tape };
   }
 
   /**
@@ -452,12 +474,18 @@ export class Model {
     upstream: Upstream,
     opts: BackwardOptions,
   ): Generator<unknown, Gradients, unknown> {
+    if (typeof fwd !== "object" || fwd === null)
+      throw new CellcError("backward() takes the result of this model's forward()");
+    if (typeof upstream !== "object" || upstream === null)
+      throw new CellcError("backward()'s upstream gradients must be an object { outputs, finalStates }");
     const tape = fwd.tape;
     if (!tape) throw new CellcError("backward() needs a forward() run with train: true");
+    if (!this.tapes.has(tape))
+      throw new CellcError("backward() was given the forward result of another model: pass this model's own");
     const ir = this.cell.signature;
     const { T, B } = tape;
-    const upOut = toMap(upstream.outputs);
-    const upFin = toMap(upstream.finalStates);
+    const upOut = tensorMap(upstream.outputs, "upstream.outputs", "upstream gradient of output");
+    const upFin = tensorMap(upstream.finalStates, "upstream.finalStates", "upstream gradient of final state");
     const defaultLoss = upstream.outputs === undefined && upstream.finalStates === undefined;
     for (const n of upOut.keys())
       if (!fwd.outputs.has(n)) throw new CellcError(`upstream gradient for unknown output '${n}'`);
@@ -607,13 +635,26 @@ export class Model {
 
   /** Steps one time step at a time, carrying the state: for streaming inference. */
   stream(B: number, initialStates?: ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>>): Stream {
+    if (!Number.isSafeInteger(B) || B < 1)
+      throw new CellcError(`stream() takes the batch size B, a whole number from 1, got ${shown(B)}`);
+    // The states of every layer, and what a runner for B rows allocates, before any is.
+    const bytes = this.dtype === "f64" ? 8 : 4;
+    let total = 0;
+    for (let l = 0; l < this.layers; l++)
+      for (const s of this.cell.signature.states) {
+        const n = B * resolveShape(s.type, this.sizes[l]!, `state '${s.name}'`).reduce((a, b) => a * b, 1);
+        checkAllocation(n, bytes, `state '${s.name}' of layer ${l} for B = ${B}`);
+        total += n;
+      }
+    this.checkSequenceMemory(1, B, false);
+    checkMemory(total * bytes, `the states of a stream of B = ${B}`);
     if (this.directions > 1)
       throw new CellcError(
         "a bidirectional model cannot stream: its reverse direction needs the whole sequence",
       );
     if (this.backend.async)
       throw new CellcError(`stream() runs on the js backend only, not on ${this.backend.name}`);
-    return new Stream(this, B, toMap(initialStates));
+    return new Stream(this, B, tensorMap(initialStates, "initialStates", "initial state"));
   }
 
   /** @internal */
@@ -656,6 +697,8 @@ export class Model {
 
   private lens(seqLens: ForwardOptions["seqLens"], T: number, B: number): Int32Array | undefined {
     if (seqLens === undefined) return undefined;
+    if (!Array.isArray(seqLens) && !ArrayBuffer.isView(seqLens))
+      throw new CellcError("seq_lens must be an array (or an Int32Array) of lengths, one per batch row");
     if (seqLens.length !== B)
       throw new CellcError(`seq_lens has ${seqLens.length} entries; expected one per batch row, [${B}]`);
     // Checked before the conversion to Int32Array, which would truncate 2.5 and wrap 2^32.
@@ -663,7 +706,7 @@ export class Model {
       const v = seqLens[i]!;
       if (!Number.isInteger(v) || v < 0 || v > T)
         throw new CellcError(
-          `seq_lens[${i}] = ${v} is out of range: lengths must be integers between 0 and T = ${T}`,
+          `seq_lens[${i}] = ${shown(v)} is out of range: lengths must be integers between 0 and T = ${T}`,
         );
     }
     return Int32Array.from(seqLens);
@@ -708,7 +751,7 @@ export class Stream {
   /** One time step: inputs `[B, ...]` by name; returns the outputs `[B, ...]` of the last layer. */
   step(inputs: ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>>): Map<string, Tensor> {
     const ir = this.model.cell.signature;
-    const given = toMap(inputs);
+    const given = tensorMap(inputs, "inputs", "input");
     let xs = ir.inputs.map((inp) => {
       const t = given.get(inp.name);
       const shape = [this.B, ...resolveShape(inp.type, this.model.sizes[0]!, `input '${inp.name}'`)];
@@ -798,4 +841,22 @@ function checkParamNames(
       `the file has '${extra}': names with a layer prefix l<k>.[reverse.] are for several layers or directions`,
     );
   throw new CellcError(parts.join("; "));
+}
+
+/** The constructor's arguments, checked before anything is read from them. */
+function checkModelArgs(cell: CompiledCell, opts: ModelOptions): void {
+  if (typeof cell !== "object" || cell === null || typeof cell.signature !== "object" || !cell.kernels)
+    throw new CellcError("Model needs a compiled cell: compileCell(source) or loadArtifact(artifact)");
+  if (typeof opts !== "object" || opts === null) throw new CellcError("Model's options must be an object");
+  if (opts.dtype !== undefined && opts.dtype !== "f32" && opts.dtype !== "f64")
+    throw new CellcError(`dtype must be "f32" or "f64", got ${shown(opts.dtype)}`);
+  if (opts.dims !== undefined) checkDims(opts.dims, "dims");
+  const be = opts.backend as { runner?: unknown; ops?: unknown } | undefined;
+  if (
+    be !== undefined &&
+    (typeof be !== "object" || be === null || typeof be.runner !== "function" || !be.ops)
+  )
+    throw new CellcError("backend must be a backend (jsBackend, createWasmBackend(), ...), or left out");
+  if (opts.seed !== undefined && !Number.isSafeInteger(opts.seed))
+    throw new CellcError(`the seed must be a whole number, got ${shown(opts.seed)}`);
 }

@@ -6,6 +6,7 @@ import {
   type Tensor,
   type TensorData,
 } from "../artifact/tensor.js";
+import { shown } from "../artifact/validate.js";
 export { CellcError, showShape, type DType, type FloatArray, type Tensor, type TensorData };
 
 export const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
@@ -72,4 +73,44 @@ export function asFloat(t: Tensor, dtype: "f32" | "f64", what: string): FloatArr
     throw new CellcError(`${what} must be a float tensor (F32, F64, F16 or BF16), got ${t.stored ?? "I32"}`);
   if (t.dtype === dtype) return t.data as FloatArray;
   return dtype === "f32" ? Float32Array.from(t.data) : Float64Array.from(t.data);
+}
+
+const ARRAYS = { f32: Float32Array, f64: Float64Array, i32: Int32Array } as const;
+
+/**
+ * A tensor a caller gave, checked: a known dtype, a shape of whole numbers, and data of that dtype's array
+ * type holding exactly as many values as the shape says. `what` names it in errors.
+ */
+export function checkTensor(t: unknown, what: string): Tensor {
+  if (typeof t !== "object" || t === null || Array.isArray(t) || ArrayBuffer.isView(t))
+    throw new CellcError(`${what} must be a tensor { dtype, shape, data }, got ${shown(t)}`);
+  const { dtype, shape, data } = t as Record<string, unknown>;
+  if (dtype !== "f32" && dtype !== "f64" && dtype !== "i32")
+    throw new CellcError(`${what} has dtype ${shown(dtype)}; expected "f32", "f64" or "i32"`);
+  if (!Array.isArray(shape) || shape.length > 32 || !shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+    throw new CellcError(`${what} has shape ${shown(shape)}; expected an array of whole numbers`);
+  const Ctor = ARRAYS[dtype];
+  if (!(data instanceof Ctor))
+    throw new CellcError(`${what} is ${dtype}: its data must be a ${Ctor.name}, got ${shown(data)}`);
+  const n = sizeOf(shape as number[]);
+  if (data.length !== n)
+    throw new CellcError(
+      `${what} of shape ${showShape(shape as number[])} needs ${n} values, got ${data.length}`,
+    );
+  return t as Tensor;
+}
+
+/** Tensors by name (a Map or a plain object), each checked; `what` names the group, `one` a member. */
+export function tensorMap(m: unknown, what: string, one: string): Map<string, Tensor> {
+  if (m === undefined) return new Map();
+  let entries: [unknown, unknown][];
+  if (m instanceof Map) entries = [...(m as Map<unknown, unknown>)];
+  else if (typeof m === "object" && m !== null && !Array.isArray(m)) entries = Object.entries(m);
+  else throw new CellcError(`${what} must be a Map or an object of tensors by name, got ${shown(m)}`);
+  const out = new Map<string, Tensor>();
+  for (const [k, v] of entries) {
+    if (typeof k !== "string") throw new CellcError(`${what}: a name must be a string, got ${shown(k)}`);
+    out.set(k, checkTensor(v, `${one} '${k}'`));
+  }
+  return out;
 }

@@ -165,8 +165,9 @@ function nnBlock(C, co, ldc, G, go, ldg, P, po, ldp, R, M, K, acc) {
 let tnScratch;
 function gemmTN(D, dof, ldd, G, go, ldg, X, xo, ldx, R, M, K) {
   const need = R * (M + K);
-  if (!tnScratch || tnScratch.length < need || tnScratch.constructor !== D.constructor)
-    tnScratch = new D.constructor(need);
+  const wide = D.BYTES_PER_ELEMENT === 8;
+  if (!tnScratch || tnScratch.length < need || tnScratch.BYTES_PER_ELEMENT !== D.BYTES_PER_ELEMENT)
+    tnScratch = wide ? new Float64Array(need) : new Float32Array(need);
   const T = tnScratch;
   for (let r = 0; r < R; r++) {
     const g = go + r * ldg, x = xo + r * ldx;

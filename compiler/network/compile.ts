@@ -6,7 +6,7 @@
 import type { ModelAst, ParamDeclAst, ShapeAst, Expr } from "../ast/ast.js";
 import type { SourceHost } from "../check/program.js";
 import type { CheckedCell } from "../check/types.js";
-import { compileIR, type Target } from "../compile.js";
+import { checkCompileArgs, compileIR, type Target } from "../compile.js";
 import { diag, DiagnosticBag, hasErrors, sortDiagnostics, type Diagnostic } from "../diag/diagnostic.js";
 import type { SourceMap } from "../diag/span.js";
 import { buildCellIR, checkProgram, selectCell, selectModel, type CompileResult } from "../driver.js";
@@ -22,7 +22,7 @@ import {
 } from "../../artifact/network.js";
 import type { Signature } from "../../artifact/schedule.js";
 import { evalDim, printDim, type Dim } from "../../artifact/shape.js";
-import { resolveShape, sizesOf, stackSizes } from "../../artifact/sizes.js";
+import { checkDims, resolveShape, sizesOf, stackSizes } from "../../artifact/sizes.js";
 import { CellcError } from "../../artifact/tensor.js";
 
 /** What a network's data says about its two ends (a built-in task's or a data file's TaskInfo fits it). */
@@ -80,6 +80,8 @@ export interface NetworkOutput {
  * reads out) is a CellcError that says why.
  */
 export function compileNetwork(source: string | undefined, opts: NetworkOptions): NetworkOutput {
+  checkCompileArgs(source ?? "", opts, "compileNetwork");
+  if (opts.dims !== undefined) checkDims(opts.dims, "compileNetwork()'s option 'dims'");
   const host = opts.host ?? {
     read: (p: string) => {
       throw new Error(`no source host to read '${p}'`);

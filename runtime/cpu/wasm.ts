@@ -2,6 +2,7 @@ import { fromBase64 } from "../../artifact/wasm.js";
 import { DEFAULT_TILING, scratchBytes } from "../../kernels/gemm.js";
 import { buildKernelModule } from "../../kernels/library.js";
 import type { Artifact } from "../../artifact/artifact.js";
+import { KERNEL_NAMES } from "../../artifact/schedule.js";
 import type { CompiledCell } from "../cell.js";
 import { hostOps, type Backend } from "../backend.js";
 import { CellcError, type FloatArray } from "../tensor.js";
@@ -145,7 +146,7 @@ export class WasmGemms implements CpuHost, WasmDevice {
     if (!a.wasm) return undefined;
     let m = this.cells.get(a);
     if (!m) {
-      const module = new WebAssembly.Module(fromBase64(a.wasm.module));
+      const module = checkedModule(a);
       const inst = new WebAssembly.Instance(module, { env: { memory: this.heap.memory } });
       this.cells.set(a, (m = { module, exports: inst.exports as Record<string, Fn> }));
     }
@@ -298,4 +299,40 @@ export async function createThreadedWasmBackend(
   const b = createWasmBackend();
   await b.gemms.useThreads(threads);
   return b;
+}
+
+/**
+ * An artifact's wasm module, validated before it is compiled: well-formed, importing only the shared
+ * memory (`env.memory`) and exporting a function for every call the kernels' steps make.
+ */
+function checkedModule(a: Artifact): WebAssembly.Module {
+  const refuse = (why: string): never => {
+    throw new CellcError(`the wasm kernels of '${a.signature.name}' are refused: ${why}`);
+  };
+  let bytes: Uint8Array<ArrayBuffer>;
+  try {
+    bytes = fromBase64(a.wasm!.module);
+  } catch {
+    return refuse("the module is not base64");
+  }
+  if (!WebAssembly.validate(bytes)) refuse("the module is not valid WebAssembly");
+  const module = new WebAssembly.Module(bytes);
+  for (const i of WebAssembly.Module.imports(module))
+    if (!(i.module === "env" && i.name === "memory" && i.kind === "memory"))
+      refuse(
+        `the module imports ${i.kind} '${i.module}.${i.name}'; only the memory env.memory may be imported`,
+      );
+  const fns = new Set(
+    WebAssembly.Module.exports(module)
+      .filter((e) => e.kind === "function")
+      .map((e) => e.name),
+  );
+  for (const k of KERNEL_NAMES) {
+    const p = a.wasm!.kernels[k];
+    if ("steps" in p)
+      for (const s of p.steps)
+        if (s.kind === "call" && !fns.has(s.fn))
+          refuse(`the ${k} kernel calls '${s.fn}', which the module does not export`);
+  }
+  return module;
 }

@@ -15,7 +15,8 @@ import { walkBackward, walkForward, type KernelExecutor } from "../walk.js";
 import type { DeviceSeq, GpuContext } from "./context.js";
 
 /** A bug in cellc's WGSL (it must always compile): reported with the kernel source and the offending line. */
-export class WgslCompileError extends Error {}
+/** WGSL of an artifact that does not compile: refused before any pipeline is made from it. */
+export class WgslCompileError extends CellcError {}
 
 /** Workgroup sizes and spans the WGSL emitter uses (see compiler/codegen/wgsl.ts). */
 const WORKGROUP = 64;
@@ -129,7 +130,7 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
         .map((m) => `line ${m.lineNum}:${m.linePos}: ${m.message}\n  ${lines[m.lineNum - 1] ?? ""}`)
         .join("\n");
       throw new WgslCompileError(
-        `cellc bug: the generated WGSL of the ${which} kernel of '${this.a.signature.name}' does not compile:\n${detail}\n--- kernel source ---\n${text.code}`,
+        `the WGSL of the ${which} kernel of '${this.a.signature.name}' does not compile (an edited artifact, or a cellc bug):\n${detail}\n--- kernel source ---\n${text.code}`,
       );
     }
     const constants: Record<string, number> = {};

@@ -7,7 +7,7 @@ import { emitScheduleWgsl } from "../../compiler/codegen/wgsl.js";
 import { buildSchedule } from "../../compiler/schedule/build.js";
 import { KERNEL_NAMES } from "../../compiler/schedule/types.js";
 import { buildCellIR, checkProgram } from "../../compiler/driver.js";
-import { compileCell, Model, readSafetensors, tensor } from "../../api/index.js";
+import { CellcError, compileCell, Model, readSafetensors, tensor } from "../../api/index.js";
 import { builtinCellFiles, expectGolden, nodeHost } from "../helpers.js";
 import { hasWebGpu, webgpu } from "./setup.js";
 import { mismatches } from "../compare.js";
@@ -67,7 +67,7 @@ describe.skipIf(!hasWebGpu)("WebGPU from the command line and at the device's li
     const r = await ok.forwardAsync({ x: tensor("f32", [2, 1, 1], [0.5, -0.5]) });
     expect(r.outputs.get("h")!.shape).toEqual([2, 1, 2]);
   });
-  it("a WGSL compilation error is reported as a cellc bug with the line and the kernel's source", async () => {
+  it("WGSL that does not compile (an edited artifact) is refused with the line and the kernel's source", async () => {
     const backend = (await webgpu())!;
     const cell = compileCell(readFileSync("examples/cells/rnn.cell", "utf8"));
     const step = cell.artifact.wgsl!.step;
@@ -75,8 +75,9 @@ describe.skipIf(!hasWebGpu)("WebGPU from the command line and at the device's li
     const model = new Model(cell, { dims: { D: 2, H: 2 }, backend });
     const run = model.forwardAsync({ x: tensor("f32", [1, 1, 2]) });
     await expect(run).rejects.toThrow(WgslCompileError);
+    await expect(run).rejects.toThrow(CellcError);
     await expect(run).rejects.toThrow(
-      /cellc bug: the generated WGSL of the step kernel of 'rnn' does not compile:\nline \d+:\d+: [^]*fn broken\( \{[^]*--- kernel source ---/,
+      /the WGSL of the step kernel of 'rnn' does not compile \(an edited artifact, or a cellc bug\):\nline \d+:\d+: [^]*fn broken\( \{[^]*--- kernel source ---/,
     );
   });
   it("cellc compile --target wgsl writes the kernels and a manifest", () => {

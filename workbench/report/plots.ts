@@ -39,8 +39,8 @@ export function curveRows(points: readonly CurvePoint[]): CurveRow[] {
         cell,
         step,
         mean: ls.reduce((a, b) => a + b, 0) / ls.length,
-        min: Math.min(...ls),
-        max: Math.max(...ls),
+        min: ls.reduce((a, b) => Math.min(a, b), Infinity),
+        max: ls.reduce((a, b) => Math.max(a, b), -Infinity),
         seeds: ls.length,
       });
   return rows;

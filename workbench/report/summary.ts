@@ -171,7 +171,7 @@ export function legendText(s: CellSummary): string {
 /** Columns padded to their widths: the first left-aligned, the others right-aligned. */
 export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const all = [header, ...rows];
-  const w = header.map((_, j) => Math.max(...all.map((r) => [...r[j]!].length)));
+  const w = header.map((_, j) => all.reduce((m, r) => Math.max(m, [...r[j]!].length), 0));
   const line = (r: readonly string[]) =>
     r.map((v, j) => (j === 0 ? v.padEnd(w[j]!) : v.padStart(w[j]!))).join("  ");
   return [line(header), ...rows.map(line)].join("\n") + "\n";

@@ -1,22 +1,22 @@
 // Built-in tasks (generated, or from the text shipped in ./data) and data from safetensors files.
 // Every batch is time-major, as `cellc run` takes it, and depends only on the generator given.
 import { Rng } from "../../runtime/init.js";
-import { CellcError, showShape, type Tensor } from "../../runtime/tensor.js";
+import { CellcError, checkAllocation, showShape, type Tensor } from "../../runtime/tensor.js";
 import type { Batch, DataSource, LossKind } from "../train/types.js";
 import { TEXT } from "./data/text.js";
 
 export const TASK_NAMES: readonly string[] = ["adding", "copy", "sine", "chars"];
 
-const f32 = (shape: number[]): Tensor => ({
-  dtype: "f32",
-  shape,
-  data: new Float32Array(shape.reduce((a, b) => a * b, 1)),
-});
-const i32 = (shape: number[]): Tensor => ({
-  dtype: "i32",
-  shape,
-  data: new Int32Array(shape.reduce((a, b) => a * b, 1)),
-});
+/** A batch's tensor, its size checked first: B comes from the caller. */
+function zeros(dtype: "f32" | "i32", shape: number[]): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+    throw new CellcError(`a batch of shape ${showShape(shape)}: sizes must be whole numbers`);
+  checkAllocation(n, 4, `a batch's tensor of shape ${showShape(shape)}`);
+  return { dtype, shape, data: dtype === "f32" ? new Float32Array(n) : new Int32Array(n) };
+}
+const f32 = (shape: number[]): Tensor => zeros("f32", shape);
+const i32 = (shape: number[]): Tensor => zeros("i32", shape);
 const int = (rng: Rng, n: number) => Math.floor(rng.next() * n);
 
 /** A built-in task by name; `T` is its sequence length (for `copy`, the delay). */
@@ -178,6 +178,15 @@ export interface FileDataOptions {
   readonly name?: string;
   /** The number of classes of integer targets (default: the largest id + 1). */
   readonly classes?: number;
+  /** The files the tensors came from, to name in errors (`the eval data 'e.safetensors'`). */
+  readonly files?: { readonly train?: string; readonly eval?: string };
+}
+
+/** The largest value of an array, -1 for none: a loop, since a spread of millions overflows the stack. */
+function largest(data: ArrayLike<number>): number {
+  let m = -1;
+  for (let i = 0; i < data.length; i++) if (data[i]! > m) m = data[i]!;
+  return m;
 }
 
 /**
@@ -190,8 +199,9 @@ export function dataFromSafetensors(
   evalSet?: ReadonlyMap<string, Tensor>,
   opts: FileDataOptions = { inputs: ["x"] },
 ): DataSource {
-  const tr = checkFile(train, opts.inputs, "training data");
-  const ev = evalSet ? checkFile(evalSet, opts.inputs, "eval data") : undefined;
+  const named = (what: string, file?: string) => (file === undefined ? what : `${what} '${file}'`);
+  const tr = checkFile(train, opts.inputs, named("training data", opts.files?.train));
+  const ev = evalSet ? checkFile(evalSet, opts.inputs, named("eval data", opts.files?.eval)) : undefined;
   if (ev) {
     if (ev.T !== tr.T)
       throw new CellcError(`eval data has T = ${ev.T} steps, the training data ${tr.T}: they must match`);
@@ -206,7 +216,7 @@ export function dataFromSafetensors(
     }
   }
   const target = train.get("target")!;
-  const classesOf = (t: Tensor) => Math.max(-1, ...t.data) + 1;
+  const classesOf = (t: Tensor) => largest(t.data) + 1;
   const O =
     target.dtype === "i32"
       ? (opts.classes ?? Math.max(classesOf(target), ev ? classesOf(evalSet!.get("target")!) : 0))
@@ -241,7 +251,7 @@ export function dataFromSafetensors(
     name: opts.name ?? "data",
     summary: `data: ${opts.inputs.map((n) => `${n} ${showShape(train.get(n)!.shape)}`).join(", ")} -> target ${showShape(target.shape)} (${loss}, ${tr.on === "last" ? "on the last step" : "every step"}); ${trainRows.length} training rows, ${evalRows.length} eval rows; chance ${chance.toPrecision(3)} (the best constant guess on the eval rows)`,
     T: tr.T,
-    inputSize: first.dtype === "i32" ? Math.max(...first.data) + 1 : first.shape[2]!,
+    inputSize: first.dtype === "i32" ? largest(first.data) + 1 : first.shape[2]!,
     inputKind: first.dtype === "i32" ? "tokens" : "real",
     outputSize: O,
     on: tr.on,
@@ -338,6 +348,14 @@ function checkFile(
     [T, N] = [t.shape[0]!, t.shape[1]!];
   }
   if (N < 1 || T < 1) throw new CellcError(`the ${what} has no rows or no steps`);
+  for (const n of inputs) {
+    const t = ts.get(n)!;
+    if (t.dtype === "i32") {
+      const at = t.data.findIndex((v) => v < 0);
+      if (at >= 0)
+        throw new CellcError(`tensor '${n}' in the ${what} holds a negative token id at index ${at}`);
+    } else checkFinite(t, n, what);
+  }
   const target = ts.get("target");
   if (!target) throw new CellcError(`the ${what} has no tensor 'target'`);
   const cls = target.dtype === "i32";
@@ -351,6 +369,7 @@ function checkFile(
     );
   if (cls && target.data.some((v) => v < 0))
     throw new CellcError(`tensor 'target' in the ${what} holds a negative class id`);
+  if (!cls) checkFinite(target, "target", what);
   const lens = ts.get("seq_lens");
   if (lens) {
     if (lens.dtype !== "i32" || lens.shape.length !== 1 || lens.shape[0] !== N)
@@ -362,6 +381,15 @@ function checkFile(
       throw new CellcError(`seq_lens[${bad}] = ${lens.data[bad]} in the ${what} is outside 0 to T = ${T}`);
   }
   return { T, N, on };
+}
+
+/** Data with NaN or an infinity would train or evaluate to a NaN loss: refused where it is. */
+function checkFinite(t: Tensor, name: string, what: string): void {
+  const at = t.data.findIndex((v) => !Number.isFinite(v));
+  if (at >= 0)
+    throw new CellcError(
+      `tensor '${name}' in the ${what} holds ${t.data[at]} at index ${at}: data must be finite (use seq_lens for padding)`,
+    );
 }
 
 /** The given rows (batch columns) of every tensor of a file. */
@@ -378,6 +406,7 @@ function gather(
     const outer = lead ? t.shape[0]! : 1;
     const inner = t.data.length / (outer * N);
     const Ctor = t.data.constructor as Float32ArrayConstructor;
+    checkAllocation(outer * B * inner, 4, `a batch of ${B} rows of a tensor of shape ${showShape(t.shape)}`);
     const data = new Ctor(outer * B * inner);
     for (let o = 0; o < outer; o++)
       rows.forEach((r, b) =>

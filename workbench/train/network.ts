@@ -2,17 +2,22 @@
 // recurrent cell (a Model: stacked, optionally bidirectional, on any backend), the readout (a stateless
 // cell) and the loss, whose kernels come with the artifact.
 import type { NetworkArtifact, ParamPart } from "../../artifact/network.js";
+import { checkNetworkData, within } from "../../artifact/validate.js";
 import { loadArtifact } from "../../runtime/cell.js";
 import { initialise, Rng } from "../../runtime/init.js";
 import { loadJsModule } from "../../runtime/kernels.js";
 import { lossRows, lossScale } from "../../runtime/loss-plan.js";
+import { verifyKernelJs } from "../../runtime/verify.js";
 import { jsBackend, Model, type ForwardResult, type Gradients } from "../../runtime/model.js";
 import type { WebGpuBackend } from "../../runtime/webgpu/index.js";
 import { GpuNetworkStep, type DeviceBatch, type DeviceUpdate } from "../../runtime/webgpu/network.js";
 import {
   CellcError,
+  checkAllocation,
+  checkTensor,
   floatArray,
   showShape,
+  tensorMap,
   type FloatArray,
   type Tensor,
   type TensorData,
@@ -41,10 +46,22 @@ type LossKernel = (
 ) => number;
 
 /** A network artifact, checked for what the runtime reads of it. */
-export function checkNetworkArtifact(a: NetworkArtifact): NetworkArtifact {
-  if (a?.format !== "cellc-network" || a.version !== 1)
-    throw new CellcError("not a cellc network (format cellc-network, version 1)");
-  return a;
+export function checkNetworkArtifact(a: NetworkArtifact, where = "the network"): NetworkArtifact {
+  const v = a as unknown;
+  if (typeof v !== "object" || v === null || a.format !== "cellc-network" || a.version !== 1)
+    throw new CellcError(`${where} is not a cellc network (format cellc-network, version 1)`);
+  const n = checkNetworkData(a, where);
+  // Its kernels are checked again where they load; here an edit is reported with the file's name.
+  within(where, () => {
+    for (const [text, what] of [
+      [n.cell.js, "cell's"],
+      [n.readout.js, "readout's"],
+      [n.loss.js, "loss"],
+      [n.optimizer.js, "optimiser"],
+    ] as const)
+      if (text !== undefined) verifyKernelJs(text, what);
+  });
+  return n;
 }
 
 export class Network {
@@ -82,7 +99,7 @@ export class Network {
 
     // Every name belongs to one part (the compiler made them so); the given ones must be among them.
     const owner = new Map<string, ParamPart>(artifact.params.map((p) => [p.name, p.part]));
-    const given = new Map(opts.params ?? []);
+    const given = tensorMap(opts.params, "params", "parameter");
     const unknown = [...given.keys()].filter((n) => !owner.has(n));
     if (unknown.length)
       throw new CellcError(
@@ -127,6 +144,11 @@ export class Network {
       this.embedDim = e.D;
       const shape = [e.V, e.D];
       const g = given.get(e.param);
+      checkAllocation(
+        e.V * e.D,
+        this.dtype === "f64" ? 8 : 4,
+        `embedding '${e.param}' of shape [${e.V}, ${e.D}]`,
+      );
       const t: Tensor = { dtype: this.dtype, shape, data: floatArray(this.dtype, e.V * e.D) };
       if (g) {
         if (g.shape.length !== 2 || g.shape[0] !== shape[0] || g.shape[1] !== shape[1])
@@ -222,6 +244,11 @@ export class Network {
 
   /** The loss of a batch and, when asked, every parameter's gradient. */
   async loss(batch: Batch, want: LossWant = {}): Promise<LossResult> {
+    if (typeof batch !== "object" || batch === null)
+      throw new CellcError("loss() takes a batch { inputs, target, seqLens? }");
+    checkTensor(batch.target, "target");
+    if (batch.seqLens !== undefined && !(batch.seqLens instanceof Int32Array))
+      throw new CellcError("a batch's seqLens must be an Int32Array, one length per row");
     if (
       this.device &&
       !want.grads &&
@@ -381,6 +408,7 @@ export class Network {
     x: Map<string, Tensor>;
     tokens?: Tensor;
   } {
+    given = tensorMap(given, "inputs", "input");
     // A task's batch holds one input under its own name: it is the network's input whatever that is called.
     let first = given.get(this.inputName) ?? (given.size === 1 ? [...given.values()][0] : undefined);
     if (!first) throw new CellcError(`missing input '${this.inputName}'`);

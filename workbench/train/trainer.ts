@@ -3,11 +3,13 @@
 // chunk's final states (carried, without a gradient through them), and the update uses the gradients
 // summed over the chunks (the loss is still the mean over the whole batch).
 import { Rng } from "../../runtime/init.js";
-import { CellcError, type Tensor } from "../../runtime/tensor.js";
+import { CellcError, checkAllocation, type Tensor } from "../../runtime/tensor.js";
 import type { Checkpoint } from "./checkpoint.js";
 import type { Network } from "./network.js";
 import { learningRate, makeOptimizer, type Optimizer } from "./optim.js";
+import { checkConfig, checkState, checkTensors, type CheckpointState } from "./state.js";
 import type { Batch, DataSource, Metric, TrainConfig, TrainResult } from "./types.js";
+export { checkConfig, type CheckpointState };
 
 export interface TrainHooks {
   onMetric?(m: Metric): void;
@@ -23,49 +25,17 @@ export interface TrainerOptions {
   origin?: unknown;
 }
 
-/** What a checkpoint holds besides the tensors. */
-export interface CheckpointState {
-  readonly format: "cellc-checkpoint";
-  readonly version: 1;
-  readonly step: number;
-  readonly config: TrainConfig;
-  readonly rng: number;
-  readonly dataState?: number[];
-  readonly optimizer: { readonly name: string; readonly count: number };
-  readonly params: string[];
-  readonly dtype: "f32" | "f64";
-  readonly totalMs: number;
-  readonly metrics: Metric[];
-  readonly origin?: unknown;
-}
-
 /** The eval set depends on the task alone, so that runs with different seeds are judged on the same data. */
 const EVAL_SEED = 0x5eed_e7a1;
 const DATA_SALT = 0x9e37_79b9;
 
-export function checkConfig(cfg: TrainConfig): void {
-  const posInt = (v: number | undefined, what: string) => {
-    if (v !== undefined && (!Number.isInteger(v) || v < 1))
-      throw new CellcError(`${what} must be a positive integer, got ${v}`);
-  };
-  posInt(cfg.steps, "steps");
-  posInt(cfg.batch, "batch");
-  posInt(cfg.tbptt, "tbptt");
-  posInt(cfg.evalEvery, "evalEvery");
-  posInt(cfg.evalBatch, "evalBatch");
-  if (!(cfg.lr > 0 && Number.isFinite(cfg.lr)))
-    throw new CellcError(`the learning rate must be a positive number, got ${cfg.lr}`);
-  if (cfg.clip !== undefined && !(cfg.clip > 0))
-    throw new CellcError(`clip must be a positive number, got ${cfg.clip}`);
-  if (cfg.warmup !== undefined && (!Number.isInteger(cfg.warmup) || cfg.warmup < 0))
-    throw new CellcError(`warmup must be a non-negative integer, got ${cfg.warmup}`);
-  if (!Number.isSafeInteger(cfg.seed)) throw new CellcError(`the seed must be an integer, got ${cfg.seed}`);
-}
-
 export class Trainer {
   /** Updates done so far. */
   steps = 0;
+  /** The metric lines made since the start, or since the resume (with the checkpoint's own lines). */
   readonly metrics: Metric[] = [];
+  /** Metric lines written before `metrics[0]` (by the run before a resume). */
+  private metricsBefore = 0;
   private readonly rng: Rng;
   private readonly optimizer: Optimizer;
   private evalSet?: Batch;
@@ -85,7 +55,13 @@ export class Trainer {
     opts: TrainerOptions = {},
   ) {
     this.onMetric = opts.onMetric;
+    if (typeof net !== "object" || net === null || !net.artifact || !(net.params instanceof Map))
+      throw new CellcError("Trainer needs a Network to train");
+    if (typeof data !== "object" || data === null || typeof data.batch !== "function")
+      throw new CellcError("Trainer needs a data source: makeTask(name) or dataFromSafetensors(...)");
     checkConfig(cfg);
+    checkBatchSize(data, cfg.batch, "a training batch");
+    checkBatchSize(data, cfg.evalBatch ?? 256, "the eval batch");
     this.rng = new Rng((cfg.seed ^ DATA_SALT) >>> 0);
     this.optimizer = makeOptimizer(cfg, net.artifact.optimizer);
     this.origin = opts.origin;
@@ -226,7 +202,9 @@ export class Trainer {
       params: [...this.net.params.keys()],
       dtype: this.net.dtype,
       totalMs: this.totalMs,
-      metrics: this.metrics,
+      metrics: this.stepMetrics(),
+      metricCount: this.metricsBefore + this.metrics.length,
+      stepsToSolve: this.stepsToSolve,
       origin: this.origin,
     };
     return { tensors, state };
@@ -246,12 +224,13 @@ export class Trainer {
       ) => Promise<{ net: Network; data: DataSource }> | { net: Network; data: DataSource };
       steps?: number;
       onMetric?(m: Metric): void;
+      /** Names the checkpoint in errors (`the checkpoint in 'runs/x'`). */
+      where?: string;
     } = {},
   ): Promise<Trainer> {
     const { tensors } = ck;
-    const state = ck.state as CheckpointState;
-    if (state?.format !== "cellc-checkpoint" || state.version !== 1)
-      throw new CellcError(`the checkpoint is of an unknown format`);
+    const where = opts.where ?? "the checkpoint";
+    const state = checkState(ck.state, where);
     let { net, data } = opts;
     if (!net || !data) {
       if (!opts.rebuild) throw new CellcError("resume needs the network and data, or a way to rebuild them");
@@ -259,12 +238,8 @@ export class Trainer {
     }
     const cfg = opts.steps === undefined ? state.config : { ...state.config, steps: opts.steps };
     const t = new Trainer(net, data, cfg, { onMetric: opts.onMetric, origin: state.origin });
-    for (const [n, p] of net.params) {
-      const s = tensors.get(n);
-      if (!s || s.shape.length !== p.shape.length || s.shape.some((d, i) => d !== p.shape[i]))
-        throw new CellcError(`the checkpoint has no parameter '${n}' of shape [${p.shape.join(", ")}]`);
-      (p.data as Float32Array).set(s.data);
-    }
+    checkTensors(tensors, net.params, state.config.optim, state.optimizer.count, where);
+    for (const [n, p] of net.params) (p.data as Float32Array).set(tensors.get(n)!.data);
     net.paramsChanged();
     const moments = new Map([...tensors].filter(([n]) => n.includes("/")));
     t.optimizer.restore(state.optimizer.count, moments);
@@ -283,8 +258,13 @@ export class Trainer {
     if (state.dataState) data.restoreState?.(state.dataState);
     t.steps = state.step;
     t.totalMs = state.totalMs;
-    t.metrics.push(...state.metrics);
-    t.stepsToSolve = state.metrics.find((m) => m.split === "eval" && solvedBy(data, m.loss))?.step ?? null;
+    // No spread: a checkpoint of an earlier cellc holds every metric line of its run.
+    for (const m of state.metrics) t.metrics.push(m);
+    t.metricsBefore = (state.metricCount ?? state.metrics.length) - state.metrics.length;
+    t.stepsToSolve =
+      state.stepsToSolve !== undefined
+        ? state.stepsToSolve
+        : (state.metrics.find((m) => m.split === "eval" && solvedBy(data, m.loss))?.step ?? null);
     return t;
   }
 
@@ -297,6 +277,14 @@ export class Trainer {
       for (const [name, data] of i === 0 ? m : v)
         out.set(`${kind}/${name}`, { dtype: "f32", shape: [data.length], data });
     });
+    return out;
+  }
+
+  /** The metric lines of the current step (its train and eval lines), from the end. */
+  private stepMetrics(): Metric[] {
+    const out: Metric[] = [];
+    for (let i = this.metrics.length - 1; i >= 0 && this.metrics[i]!.step === this.steps; i--)
+      out.unshift(this.metrics[i]!);
     return out;
   }
 
@@ -336,4 +324,13 @@ function stopped(step: number, loss: number, bad: [string, ArrayLike<number>] | 
   return new CellcError(
     `training stopped at step ${step}: ${Number.isFinite(loss) ? "" : `the loss is ${loss}${bad ? "; " : ""}`}${where} (try a smaller --lr or --clip)`,
   );
+}
+
+/** Refuses a batch size whose tensors (inputs and targets of every step) cannot be allocated. */
+function checkBatchSize(data: DataSource, B: number, what: string): void {
+  const steps = data.T * B;
+  const features = data.inputKind === "tokens" ? 1 : data.inputSize;
+  const targets = (data.on === "every" ? steps : B) * (data.loss === "cross_entropy" ? 1 : data.outputSize);
+  checkAllocation(steps * features, 4, `the inputs of ${what} of B = ${B} (T = ${data.T})`);
+  checkAllocation(targets, 4, `the targets of ${what} of B = ${B}`);
 }
