@@ -97,8 +97,12 @@ export function exportRun(dir: string, args: Parsed, io: Io): number {
   if (args.flags.has("bidirectional"))
     throw new CliError("--bidirectional does not go with a run folder: the trained network fixes it");
   const target = args.options.target;
+  if (target === undefined)
+    throw new CliError(
+      `'${dir}' is not a regular file but a folder: compile takes a .cell file, or a run folder with --target onnx or --target torch`,
+    );
   if (target !== "onnx" && target !== "torch")
-    throw new CliError(`a run folder exports with --target onnx or --target torch, not '${target ?? ""}'`);
+    throw new CliError(`a run folder exports with --target onnx or --target torch, not '${target}'`);
   const out = args.options.out!;
   const { artifact, params } = loadRun(dir);
   const src = artifact.source;

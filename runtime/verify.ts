@@ -40,7 +40,7 @@ const NAMES = new Set(
   (
     "A B C D F G GEMMS K M O P R T X a acc ao at b c co coef count d dims dof dy eps g gemmNN gemmNT gemmTN " +
     "gi go hp i j k kn lda ldc ldd ldg ldp ldx lens loss lr lse m mem mn mom n need nnBlock ntBlock offs p " +
-    "pmem po postmask premask r rows run s scale stepSize sum sumsq t target tnScratch update v valid w wd " +
+    "pmem po postmask premask r rows run s scale stepSize sum sumsq t tgt tnScratch update v valid w wd " +
     "nt nn tn wide x xo y z before step loop after"
   ).split(" "),
 );
