@@ -91,7 +91,7 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
   },
   compare: {
     synopsis:
-      "compare A.cell B.cell... --task NAME [--T N] [--steps N] [--seeds K] [--batch B] [--lr X] [--optim NAME] [--dims H=32] [--backend wasm|js] [--threads N|all] --out DIR",
+      "compare A.cell B.cell... --task NAME [--T N] [--steps N] [--seeds K] [--batch B] [--lr X] [--optim NAME] [--dims H=32] [--layers N] [--backend wasm|js] [--threads N|all] --out DIR",
     files: [1, Infinity],
     values: [
       "task",
@@ -106,6 +106,7 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
       "dims",
       "backend",
       "threads",
+      "layers",
       "out",
     ],
     flags: ["quiet"],

@@ -3,7 +3,7 @@
 // trainer's (runtime/train, runtime/tasks), passed in as `deps`, so that these can be tested without it.
 import type { Parsed } from "./args.js";
 import { CliError, type Io } from "./io.js";
-import { fileNetwork, readCellFile, type FileNetwork } from "./network.js";
+import { builtinCellFile, fileNetwork, readCellFile, type FileNetwork } from "./network.js";
 import { cliBackend } from "./run.js";
 import type { Artifact } from "../artifact/artifact.js";
 import type { NetworkArtifact } from "../artifact/network.js";
@@ -60,6 +60,7 @@ export interface TrainerDeps {
     dims: Record<string, number>,
     io: Io,
     optim: OptimName,
+    layers?: number,
   ): FileNetwork | undefined;
   network(spec: NetworkArtifact, opts?: NetworkOptions): NetworkLike;
   train(
@@ -74,8 +75,8 @@ export interface TrainerDeps {
 export function loadTrainer(): TrainerDeps {
   return {
     makeTask: (name, opts) => makeTask(name, opts),
-    networkSpec: (file, task, dims, io, optim) =>
-      fileNetwork(file, readCellFile(file), {}, task, dims, io, optim),
+    networkSpec: (file, task, dims, io, optim, layers) =>
+      fileNetwork(file, readCellFile(file), layers ? { layers } : {}, task, dims, io, optim),
     network: (spec, opts) => new Network(spec, opts),
     train: (net, data, cfg, hooks) => train(net as Network, data, cfg, hooks),
   };
@@ -93,6 +94,8 @@ export interface CompareOptions {
   readonly evalEvery: number;
   /** Sizes the task does not give (H), by dimension name. */
   readonly dims: Readonly<Record<string, number>>;
+  /** Stacked layers of each cell in its default model (a declared model says its own). Default 1. */
+  readonly layers?: number;
   readonly backend?: Backend;
   readonly out: string;
   readonly quiet?: boolean;
@@ -120,8 +123,12 @@ function loadCells(
   deps: TrainerDeps,
   io: Io,
   optim: OptimName,
+  layers?: number,
 ): LoadedCell[] | undefined {
-  const compiled = files.map((file) => ({ file, net: deps.networkSpec(file, task, { ...dims }, io, optim) }));
+  const compiled = files.map((file) => ({
+    file,
+    net: deps.networkSpec(file, task, { ...dims }, io, optim, layers),
+  }));
   if (compiled.some((c) => !c.net)) return undefined;
   const names = compiled.map((c) => c.net!.name);
   const labels = compiled.map((c, i) =>
@@ -155,7 +162,7 @@ export async function compareCells(
   io: Io,
 ): Promise<number> {
   const task = deps.makeTask(o.task, o.T === undefined ? {} : { T: o.T });
-  const cells = loadCells(files, task, o.dims, deps, io, o.optim);
+  const cells = loadCells(files, task, o.dims, deps, io, o.optim, o.layers);
   if (!cells) return 1;
   const specs = cells.map((c) => c.spec);
   const say = progress(io, o.quiet);
@@ -431,12 +438,15 @@ function commandLine(args: Parsed): string {
 
 export function compareOptions(args: Parsed): Omit<CompareOptions, "backend"> {
   const out = needOut(args);
-  if (!args.options.task) throw new CliError("compare needs --task NAME (adding, copy, sine, chars)");
+  if (!args.options.task)
+    throw new CliError("compare needs --task NAME (adding, copy, selective-copy, sine, chars)");
   const steps = int(args, "steps", 2000);
   const T = args.options.T === undefined ? undefined : int(args, "T", 0);
+  const layers = args.options.layers === undefined ? undefined : int(args, "layers", 1);
   return {
     task: args.options.task,
     ...(T !== undefined ? { T } : {}),
+    ...(layers !== undefined ? { layers } : {}),
     steps,
     seeds: int(args, "seeds", 3),
     batch: int(args, "batch", 32),
@@ -473,12 +483,13 @@ export const compareCommands: Record<"compare" | "gradflow", CommandFn> = {
   compare: async (args, io) => {
     const o = compareOptions(args);
     const backend = await cliBackend(args, ["js", "wasm"]);
-    return compareCells(args.files, { ...o, ...(backend ? { backend } : {}) }, loadTrainer(), io);
+    const files = args.files.map(builtinCellFile);
+    return compareCells(files, { ...o, ...(backend ? { backend } : {}) }, loadTrainer(), io);
   },
   gradflow: async (args, io) => {
     const backend = await cliBackend(args, ["js", "wasm"]);
     return gradflowCells(
-      args.files,
+      args.files.map(builtinCellFile),
       { ...gradflowOptions(args), ...(backend ? { backend } : {}) },
       loadTrainer(),
       io,

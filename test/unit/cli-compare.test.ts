@@ -365,7 +365,9 @@ describe("cellc compare (with a small trainer)", () => {
   it("through main: a usage error exits 1 with a message, no stack trace", async () => {
     const io = capture();
     expect(await main(["compare", "examples/cells/rnn.cell", "--out", join(tmp(), "o")], io)).toBe(1);
-    expect(io.stderr).toBe("cellc: error: compare needs --task NAME (adding, copy, sine, chars)\n");
+    expect(io.stderr).toBe(
+      "cellc: error: compare needs --task NAME (adding, copy, selective-copy, sine, chars)\n",
+    );
   });
 });
 
@@ -420,5 +422,21 @@ describe("cellc gradflow (with a small trainer)", () => {
       /gradflow needs a task with one target per sequence/,
     );
     expect(existsSync(out)).toBe(false);
+  });
+});
+
+describe("built-in cells by name", () => {
+  it("a bare name that is no file is the built-in cell's file; anything else is left as given", async () => {
+    const { builtinCellFile } = await import("../../cli/network.js");
+    expect(builtinCellFile("mingru").replace(/\\/g, "/")).toMatch(/\/examples\/cells\/mingru\.cell$/);
+    expect(readFileSync(builtinCellFile("mingru"), "utf8")).toContain("cell mingru");
+    for (const arg of ["no_such_cell", "examples/cells/gru.cell", "gru.cell", "../x"])
+      expect(builtinCellFile(arg)).toBe(arg);
+  });
+  it("compare --layers N stacks each cell in its default model", () => {
+    const o = compareOptions(
+      parseArgs(["compare", "a.cell", "--task", "adding", "--layers", "2", "--out", "o"]),
+    );
+    expect(o.layers).toBe(2);
   });
 });

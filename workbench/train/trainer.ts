@@ -126,9 +126,12 @@ export class Trainer {
   /** The loss on the fixed eval set, at the current step. */
   async evaluate(): Promise<Metric> {
     this.evalSet ??= this.data.batch("eval", this.cfg.evalBatch ?? 256, new Rng(EVAL_SEED));
-    const r = await this.net.loss(this.evalSet, { tbptt: this.cfg.tbptt });
-    if (this.stepsToSolve === null && this.data.solved(r.loss)) this.stepsToSolve = this.steps;
-    return this.record({ step: this.steps, split: "eval", loss: r.loss, ...this.bpc(r.loss) });
+    const set = this.evalSet;
+    const r = await this.net.loss(set, { tbptt: this.cfg.tbptt });
+    const scores = this.data.score?.(await this.net.predict(set.inputs, set.seqLens), set) ?? {};
+    const m = { step: this.steps, split: "eval" as const, loss: r.loss, ...this.bpc(r.loss), ...scores };
+    if (this.stepsToSolve === null && this.data.solved(r.loss, m)) this.stepsToSolve = this.steps;
+    return this.record(m);
   }
 
   /**
@@ -158,7 +161,7 @@ export class Trainer {
     return {
       metrics: this.metrics,
       finalEvalLoss,
-      solved: this.data.solved(finalEvalLoss),
+      solved: this.data.solved(finalEvalLoss, evals.at(-1)),
       stepsToSolve: this.stepsToSolve,
       msPerStep: this.steps ? this.totalMs / this.steps : 0,
       paramCount: this.net.paramCount,
@@ -229,7 +232,7 @@ export class Trainer {
     t.steps = state.step;
     t.totalMs = state.totalMs;
     t.metrics.push(...state.metrics);
-    t.stepsToSolve = state.metrics.find((m) => m.split === "eval" && data.solved(m.loss))?.step ?? null;
+    t.stepsToSolve = state.metrics.find((m) => m.split === "eval" && data.solved(m.loss, m))?.step ?? null;
     return t;
   }
 

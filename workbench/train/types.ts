@@ -31,8 +31,11 @@ export interface TaskInfo {
   readonly loss: LossKind;
   /** The loss of a constant best guess, when known (adding: about 0.167). */
   readonly chance?: number;
-  /** The task's criterion on the eval loss (adding: MSE < 0.01). */
-  solved(evalLoss: number): boolean;
+  /**
+   * The task's criterion on the eval loss (adding: MSE < 0.01), or on the eval metric line, which holds
+   * what `score` adds (selective-copy: recall accuracy >= 99%).
+   */
+  solved(evalLoss: number, metric?: Readonly<Record<string, number | string>>): boolean;
 }
 
 /** A source of batches: a built-in task or a safetensors file. Deterministic given the generator's state. */
@@ -43,6 +46,11 @@ export interface DataSource extends TaskInfo {
   restoreState?(state: readonly number[]): void;
   /** Characters of a character-level task, class id order (for sampling and bits per character). */
   readonly vocab?: string;
+  /**
+   * Metrics of the network's outputs on an eval batch (the readout's `y`, as Network.predict gives it),
+   * added to the eval line: a task judged by more than its loss (selective-copy's recall accuracy).
+   */
+  score?(y: Tensor, batch: Batch): Record<string, number>;
 }
 
 export interface NetworkOptions {
