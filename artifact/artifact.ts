@@ -1,6 +1,6 @@
 import type { Dim, Type } from "./shape.js";
 import type { WasmTarget } from "./wasm.js";
-import type { BufferDecl, KernelName, Pack, Signature } from "./schedule.js";
+import type { BufferDecl, KernelName, Pack, ScanState, Signature } from "./schedule.js";
 
 /**
  * The compiled artifact: everything a runtime needs to run a cell, as plain serialisable data. The runtime
@@ -42,6 +42,11 @@ export interface Artifact {
   readonly buffers: readonly BufferDecl[];
   readonly packs: readonly Pack[];
   readonly kernels: Readonly<Record<KernelName, KernelInfo>>;
+  /**
+   * The states run as scans over time, between `before` and `step` forward and between `loop` and `after`
+   * backward (see ScanState); absent when there are none. Each backend runs them with a scan of its own.
+   */
+  readonly scans?: readonly ScanState[];
   /** The ES module of the JS kernels (see codegen/js.ts). */
   readonly js?: string;
   /** One WGSL module per kernel (see codegen/wgsl.ts). */

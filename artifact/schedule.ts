@@ -16,7 +16,8 @@ export type BufferKind =
   | "grad_param"
   | "grad_pack"
   | "gtape" // gradients computed in the backward loop and read after it, [T, B, ...]
-  | "carry"; // rows set aside by the backward masks, [B, ...]
+  | "carry" // rows set aside by the backward masks, [B, ...]
+  | "coef"; // a scan state's coefficient a at every step (s' = a * s + b), [T, B, ...]
 
 export type Extent = "seq" | "seq1" | "batch" | "one";
 
@@ -65,3 +66,20 @@ export interface Signature {
 
 export const KERNEL_NAMES = ["before", "step", "loop", "after"] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];
+
+/**
+ * A state run as a scan over time (compiler/schedule/scan.ts). Forward, after `before` has written the
+ * coefficient a_t to `coef` and the offset b_t to `buffer` at t + 1: s[t+1] = a_t * s[t] + s[t+1] for t = 0
+ * .. T-1. Backward, after `loop` has written to `grad` at t the state's gradient at step t without what
+ * comes from s[t+1]: g[t] = a_t * g[t+1] + g[t] for t = T-1 .. 0. Rows past their length carry the state
+ * (a = 1, b = 0) and its gradient back to the last valid step, and their gradients after it are 0, as the
+ * step loop's masks do.
+ */
+export interface ScanState {
+  /** Which state of the signature. */
+  readonly state: number;
+  /** Its buffers: the state [T + 1, B, ...], its gradient [T + 1, B, ...], the coefficient [T, B, ...]. */
+  readonly buffer: number;
+  readonly grad: number;
+  readonly coef: number;
+}

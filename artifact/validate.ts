@@ -162,7 +162,7 @@ const artifactSchema = obj<Artifact>({
   signature,
   buffers: arr(
     obj({
-      kind: oneOf("input", "state", "output", "param", "pack", "tape", "grad_output", "grad_state", "grad_input", "grad_param", "grad_pack", "gtape", "carry"), // prettier-ignore
+      kind: oneOf("input", "state", "output", "param", "pack", "tape", "grad_output", "grad_state", "grad_input", "grad_param", "grad_pack", "gtape", "carry", "coef"), // prettier-ignore
       index: int(0, 1 << 20),
       name: str(1000),
       type,
@@ -186,6 +186,17 @@ const artifactSchema = obj<Artifact>({
       bindings: arr(obj({ buffer: int(0, 1 << 16), shift: oneOf(0, 1) }), 1 << 16),
       masks: bool,
     }),
+  ),
+  scans: opt(
+    arr(
+      obj({
+        state: int(0, 1000),
+        buffer: int(0, 1 << 16),
+        grad: int(0, 1 << 16),
+        coef: int(0, 1 << 16),
+      }),
+      1000,
+    ),
   ),
   js: opt(str(64 << 20)),
   wgsl: opt(
@@ -294,6 +305,19 @@ function artifactFields(a: unknown, base: string): Artifact {
       if (b.buffer >= art.buffers.length)
         bad(`kernels.${k}.bindings[${i}].buffer`, `a buffer's index (below ${art.buffers.length})`, b.buffer);
     });
+  // A scan state's buffers: the state's own, its gradient's, and a coefficient buffer.
+  (art.scans ?? []).forEach((sc, i) => {
+    if (sc.state >= sig.states.length) bad(`scans[${i}].state`, `a state's index (below ${sig.states.length})`, sc.state); // prettier-ignore
+    for (const [field, kind] of [
+      ["buffer", "state"],
+      ["grad", "grad_state"],
+      ["coef", "coef"],
+    ] as const) {
+      const b = art.buffers[sc[field]];
+      if (!b || b.kind !== kind || (kind !== "coef" && b.index !== sc.state))
+        bad(`scans[${i}].${field}`, `the ${kind} buffer of state ${sc.state}`, sc[field]);
+    }
+  });
   return art;
 }
 

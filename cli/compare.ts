@@ -5,7 +5,7 @@ import { basename } from "node:path";
 import type { Parsed } from "./args.js";
 import { choiceOf, parseCellRef, type CellRef } from "./cellref.js";
 import { CliError, type Io } from "./io.js";
-import { fileNetwork, readCellFile, type FileNetwork } from "./network.js";
+import { builtinCellFile, fileNetwork, readCellFile, type FileNetwork } from "./network.js";
 import { nodeHost } from "./node-host.js";
 import { cliBackend, readTensors } from "./run.js";
 import type { Artifact } from "../artifact/artifact.js";
@@ -73,6 +73,7 @@ export interface TrainerDeps {
     dims: Record<string, number>,
     io: Io,
     optim: OptimName,
+    layers?: number,
   ): FileNetwork | undefined;
   network(spec: NetworkArtifact, opts?: NetworkOptions): NetworkLike;
   train(
@@ -103,11 +104,15 @@ export function loadTrainer(): TrainerDeps {
       const ev = evalFile === undefined ? undefined : read(evalFile, "eval data");
       return dataFromSafetensors(tr, ev, { inputs, name: basename(trainFile) });
     },
-    networkSpec: (ref, task, dims, io, optim) => {
-      const source = readCellFile(ref.file);
-      const choice =
-        ref.name === undefined ? {} : choiceOf(checkProgram(ref.file, nodeHost, source), ref.file, ref.name);
-      return fileNetwork(ref.file, source, choice, task, dims, io, optim);
+    networkSpec: (ref, task, dims, io, optim, layers) => {
+      // A bare built-in name (`mingru`) is its file in examples/cells.
+      const file = builtinCellFile(ref.file);
+      const source = readCellFile(file);
+      const choice = {
+        ...(ref.name === undefined ? {} : choiceOf(checkProgram(file, nodeHost, source), file, ref.name)),
+        ...(layers ? { layers } : {}),
+      };
+      return fileNetwork(file, source, choice, task, dims, io, optim);
     },
     network: (spec, opts) => new Network(spec, opts),
     train: (net, data, cfg, hooks) => train(net as Network, data, cfg, hooks),
@@ -139,6 +144,8 @@ export interface CompareOptions {
   readonly evalEvery: number;
   /** Sizes the task does not give (H), by dimension name. */
   readonly dims: Readonly<Record<string, number>>;
+  /** Stacked layers of each cell in its default model (a declared model says its own). Default 1. */
+  readonly layers?: number;
   readonly backend?: Backend;
   readonly out: string;
   readonly quiet?: boolean;
@@ -168,10 +175,11 @@ function loadCells(
   deps: TrainerDeps,
   io: Io,
   optim: OptimName,
+  layers?: number,
 ): LoadedCell[] | undefined {
   const compiled = args.map((arg) => {
     const ref = parseCellRef(arg);
-    return { file: ref.file, net: deps.networkSpec(ref, task, { ...dims }, io, optim) };
+    return { file: ref.file, net: deps.networkSpec(ref, task, { ...dims }, io, optim, layers) };
   });
   if (compiled.some((c) => !c.net)) return undefined;
   const names = compiled.map((c) => c.net!.name);
@@ -216,7 +224,7 @@ export async function compareCells(
   io: Io,
 ): Promise<number> {
   const task = dataOf(o.data, deps, o.solvedBelow);
-  const cells = loadCells(files, task, o.dims, deps, io, o.optim);
+  const cells = loadCells(files, task, o.dims, deps, io, o.optim, o.layers);
   if (!cells) return 1;
   const specs = cells.map((c) => c.spec);
   const say = progress(io, o.quiet);
@@ -533,8 +541,10 @@ export function compareOptions(args: Parsed): Omit<CompareOptions, "backend"> {
   const data = dataSpecOf(args);
   const steps = int(args, "steps", 2000);
   const solvedBelow = positive(args, "solved-below", undefined);
+  const layers = args.options.layers === undefined ? undefined : int(args, "layers", 1);
   return {
     data,
+    ...(layers !== undefined ? { layers } : {}),
     ...(solvedBelow !== undefined ? { solvedBelow } : {}),
     steps,
     seeds: int(args, "seeds", 3),
@@ -571,12 +581,13 @@ export const compareCommands: Record<"compare" | "gradflow", CommandFn> = {
   compare: async (args, io) => {
     const o = compareOptions(args);
     const backend = await cliBackend(args, ["js", "wasm"]);
-    return compareCells(args.files, { ...o, ...(backend ? { backend } : {}) }, loadTrainer(), io);
+    const files = args.files.map(builtinCellFile);
+    return compareCells(files, { ...o, ...(backend ? { backend } : {}) }, loadTrainer(), io);
   },
   gradflow: async (args, io) => {
     const backend = await cliBackend(args, ["js", "wasm"]);
     return gradflowCells(
-      args.files,
+      args.files.map(builtinCellFile),
       { ...gradflowOptions(args), ...(backend ? { backend } : {}) },
       loadTrainer(),
       io,

@@ -9,6 +9,7 @@ import { artifactOf } from "../compiler/schedule/artifact.js";
 import { buildSchedule } from "../compiler/schedule/build.js";
 import { printSchedule } from "../compiler/schedule/print.js";
 import { KERNEL_NAMES } from "../compiler/schedule/types.js";
+import { SCAN_WGSL } from "../runtime/webgpu/scan.js";
 
 /** `--target js|wgsl --out DIR`: the compiled artifact (`--emit` prints through stage.ts). */
 export async function emitCompiled(ir: CellIR, args: Parsed, io: Io): Promise<void> {
@@ -23,6 +24,7 @@ export async function emitCompiled(ir: CellIR, args: Parsed, io: Io): Promise<vo
   if (target === "js") files.push([`${ir.name}.js`, artifact.js!]);
   else {
     for (const k of KERNEL_NAMES) files.push([`${ir.name}.${k}.wgsl`, wgsl![k].code]);
+    if (schedule.scans.length) files.push([`${ir.name}.scan.wgsl`, SCAN_WGSL]);
     files.push([`${ir.name}.wgsl.json`, JSON.stringify(wgslManifest(schedule, wgsl!), null, 2) + "\n"]);
   }
   files.push([`${ir.name}.schedule.txt`, printSchedule(schedule)]);

@@ -12,6 +12,8 @@ import { checkProgram, selectModel } from "../compiler/driver.js";
 import { renderAll, hasErrors } from "../compiler/diag/diagnostic.js";
 import type { CheckedModel } from "../compiler/model/check.js";
 import { compileNetwork, type DataShape, type NetworkChoice } from "../compiler/network/compile.js";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { nodeHost } from "./node-host.js";
 import { hiddenLine, pickedDiagnostics } from "./cellref.js";
 import { CliError, type Io } from "./io.js";
@@ -29,6 +31,20 @@ export interface FileNetwork {
 
 /** What the command line says when a file has several cells and none is named. */
 export const CHOOSE_CELL = "choose one with --cell NAME (or FILE.cell:NAME)";
+
+/**
+ * A file argument as given, or a built-in cell's file for a bare name that is no file (`mingru` for
+ * examples/cells/mingru.cell), so that `cellc compare mingru gru ...` runs from anywhere.
+ */
+export function builtinCellFile(arg: string): string {
+  if (arg.endsWith(".cell") || !/^[\w-]+$/.test(arg) || existsSync(arg)) return arg;
+  // From dist/cli/ (the built command) or cli/ (the sources, in tests).
+  for (const up of ["../../", "../"]) {
+    const file = fileURLToPath(new URL(`${up}examples/cells/${arg}.cell`, import.meta.url));
+    if (existsSync(file)) return file;
+  }
+  return arg;
+}
 
 /** Reads a .cell file as a CliError that names it when it cannot. */
 export function readCellFile(file: string): string {

@@ -7,7 +7,7 @@ import { hasErrors, renderAll, type Diagnostic } from "./diag/diagnostic.js";
 import type { SourceMap } from "./diag/span.js";
 import type { CellIR } from "./ir/cell.js";
 import { artifactOf, type Artifact } from "./schedule/artifact.js";
-import { buildSchedule } from "./schedule/build.js";
+import { buildSchedule, type ScheduleOptions } from "./schedule/build.js";
 import type { Schedule } from "./schedule/types.js";
 import { CellcError } from "../artifact/tensor.js";
 import { shown } from "../artifact/validate.js";
@@ -33,6 +33,8 @@ export interface CompileOptions {
   readonly host?: SourceHost;
   /** Which kernels to generate: JS (the CPU runtime's), WGSL, WebAssembly. Default all three. */
   readonly targets?: readonly Target[];
+  /** false: scan states run in the step loop like any other (see schedule/scan.ts). Default true. */
+  readonly scan?: boolean;
 }
 
 /** What `compile` gives: the diagnostics, and the artifact when there are no errors. */
@@ -63,7 +65,7 @@ export function compile(source: string, opts: CompileOptions = {}): CompileOutpu
   const sources = r.program.sources;
   if (hasErrors(diagnostics) || !("cell" in sel) || !sel.cell) return { diagnostics, sources };
   const ir = buildCellIR(sel.cell);
-  return { diagnostics, sources, ir, ...compileIR(ir, opts.targets) };
+  return { diagnostics, sources, ir, ...compileIR(ir, opts.targets, { scan: opts.scan }) };
 }
 
 /** The library's arguments, checked: a wrong type is a CellcError that names it, not a crash deep inside. */
@@ -102,8 +104,9 @@ const ALL_TARGETS = Object.keys(TARGETS) as Target[];
 export function compileIR(
   ir: CellIR,
   targets: readonly Target[] = ALL_TARGETS,
+  opts: ScheduleOptions = {},
 ): { schedule: Schedule; artifact: Artifact } {
-  const schedule = buildSchedule(ir);
+  const schedule = buildSchedule(ir, opts);
   const artifact = artifactOf(schedule, {
     js: targets.includes("js") ? TARGETS.js(schedule) : undefined,
     wgsl: targets.includes("wgsl") ? TARGETS.wgsl(schedule) : undefined,

@@ -34,7 +34,7 @@ function spanText(v: unknown, sources: SourceMap): unknown {
 export function printCellStage(ir: CellIR, stage: Exclude<Stage, "ast">, sources: SourceMap): string {
   if (stage === "ir") return printCell(ir, sources);
   const schedule = buildSchedule(ir);
-  if (stage === "schedule") return printSchedule(schedule);
+  if (stage === "schedule") return printSchedule(schedule, { sources });
   if (stage === "grad-ir") return printSchedule(schedule, { graphs: true, sources });
   if (stage === "js") return emitScheduleJs(schedule);
   const w = emitScheduleWgsl(schedule);

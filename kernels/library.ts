@@ -15,11 +15,13 @@
 //   mm_cols(C, ldc, A, lda, B, rows, cols, inner, acc)      C (+)= A[inner, rows]^T · panels B
 //   mm_packed(C, ldc, A, _, B, rows, cols, inner, acc)      C (+)= pack_a panels A (^T) · panels B
 //   vexp / vlog / vtanh / vsigmoid(dst, src, n)             elementwise over n floats (dst may equal src)
+//   scan(D, P, A, ld, T, n)                                 a linear scan over time (scan.ts)
 // Alignment: 4 bytes is enough for correctness everywhere; 16-byte aligned scratch and rows are faster.
 // Results are deterministic: splitting mm_* by rows (multiples of tiling.mr) or by columns (multiples of
 // tiling.nr), and the packers by panels, gives bit-identical output; runtime/wasm/gemm.ts divides them so.
 import { addGemm, DEFAULT_TILING, type GemmTiling } from "./gemm.js";
 import { addMath } from "./math.js";
+import { addScan } from "./scan.js";
 import { ModuleWriter } from "./writer.js";
 
 export const MEMORY_IMPORT = { module: "env", field: "memory" } as const;
@@ -33,5 +35,6 @@ export function buildKernelModule(tiling: GemmTiling = DEFAULT_TILING): KernelMo
   const m = new ModuleWriter({ ...MEMORY_IMPORT, initial: 1, maximum: 65536, shared: true });
   addGemm(m, tiling);
   addMath(m);
+  addScan(m);
   return { bytes: m.encode(), tiling };
 }

@@ -226,7 +226,10 @@ class JsKernelWriter extends KernelAddressing {
       if (ops.length) {
         offsets();
         w.open("for (let b = 0; b < B; b++) {");
-        w.line("if (t < lens[b]) continue;");
+        // Over all T*B rows at once: row b is step floor(b / batch) of batch row b % batch.
+        if (this.k.rows === "TB")
+          w.line("if (Math.floor(b / lens.length) < lens[b % lens.length]) continue;");
+        else w.line("if (t < lens[b]) continue;");
         for (const m of ops) this.mask(m);
         w.close();
       }

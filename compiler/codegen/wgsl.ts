@@ -340,7 +340,9 @@ class WgslKernelWriter extends KernelAddressing {
     const t = this.k.bindings[m.dst]!.type;
     this.linearEntry(name, { batched: true, dim: t.dims[0] }, phase, (w) => {
       if (!t.dims[0]) w.line("let j = 0u;");
-      w.line("if (i32(ctl.t) < lens[b]) { return; }");
+      // Over all T*B rows at once, row b is step b / B (ctl.p1 holds B) of batch row b % B.
+      if (this.k.rows === "TB") w.line("if (i32(b / ctl.p1) < lens[b % ctl.p1]) { return; }");
+      else w.line("if (i32(ctl.t) < lens[b]) { return; }");
       const here = this.at(this.bindingPlace(m.dst), "b", "j");
       if (m.save !== undefined) w.line(`${this.at(this.bindingPlace(m.save), "b", "j")} = ${here};`);
       w.line(`${here} = ${m.src === undefined ? "0.0" : this.at(this.bindingPlace(m.src), "b", "j")};`);
@@ -414,7 +416,7 @@ export function wgslManifest(s: Schedule, wgsl: Record<KernelName, WgslKernelTex
     bindGroup: {
       "0": "mem: storage, read_write, f32: every buffer but parameters",
       "1": "pmem: storage, read_write, f32: parameters, packed weights and their gradients",
-      "2": "ctl: uniform { t: u32, rows: u32, 2 x u32 padding }, bound with a dynamic offset of 256 * t",
+      "2": "ctl: uniform { t: u32, rows: u32, B: u32 (read by the masks of kernels over all T*B rows), u32 padding }, bound with a dynamic offset of 256 * t",
       "3": "offs: storage, read, u32: for binding i, offs[2i] is its offset (in f32 elements) at t = 0 and offs[2i+1] how far it moves per time step",
       "4": "lens: storage, read, i32 [B]: sequence lengths (read by the mask entry points only)",
     },
@@ -426,8 +428,24 @@ export function wgslManifest(s: Schedule, wgsl: Record<KernelName, WgslKernelTex
       arena: b.arena,
       row: storedShape(b.type),
     })),
-    order:
-      "forward: 'before' once, then 'step' at t = 0 .. T-1; backward: 'loop' at t = T-1 .. 0, then 'after' once; each: premask entries, run entries in order, postmask entries (masks only with sequence lengths). Packs: see the schedule.",
+    order: s.scans.length
+      ? "forward: 'before' once, the scans forward, then 'step' once over all T * B rows; backward: 'loop' once, the scans backward, then 'after' once; each kernel: premask entries, run entries in order, postmask entries (masks only with sequence lengths). Packs: see the schedule."
+      : "forward: 'before' once, then 'step' at t = 0 .. T-1; backward: 'loop' at t = T-1 .. 0, then 'after' once; each: premask entries, run entries in order, postmask entries (masks only with sequence lengths). Packs: see the schedule.",
+    ...(s.scans.length
+      ? {
+          scans: {
+            file: `${s.signature.name}.scan.wgsl`,
+            what: "per scan state, forward: s[t+1] = a[t] * s[t] + s[t+1] for t = 0 .. T-1 (buffer: the state, coef: a); backward: g[t] = a[t] * g[t+1] + g[t] for t = T-1 .. 0 (buffer: the state's gradient). Entry points chunk, carry, fix in that order (see the file's header); P { base, coef (offsets in mem), n (B * row), row, T, C (steps per chunk), nc (chunks), back (0 forward, 1 backward), masked (1 with sequence lengths) }",
+            states: s.scans.map((sc) => ({
+              state: sc.state,
+              buffer: sc.buffer,
+              grad: sc.grad,
+              coef: sc.coef,
+              row: storedShape(s.buffers[sc.buffer]!.type).slice(1),
+            })),
+          },
+        }
+      : {}),
     kernels: Object.fromEntries(KERNEL_NAMES.map((n) => [n, describe(n)])),
   };
 }

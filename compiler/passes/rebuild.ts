@@ -40,7 +40,8 @@ export function rebuild(
 /**
  * Copies the subgraph of `src` that `roots` need into the builder's graph, in post-order (iteratively, so
  * that long chains do not overflow the stack). `resolve` may give a node of the target for a source node
- * (a leaf read from a buffer, say); then its arguments are not copied. Returns the roots' new ids.
+ * (a leaf read from a buffer, say); then its arguments are not copied. `rewrite` may replace a copied node
+ * by another built from its copied arguments (a simplification). Returns the roots' new ids.
  */
 export function extract(
   src: Graph,
@@ -48,6 +49,7 @@ export function extract(
   into: Builder,
   resolve: (n: Node) => NodeId | undefined,
   memo: Map<NodeId, NodeId> = new Map(),
+  rewrite: (b: Builder, n: Node, args: NodeId[]) => NodeId | undefined = () => undefined,
 ): NodeId[] {
   const copy = (root: NodeId) => {
     const stack: [NodeId, boolean][] = [[root, false]];
@@ -67,7 +69,7 @@ export function extract(
         continue;
       }
       const args = n.args.map((a) => memo.get(a)!);
-      memo.set(id, into.g.add(n.op, args, n.attrs, n.type, n.span));
+      memo.set(id, rewrite(into, n, args) ?? into.g.add(n.op, args, n.attrs, n.type, n.span));
     }
     return memo.get(root)!;
   };

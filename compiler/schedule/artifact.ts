@@ -33,6 +33,7 @@ export function artifactOf(
     buffers: s.buffers,
     packs: s.packs,
     kernels,
+    ...(s.scans.length ? { scans: s.scans } : {}),
     ...(targets.js !== undefined ? { js: targets.js } : {}),
     ...(targets.wgsl !== undefined ? { wgsl: targets.wgsl } : {}),
     ...(targets.wasm !== undefined ? { wasm: targets.wasm } : {}),

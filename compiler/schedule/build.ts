@@ -4,6 +4,8 @@ import { Builder, Graph, type Node, type NodeId } from "../ir/graph.js";
 import { dimAdd, dimConst, type Dim, type Type } from "../../artifact/shape.js";
 import { OPS } from "../ops/ops.js";
 import { extract } from "../passes/rebuild.js";
+import { simplifyNode } from "../passes/simplify.js";
+import { findRecurrences } from "./scan.js";
 import { readsState, stackCell } from "./stack.js";
 import {
   bindingKey,
@@ -15,6 +17,7 @@ import {
   type MaskOp,
   type OuterAccumulate,
   type Schedule,
+  type ScanState,
   type Signature,
   type Store,
 } from "./types.js";
@@ -79,21 +82,52 @@ class KernelBuilder {
  * - backward: per step only what the gradient of the previous state needs; everything else (weight,
  *   bias and input gradients) once after the loop over all T*B rows, from the gradients the loop keeps.
  */
-export function buildSchedule(cell: CellIR): Schedule {
+export interface ScheduleOptions {
+  /** false: every state runs in the step loop, scan states too (to compare the two). Default true. */
+  readonly scan?: boolean;
+}
+
+export function buildSchedule(cell: CellIR, opts: ScheduleOptions = {}): Schedule {
   const st = stackCell(cell);
   const fg = st.graph;
+  // Scan states (scan.ts): their coefficient and offset are computed before the loop, the recurrence is a
+  // scan; what reads them after it runs over all T*B rows when no state needs the step loop ("pure").
+  const recurrences = findRecurrences(cell, st, opts.scan !== false);
+  const isScan = recurrences.map((r) => r.scan);
+  const scanStates = recurrences.filter((r) => r.scan);
+  const anyScan = scanStates.length > 0;
+  const pure = anyScan && scanStates.length === cell.states.length;
+  const scanNextOf = new Map<NodeId, number>();
+  recurrences.forEach((r, i) => r.scan && scanNextOf.set(st.next[i]!, i));
   const state = readsState(fg);
+  // What the step computes: every node that reads a state, except what only a scan state's next value needs.
+  const inStep = new Set<NodeId>();
+  {
+    const stack = [...st.outputs, ...st.next.filter((_, i) => !isScan[i])];
+    while (stack.length) {
+      const id = stack.pop()!;
+      if (inStep.has(id) || !state[id] || scanNextOf.has(id)) continue;
+      inStep.add(id);
+      stack.push(...fg.node(id).args);
+    }
+  }
   // What the step reads of what was hoisted out of the loop (through a view: its base) is kept whole.
   const isComputed = (n: Node) => OPS[n.op].class !== "leaf";
   const hoisted = new Set<NodeId>();
   for (const n of fg.nodes)
-    if (state[n.id] && isComputed(n))
+    if (state[n.id] && isComputed(n) && (!anyScan || inStep.has(n.id)))
       for (const a of n.args) {
         let m = fg.node(a);
         while (OPS[m.op].class === "view") m = fg.node(m.args[0]!);
         if (!state[m.id] && isComputed(m)) hoisted.add(m.id);
       }
-  const bwd = differentiate(cell, st, hoisted);
+  // The backward reads a scan state's next value from its state buffer and its coefficient from its own.
+  const kept = new Set(hoisted);
+  for (const r of scanStates) {
+    kept.add(st.next[r.state]!);
+    kept.add(r.coef!);
+  }
+  const bwd = differentiate(cell, st, kept);
 
   const buffers: BufferDecl[] = [];
   const index = new Map<string, number>();
@@ -135,28 +169,48 @@ export function buildSchedule(cell: CellIR): Schedule {
   };
 
   // ---- Forward: what is hoisted before the loop, what runs at each step, what is kept on the tape.
+  const coefBuf = new Map<number, number>();
+  scanStates.forEach((r, k) =>
+    coefBuf.set(r.state, buffer("coef", k, cell.states[r.state]!.name, cell.states[r.state]!.type, "seq")),
+  );
+  const coefOf = new Map(scanStates.map((r) => [r.coef!, coefBuf.get(r.state)!]));
   const tapeOf = new Map<NodeId, number>();
   for (const id of [...hoisted, ...bwd.tape])
-    if (!tapeOf.has(id)) {
+    if (!tapeOf.has(id) && !scanNextOf.has(id) && !coefOf.has(id)) {
       const t = fg.node(id).type;
       tapeOf.set(id, buffer("tape", tapeOf.size, `%${id}`, t, seqOf(t)));
     }
+  /** Where a forward value read later lives: a tape, a scan state's next value, a coefficient. */
+  const tapeRef = (id: NodeId): { buffer: number; shift: 0 | 1 } | undefined => {
+    const s = scanNextOf.get(id);
+    if (s !== undefined) return { buffer: stateBuf[s]!, shift: 1 };
+    const c = coefOf.get(id) ?? tapeOf.get(id);
+    return c === undefined ? undefined : { buffer: c, shift: 0 };
+  };
 
   const before = new KernelBuilder("before", "TB", buffers);
-  const step = new KernelBuilder("step", "B", buffers);
+  const step = new KernelBuilder("step", pure ? "TB" : "B", buffers);
   const storeTo = (id: NodeId) => (state[id] ? step : before);
   const fwdRoots = [
     ...st.outputs.map((o, i) => ({ node: o, buffer: outputBuf[i]!, shift: 0 as const })),
-    ...st.next.map((nx, s) => ({ node: nx, buffer: stateBuf[s]!, shift: 1 as const })),
+    ...st.next.flatMap((nx, s) => (isScan[s] ? [] : [{ node: nx, buffer: stateBuf[s]!, shift: 1 as const }])),
     ...[...tapeOf].map(([node, buffer]) => ({ node, buffer, shift: 0 as const })),
+    // A scan state's coefficient to its buffer, its offset b into the state's buffer at t + 1, where the
+    // scan adds a * s.
+    ...scanStates.flatMap((r) => [
+      { node: r.coef!, buffer: coefBuf.get(r.state)!, shift: 0 as const },
+      { node: r.offset!, buffer: stateBuf[r.state]!, shift: 1 as const },
+    ]),
   ];
   for (const kb of [before, step]) {
     const mine = fwdRoots.filter((r) => storeTo(r.node) === kb);
     const memo = new Map<NodeId, NodeId>();
     const resolve = (n: Node) => {
-      const t = tapeOf.get(n.id);
-      // The tape is read where it was not written: the step reads what was hoisted.
-      if (t !== undefined && kb === step && !state[n.id]) return kb.leaf(t);
+      if (kb === step) {
+        // The step reads what was hoisted, and a scan state's next value where the scan left it.
+        const t = tapeRef(n.id);
+        if (t !== undefined && (!state[n.id] || scanNextOf.has(n.id))) return kb.leaf(t.buffer, t.shift);
+      }
       return forwardLeaf(kb, n);
     };
     const ids = extract(
@@ -169,7 +223,7 @@ export function buildSchedule(cell: CellIR): Schedule {
     mine.forEach((r, i) => kb.store(r.buffer, r.shift, ids[i]!));
   }
   const forwardMask: MaskOp[] = [
-    ...stateBuf.map((s) => ({ dst: step.bind(s, 1), src: step.bind(s, 0) })),
+    ...stateBuf.flatMap((s, i) => (isScan[i] ? [] : [{ dst: step.bind(s, 1), src: step.bind(s, 0) }])),
     ...outputBuf.map((o) => ({ dst: step.bind(o, 0) })),
   ];
 
@@ -180,7 +234,7 @@ export function buildSchedule(cell: CellIR): Schedule {
   const gradInputBuf = cell.inputs.map((x, i) => buffer("grad_input", i, x.name, x.type, "seq"));
   const gradParamBuf = cell.params.map((p, i) => buffer("grad_param", i, p.name, p.type, "one"));
   const gradPackBuf = st.packs.map((_, k) => buffer("grad_pack", k, `P${k}`, packType(k), "one"));
-  const carryBuf = cell.states.map((s, i) => buffer("carry", i, s.name, s.type, "batch"));
+  const carryBuf = cell.states.map((s, i) => (isScan[i] ? -1 : buffer("carry", i, s.name, s.type, "batch")));
 
   const inLoop = new Set<NodeId>();
   const mark = (id: NodeId) => {
@@ -196,6 +250,14 @@ export function buildSchedule(cell: CellIR): Schedule {
   const upstream: boolean[] = [];
   for (const n of bg.nodes)
     upstream[n.id] = (n.op === "leaf" && n.attrs.role === "upstream") || n.args.some((a) => upstream[a]);
+  // The loop runs before the reverse scan, with a scan state's upstream (the gradient of its next value
+  // from later steps) taken as 0: what depends on it is computed after the scan, not kept from the loop.
+  const scanUpstream = new Set(scanStates.map((r) => upstreamName("next", r.state)));
+  const afterScan: boolean[] = [];
+  for (const n of bg.nodes)
+    afterScan[n.id] =
+      (n.op === "leaf" && n.attrs.role === "upstream" && scanUpstream.has(n.attrs.name!)) ||
+      n.args.some((a) => afterScan[a]);
 
   const afterRoots = [
     ...bwd.gradInputs,
@@ -212,7 +274,9 @@ export function buildSchedule(cell: CellIR): Schedule {
       const id = stack.pop()!;
       if (seen.has(id)) continue;
       seen.add(id);
-      if (inLoop.has(id) && upstream[id]) readByAfter.add(id);
+      // (With scan states, an upstream leaf is read from its buffer after the loop, not copied.)
+      const leaf = anyScan && bg.node(id).op === "leaf";
+      if (inLoop.has(id) && upstream[id] && !afterScan[id] && !leaf) readByAfter.add(id);
       else stack.push(...bg.node(id).args);
     }
   }
@@ -236,35 +300,51 @@ export function buildSchedule(cell: CellIR): Schedule {
         buffer("gtape", gtapeOf.size, `%${id}`, { dims: bg.node(id).type.dims, batched: true }, "seq"),
       );
 
+  const loop = new KernelBuilder("loop", pure ? "TB" : "B", buffers);
   const backwardLeaf = (kb: KernelBuilder, n: Node): NodeId | undefined => {
     if (n.op !== "leaf") return undefined;
-    if (n.attrs.role === "tape") return kb.leaf(tapeOf.get(bwd.tape[Number(n.attrs.name!.slice(1))]!)!);
+    if (n.attrs.role === "tape") {
+      const t = tapeRef(bwd.tape[Number(n.attrs.name!.slice(1))]!)!;
+      return kb.leaf(t.buffer, t.shift);
+    }
     if (n.attrs.role === "upstream") {
       const name = n.attrs.name!;
       const i = (kind: "out" | "next", count: number) =>
         [...Array(count).keys()].find((k) => upstreamName(kind, k) === name);
       const o = i("out", cell.outputs.length);
       if (o !== undefined) return kb.leaf(gradOutBuf[o]!);
-      return kb.leaf(gradStateBuf[i("next", cell.states.length)!]!, 1);
+      const s = i("next", cell.states.length)!;
+      // In the loop, a scan state's gradient from later steps is not known yet: the scan adds it.
+      if (isScan[s] && kb === loop) return kb.b.zero();
+      return kb.leaf(gradStateBuf[s]!, 1);
     }
     return forwardLeaf(kb, n);
   };
 
-  const loop = new KernelBuilder("loop", "B", buffers);
   {
     const roots = [...bwd.gradStates, ...gtapeOf.keys()];
-    const ids = extract(bg, roots, loop.b, (n) => backwardLeaf(loop, n));
+    // With scan states, their upstream is 0 here: the terms it zeroes are simplified away.
+    const ids = extract(
+      bg,
+      roots,
+      loop.b,
+      (n) => backwardLeaf(loop, n),
+      new Map(),
+      anyScan ? simplifyNode : undefined,
+    );
     bwd.gradStates.forEach((_, s) => loop.store(gradStateBuf[s]!, 0, ids[s]!));
     [...gtapeOf.values()].forEach((buf, k) => loop.store(buf, 0, ids[bwd.gradStates.length + k]!));
   }
+  // Masks of scan states are the scan's own.
   const loopPre: MaskOp[] = [
     ...gradOutBuf.map((g) => ({ dst: loop.bind(g, 0) })),
-    ...gradStateBuf.map((g, s) => ({ dst: loop.bind(g, 1), save: loop.bind(carryBuf[s]!) })),
+    ...gradStateBuf.flatMap((g, s) =>
+      isScan[s] ? [] : [{ dst: loop.bind(g, 1), save: loop.bind(carryBuf[s]!) }],
+    ),
   ];
-  const loopPost: MaskOp[] = gradStateBuf.map((g, s) => ({
-    dst: loop.bind(g, 0),
-    src: loop.bind(carryBuf[s]!),
-  }));
+  const loopPost: MaskOp[] = gradStateBuf.flatMap((g, s) =>
+    isScan[s] ? [] : [{ dst: loop.bind(g, 0), src: loop.bind(carryBuf[s]!) }],
+  );
 
   const after = new KernelBuilder("after", "TB", buffers);
   {
@@ -305,10 +385,18 @@ export function buildSchedule(cell: CellIR): Schedule {
     }),
     ...(cell.unusedParams?.length ? { unusedParams: cell.unusedParams } : {}),
   };
+  const scans: ScanState[] = scanStates.map((r) => ({
+    state: r.state,
+    buffer: stateBuf[r.state]!,
+    grad: gradStateBuf[r.state]!,
+    coef: coefBuf.get(r.state)!,
+  }));
   return {
     signature,
     buffers,
     packs: st.packs,
+    recurrences: recurrences.map(({ state, scan, why, at }) => ({ state, scan, why, ...(at ? { at } : {}) })),
+    scans,
     forward: { before: before.finish(), step: step.finish([], forwardMask) },
     backward: { loop: loop.finish(loopPre, loopPost), after: after.finish() },
   };

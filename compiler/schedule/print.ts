@@ -1,5 +1,5 @@
 import { planKernel, type KernelPlan } from "../codegen/plan.js";
-import type { SourceMap } from "../diag/span.js";
+import { lineBounds, lineCol, type SourceMap } from "../diag/span.js";
 import type { NodeId } from "../ir/graph.js";
 import { printGraph } from "../ir/print.js";
 import { dimAdd, dimConst, printDim, type Dim, type Type } from "../../artifact/shape.js";
@@ -23,6 +23,13 @@ const WHEN: Record<KernelName, string> = {
   step: "forward, at each step t = 0 .. T-1, over B rows",
   loop: "backward, at each step t = T-1 .. 0, over B rows",
   after: "backward, once after the loop, over all T*B rows",
+};
+/** Every state a scan state: the step and loop kernels run once, around the scans. */
+const WHEN_SCAN: Record<KernelName, string> = {
+  before: "forward, once before the scan, over all T*B rows",
+  step: "forward, once after the scan, over all T*B rows",
+  loop: "backward, once before the reverse scan, over all T*B rows",
+  after: "backward, once after the reverse scan, over all T*B rows",
 };
 
 function shapeOf(b: BufferDecl): string {
@@ -115,7 +122,11 @@ export function launches(k: KernelIR): number {
 export function savedPerStep(s: Schedule): Dim {
   let total = dimConst(0);
   for (const b of s.buffers)
-    if ((b.kind === "tape" || b.kind === "state") && b.extent !== "one" && b.type.dims.length <= 1)
+    if (
+      (b.kind === "tape" || b.kind === "state" || b.kind === "coef") &&
+      b.extent !== "one" &&
+      b.type.dims.length <= 1
+    )
       total = dimAdd(total, b.type.dims[0] ?? dimConst(1));
   return total;
 }
@@ -124,6 +135,12 @@ export function savedPerStep(s: Schedule): Dim {
 export function printSchedule(s: Schedule, opts: { graphs?: boolean; sources?: SourceMap } = {}): string {
   const sig = s.signature;
   const out = [`schedule ${sig.name}`, `  dims ${sig.dims.join(", ") || "(none)"}`];
+  out.push("states (a scan when s' = a * s + b with a and b reading no state; otherwise the step loop)");
+  if (!s.recurrences.length) out.push("  (none)");
+  for (const r of s.recurrences) {
+    const at = r.at && opts.sources ? sourceAt(r.at, opts.sources) : "";
+    out.push(`  ${sig.states[r.state]!.name}: ${r.scan ? "scan" : "step loop"}: ${r.why}${at}`);
+  }
   out.push("packs (stacked gate weights, laid out from the parameters once per parameter update)");
   if (!s.packs.length) out.push("  (none)");
   s.packs.forEach((p, i) => {
@@ -149,16 +166,32 @@ export function printSchedule(s: Schedule, opts: { graphs?: boolean; sources?: S
       use.set(b.buffer, u);
     });
   }
+  const scanUse = (buffer: number, name: string, write: boolean) => {
+    const u = use.get(buffer) ?? { w: new Set(), r: new Set() };
+    if (write) u.w.add(name);
+    u.r.add(name);
+    use.set(buffer, u);
+  };
+  for (const sc of s.scans) {
+    scanUse(sc.buffer, "scan", true);
+    scanUse(sc.coef, "scan", false);
+    scanUse(sc.grad, "rscan", true);
+    scanUse(sc.coef, "rscan", false);
+  }
   out.push("buffers (mem unless pmem; written by -> read by)");
   s.buffers.forEach((b, i) => {
     const u = use.get(i);
     const life = u ? `${[...u.w].join(", ") || "caller"} -> ${[...u.r].join(", ") || "caller"}` : "caller";
     out.push(`  ${describeBuffer(s, i).padEnd(40)} ${b.arena === "pmem" ? "pmem " : ""}${life}`);
   });
+  const pure = s.forward.step.rows === "TB";
   for (const n of KERNEL_NAMES) {
     const k = ks[n];
     const plan = planKernel(k);
-    out.push(`kernel ${n}: ${WHEN[n]}; ${plan.steps.length} launch${plan.steps.length === 1 ? "" : "es"}`);
+    if (n === "step" || n === "after") out.push(...scanLines(s, n === "step" ? "forward" : "backward"));
+    out.push(
+      `kernel ${n}: ${(pure ? WHEN_SCAN : WHEN)[n]}; ${plan.steps.length} launch${plan.steps.length === 1 ? "" : "es"}`,
+    );
     for (const line of planLines(plan)) out.push(`  ${line}`);
     if (opts.graphs) {
       const tags = new Map<number, string>();
@@ -177,8 +210,42 @@ export function printSchedule(s: Schedule, opts: { graphs?: boolean; sources?: S
   out.push(
     `saved for the backward pass per step and batch row: ${printDim(savedPerStep(s))} floats (tape and states)`,
   );
-  out.push(
-    `launches per step: forward ${launches(s.forward.step)}, backward ${launches(s.backward.loop)} (and ${s.forward.step.postmask.length} + ${s.backward.loop.premask.length + s.backward.loop.postmask.length} mask launches with sequence lengths)`,
-  );
+  if (pure) {
+    const all = KERNEL_NAMES.reduce((a, n) => a + launches(ks[n]), 0);
+    out.push(
+      `launches per step: none; per sequence, whatever T: ${all} kernel launches and ${s.scans.length} scan${s.scans.length === 1 ? "" : "s"} each way`,
+    );
+  } else
+    out.push(
+      `launches per step: forward ${launches(s.forward.step)}, backward ${launches(s.backward.loop)} (and ${s.forward.step.postmask.length} + ${s.backward.loop.premask.length + s.backward.loop.postmask.length} mask launches with sequence lengths)`,
+    );
   return out.join("\n") + "\n";
+}
+
+/** The scans between the kernels, in the direction given. */
+function scanLines(s: Schedule, dir: "forward" | "backward"): string[] {
+  if (!s.scans.length) return [];
+  const out = [
+    dir === "forward"
+      ? `scan forward: s[t+1] = a[t] * s[t] + s[t+1] (b, from before) for t = 0 .. T-1; in time chunks, parallel over rows and features`
+      : `scan backward: g[t] = a[t] * g[t+1] + g[t] (from loop) for t = T-1 .. 0; in time chunks, parallel over rows and features`,
+  ];
+  for (const sc of s.scans) {
+    const name = s.signature.states[sc.state]!.name;
+    out.push(
+      dir === "forward"
+        ? `  ${name}: #${sc.buffer} at t+1 = #${sc.coef} * #${sc.buffer} + #${sc.buffer} at t+1; rows past their length keep #${sc.buffer}`
+        : `  ${name}: #${sc.grad} = #${sc.coef} * #${sc.grad} at t+1 + #${sc.grad}; rows past their length carry #${sc.grad} at t+1 back, then it is 0`,
+    );
+  }
+  return out;
+}
+
+/** ` (line:col, in: the source line)` of a span. */
+function sourceAt(span: { file: string; start: number; end: number }, sources: SourceMap): string {
+  const text = sources.get(span.file);
+  if (text === undefined) return "";
+  const { line, col } = lineCol(text, span.start);
+  const { start, end } = lineBounds(text, span.start);
+  return ` (${line}:${col}, in: ${text.slice(start, end).trim()})`;
 }

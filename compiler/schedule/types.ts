@@ -1,6 +1,7 @@
 import type { Graph, NodeId } from "../ir/graph.js";
 import type { Type } from "../../artifact/shape.js";
-import type { BufferDecl, KernelName, Pack, Signature } from "../../artifact/schedule.js";
+import type { Span } from "../diag/span.js";
+import type { BufferDecl, KernelName, Pack, ScanState, Signature } from "../../artifact/schedule.js";
 export { KERNEL_NAMES } from "../../artifact/schedule.js";
 export type {
   BufferDecl,
@@ -9,6 +10,7 @@ export type {
   KernelName,
   Pack,
   PackBlock,
+  ScanState,
   Signature,
 } from "../../artifact/schedule.js";
 
@@ -73,15 +75,27 @@ export interface KernelIR {
 
 export const bindingKey = (b: { buffer: number; shift: 0 | 1 }) => `${b.buffer}${b.shift ? "+1" : ""}`;
 
+/** How a state's next value depends on it: a scan over time, or the step loop, and why. */
+export interface StateRecurrence {
+  readonly state: number;
+  readonly scan: boolean;
+  readonly why: string;
+  /** The operation that keeps the state from being a scan state. */
+  readonly at?: Span;
+}
+
 /**
- * The program over the whole sequence. Forward: `before` once over all T*B rows, then `step` at t = 0..T-1.
- * Backward: `loop` at t = T-1..0, then `after` once over all T*B rows, then each pack's gradient is added to
- * its parameters' gradients.
+ * The program over the whole sequence. Forward: `before` once over all T*B rows, then the scans of the scan
+ * states, then `step` at t = 0..T-1 (once over all T*B rows when every state is a scan state). Backward:
+ * `loop` at t = T-1..0 (likewise), then the reverse scans, then `after` once over all T*B rows, then each
+ * pack's gradient is added to its parameters' gradients.
  */
 export interface Schedule {
   readonly signature: Signature;
   readonly buffers: readonly BufferDecl[];
   readonly packs: readonly Pack[];
+  readonly recurrences: readonly StateRecurrence[];
+  readonly scans: readonly ScanState[];
   readonly forward: { readonly before: KernelIR; readonly step: KernelIR };
   readonly backward: { readonly loop: KernelIR; readonly after: KernelIR };
 }

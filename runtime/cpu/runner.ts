@@ -3,7 +3,8 @@ import type { CompiledCell, Gemms, KernelFns } from "../cell.js";
 import { bufferIndex, packCopies, planLayout, runCopies, type BlockCopy, type Layout } from "../layout.js";
 import { RowSizes, type DirectionRunner, type SequenceGrads, type SequenceResult } from "../sequence.js";
 import { floatArray, type FloatArray } from "../tensor.js";
-import { walkBackward, walkForward, type KernelExecutor } from "../walk.js";
+import { hostScan, scanLanes, type ScanLanes } from "../scan.js";
+import { walkBackward, walkForward, walkPlan, type KernelExecutor, type WalkPlan } from "../walk.js";
 
 interface CpuTape {
   readonly T: number;
@@ -24,6 +25,8 @@ export interface CpuHost extends Gemms {
   plan?(cell: CompiledCell, sizes: Readonly<Record<string, number>>, B: number, T: number): { L: Layout; fns: Record<KernelName, KernelFns> } | undefined; // prettier-ignore
   /** The sequence arena of one call (not zeroed: the schedule writes before it reads), for `owner`'s runs. */
   arena?(owner: object, n: number): ArenaLease;
+  /** Its own scan over the arena (threads), or undefined to take the host's (runtime/scan.ts). */
+  scan?(mem: FloatArray, lanes: readonly ScanLanes[], T: number, B: number, direction: "forward" | "backward", lens?: Int32Array): void; // prettier-ignore
 }
 /** An arena: `take()` gives it (the backward pass takes it again); `drop()` when the call keeps no tape. */
 export interface ArenaLease {
@@ -37,6 +40,8 @@ interface CallPlan {
   readonly fns: Record<KernelName, KernelFns>;
   readonly pack: readonly BlockCopy[];
   readonly unpack: readonly BlockCopy[];
+  readonly scans: readonly ScanLanes[];
+  readonly walk: WalkPlan;
 }
 
 /**
@@ -77,6 +82,8 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
         fns,
         pack: packCopies(this.a, L, this.sizes, false),
         unpack: packCopies(this.a, L, this.sizes, true),
+        scans: scanLanes(this.a, L, this.sizes),
+        walk: walkPlan(this.a),
       };
       this.plans.set(T, p);
     }
@@ -90,9 +97,12 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
     lens?: Int32Array,
     inputGrads = true,
   ): KernelExecutor {
+    const host = this.gemms;
+    const scan: typeof hostScan = host?.scan ? (...args) => host.scan!(...args) : hostScan;
     return {
       run: (k, t) => p.fns[k].run(mem, pmem, p.L.offs[k], t, inputGrads),
       mask: (k, which, t) => p.fns[k][which](mem, pmem, p.L.offs[k], t, lens!),
+      scan: (direction) => scan(mem, p.scans, p.L.T, this.B, direction, lens),
     };
   }
 
@@ -126,7 +136,7 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
     inits.forEach((s, i) => mem.set(s, this.at(L, "state", i).base));
     params.forEach((w, i) => pmem.set(w, this.at(L, "param", i).base));
     runCopies(pmem, p.pack, false);
-    walkForward(this.executor(p, mem, pmem, lens), T, !!lens);
+    walkForward(this.executor(p, mem, pmem, lens), p.walk, T, !!lens);
     const B = this.B;
     const outputs = sig.outputs.map((_, i) => {
       const o = this.at(L, "output", i);
@@ -176,7 +186,7 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
       if (d) mem.set(d, s.base + T * n);
       else mem.fill(0, s.base + T * n, s.base + (T + 1) * n);
     });
-    walkBackward(this.executor(p, mem, pmem, lens, inputGrads), T, !!lens);
+    walkBackward(this.executor(p, mem, pmem, lens, inputGrads), p.walk, T, !!lens);
     runCopies(pmem, p.unpack, true);
     const inputs = (inputGrads ? sig.inputs : []).map((_, i) => {
       const g = this.at(L, "grad_input", i);

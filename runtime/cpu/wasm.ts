@@ -7,6 +7,7 @@ import type { CompiledCell } from "../cell.js";
 import { hostOps, type Backend } from "../backend.js";
 import { CellcError, type FloatArray } from "../tensor.js";
 import { CpuSequenceRunner, type ArenaLease, type CpuHost } from "./runner.js";
+import { hostScan, type ScanLanes } from "../scan.js";
 import { Arenas } from "../wasm/arenas.js";
 import {
   planWasm,
@@ -47,7 +48,7 @@ export class WasmGemms implements CpuHost, WasmDevice {
   /** Workers sharing the memory: the kernels are split across them (bit-identical to one thread). */
   private pool?: Pool;
   private poolGemm?: PoolGemm;
-  private readonly fns: Readonly<Record<"nt" | "nn" | "tn" | "pack_t" | "pack_n" | "mm_rows", Fn>>;
+  private readonly fns: Readonly<Record<"nt" | "nn" | "tn" | "pack_t" | "pack_n" | "mm_rows" | "scan", Fn>>;
   epoch = 0;
   private readonly cells = new WeakMap<Artifact, CellModule>();
   private readonly loaded = new WeakMap<CellModule, { pool: Pool; prefix: string }>();
@@ -78,7 +79,7 @@ export class WasmGemms implements CpuHost, WasmDevice {
     this.module = new WebAssembly.Module(bytes);
     const instance = new WebAssembly.Instance(this.module, { env: { memory: this.heap.memory } });
     const e = instance.exports as Record<string, Fn>;
-    this.fns = { nt: e.gemm_nt!, nn: e.gemm_nn!, tn: e.gemm_tn!, pack_t: e.pack_t!, pack_n: e.pack_n!, mm_rows: e.mm_rows! }; // prettier-ignore
+    this.fns = { nt: e.gemm_nt!, nn: e.gemm_nn!, tn: e.gemm_tn!, pack_t: e.pack_t!, pack_n: e.pack_n!, mm_rows: e.mm_rows!, scan: e.scan! }; // prettier-ignore
   }
 
   /** Threads for the kernels, the caller included (Node: worker_threads; they do not keep the process alive). */
@@ -192,6 +193,63 @@ export class WasmGemms implements CpuHost, WasmDevice {
       this.temp = { at: this.heap.take(size), bytes: size };
     }
     return this.temp.at;
+  }
+
+  /**
+   * The scans of a call in place in the arena (kernels/scan.ts): every lane's recurrence in order over time,
+   * the lanes divided across the threads. With sequence lengths, each batch row's valid steps are scanned
+   * and the rest filled as the step loop's masks leave them (runtime/scan.ts, hostScan).
+   */
+  scan(
+    mem: FloatArray,
+    lanes: readonly ScanLanes[],
+    T: number,
+    B: number,
+    direction: "forward" | "backward",
+    lens?: Int32Array,
+  ): void {
+    if (!this.heap.holds(mem)) return hostScan(mem, lanes, T, B, direction, lens);
+    const at = (offset: number) => mem.byteOffset + 4 * offset;
+    const run = (args: number[]) => {
+      this.kernelCalls++;
+      if (this.pool && args[4]! * args[5]! >= this.splitMin) {
+        this.splitCalls++;
+        this.pool.run("scan", args, {
+          count: 5,
+          align: 4,
+          shifts: [
+            [0, 4],
+            [1, 4],
+            [2, 4],
+          ],
+        });
+      } else this.fns.scan.apply(null, args);
+    };
+    for (const l of lanes) {
+      const n = B * l.row;
+      const step = 4 * n;
+      if (!lens) {
+        if (direction === "forward") run([at(l.state) + step, at(l.state), at(l.coef), step, T, n]);
+        else
+          run([at(l.grad) + (T - 1) * step, at(l.grad) + T * step, at(l.coef) + (T - 1) * step, -step, T, n]);
+        continue;
+      }
+      for (let b = 0; b < B; b++) {
+        const [len, o, w] = [lens[b]!, 4 * b * l.row, l.row];
+        if (direction === "forward") {
+          run([at(l.state) + step + o, at(l.state) + o, at(l.coef) + o, step, len, w]);
+          const last = l.state + len * n + b * w;
+          for (let t = len + 1; t <= T; t++) mem.copyWithin(l.state + t * n + b * w, last, last + w);
+        } else {
+          const g = l.grad + b * w;
+          if (len < T) {
+            mem.copyWithin(g + len * n, g + T * n, g + T * n + w);
+            for (let t = len + 1; t <= T; t++) mem.fill(0, g + t * n, g + t * n + w);
+          }
+          run([at(l.grad) + (len - 1) * step + o, at(l.grad) + len * step + o, at(l.coef) + (len - 1) * step + o, -step, len, w]); // prettier-ignore
+        }
+      }
+    }
   }
 
   packAt(form: "nt" | "nn", [dst, src, ld, M, K]: readonly number[]): void {

@@ -11,8 +11,10 @@ import {
   type SequenceResult,
 } from "../sequence.js";
 import { CellcError, type FloatArray } from "../tensor.js";
-import { walkBackward, walkForward, type KernelExecutor } from "../walk.js";
+import { walkBackward, walkForward, walkPlan, type KernelExecutor } from "../walk.js";
 import type { DeviceSeq, GpuContext } from "./context.js";
+import { scanLanes } from "../scan.js";
+import { GpuScans } from "./scan.js";
 
 /** A bug in cellc's WGSL (it must always compile): reported with the kernel source and the offending line. */
 /** WGSL of an artifact that does not compile: refused before any pipeline is made from it. */
@@ -43,6 +45,7 @@ interface CallPlan {
   readonly groups: Readonly<Record<KernelName, (readonly [number, number])[]>>;
   readonly pack: readonly BlockCopy[];
   readonly unpack: readonly BlockCopy[];
+  readonly scans?: GpuScans;
 }
 
 /** The GPU memory of one run over a sequence, kept between forward and backward. */
@@ -64,6 +67,8 @@ interface GpuTape {
 export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
   /** Device memory of the last sequence run (both arenas), in bytes: for benchmarks. */
   deviceBytes = 0;
+  /** Compute dispatches encoded so far, scans included (for tests and benchmarks). */
+  dispatches = 0;
   private readonly device: GPUDevice;
   private readonly bindGroupLayout: GPUBindGroupLayout;
   private readonly pipelineLayout: GPUPipelineLayout;
@@ -205,7 +210,9 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
     const metaData = new Uint32Array(((T + 1) * META_STRIDE) / 4);
     for (let t = 0; t < T; t++)
       [metaData[(t * META_STRIDE) / 4], metaData[(t * META_STRIDE) / 4 + 1]] = [t, B];
+    // Slot T (the kernels over all T*B rows) also holds B, for their masks (row r is step r / B).
     [metaData[(T * META_STRIDE) / 4], metaData[(T * META_STRIDE) / 4 + 1]] = [0, T * B];
+    metaData[(T * META_STRIDE) / 4 + 2] = B;
     ctx.write(meta, 0, metaData);
     const groups = {} as Record<KernelName, (readonly [number, number])[]>;
     KERNEL_NAMES.forEach(
@@ -219,6 +226,7 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
       groups,
       pack: packCopies(this.a, L, this.sizes, false),
       unpack: packCopies(this.a, L, this.sizes, true),
+      ...(this.a.scans?.length ? { scans: new GpuScans(ctx, scanLanes(this.a, L, this.sizes), T, B) } : {}),
     };
     this.plans.set(T, p);
     return p;
@@ -259,7 +267,14 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
   }
 
   /** Encodes kernels into one compute pass (split into several submissions on very long sequences). */
-  private executor(kp: KernelPipelines[], p: CallPlan, mem: GPUBuffer, pmem: GPUBuffer, lens: GPUBuffer) {
+  private executor(
+    kp: KernelPipelines[],
+    p: CallPlan,
+    mem: GPUBuffer,
+    pmem: GPUBuffer,
+    lens: GPUBuffer,
+    masked: boolean,
+  ) {
     const T = p.L.T;
     const bindGroups = KERNEL_NAMES.map((k) =>
       this.device.createBindGroup({
@@ -287,6 +302,7 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
           this.ctx.submitPending();
           pass = this.ctx.encoder().beginComputePass();
         }
+        this.dispatches++;
         pass.setPipeline(kp[ki]!.pipelines[i]!);
         pass.setBindGroup(0, bindGroups[ki]!, [slot * META_STRIDE]);
         pass.dispatchWorkgroups(x, y);
@@ -295,6 +311,10 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
     const x: KernelExecutor = {
       run: (k, t) => dispatch(k, t, "run"),
       mask: (k, which, t) => dispatch(k, t, which),
+      scan: (direction) => {
+        this.dispatches += 3 * (this.a.scans?.length ?? 0);
+        p.scans!.encode(pass, mem, lens, masked, direction === "backward");
+      },
     };
     return { x, end: () => pass.end() };
   }
@@ -330,8 +350,8 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
     if (lens) ctx.write(lensBuf, 0, lens);
     inputs.forEach((a, i) => ctx.place(a, mem, this.at(L, "input", i).base));
     inits.forEach((a, s) => ctx.write(mem, this.at(L, "state", s).base, a));
-    const ex = this.executor(kp, p, mem, pmem, lensBuf);
-    walkForward(ex.x, T, !!lens);
+    const ex = this.executor(kp, p, mem, pmem, lensBuf, !!lens);
+    walkForward(ex.x, walkPlan(this.a), T, !!lens);
     ex.end();
     const B = this.B;
     const ref = (offset: number, length: number): DeviceSeq => ({
@@ -387,8 +407,8 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
       if (d) ctx.write(mem, at, d);
       else if (n) enc.clearBuffer(mem, at * 4, n * 4);
     });
-    const ex = this.executor(kp, p, mem, pmem, tape.lens);
-    walkBackward(ex.x, T, tape.hasLens);
+    const ex = this.executor(kp, p, mem, pmem, tape.lens, tape.hasLens);
+    walkBackward(ex.x, walkPlan(this.a), T, tape.hasLens);
     ex.end();
     this.copy(pmem, p.unpack, true);
     this.release(tape);

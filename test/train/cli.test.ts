@@ -268,7 +268,11 @@ describe("cellc train", () => {
   });
 
   const errors: [string, string[], RegExp][] = [
-    ["an unknown task", ["--task", "nope"], /unknown task 'nope': the tasks are adding, copy, sine, chars/],
+    [
+      "an unknown task",
+      ["--task", "nope"],
+      /unknown task 'nope': the tasks are adding, copy, selective-copy, sine, chars/,
+    ],
     ["a bad --lr", ["--task", "adding", "--lr", "fast"], /--lr must be a positive number, got 'fast'/],
     ["a negative --lr", ["--task", "adding", "--lr", "-1"], /--lr must be a positive number, got '-1'/],
     [

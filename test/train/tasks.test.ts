@@ -1,4 +1,5 @@
 // The built-in tasks against their definitions, and data from safetensors files.
+import { solvedBy } from "../../workbench/train/trainer.js";
 import { describe, expect, test } from "vitest";
 import { Rng } from "../../runtime/init.js";
 import type { Tensor } from "../../runtime/tensor.js";
@@ -7,7 +8,7 @@ import { TEXT } from "../../workbench/tasks/data/text.js";
 
 describe("built-in tasks", () => {
   test("every task states its shapes and gives them", () => {
-    expect([...TASK_NAMES]).toEqual(["adding", "copy", "sine", "chars"]);
+    expect([...TASK_NAMES]).toEqual(["adding", "copy", "selective-copy", "sine", "chars"]);
     for (const name of TASK_NAMES) {
       const t = makeTask(name, { T: 12 });
       const b = t.batch("train", 3, new Rng(1));
@@ -41,6 +42,47 @@ describe("built-in tasks", () => {
     for (let r = 0; r < B; r++) mse += (b.target.data[r]! - mean) ** 2 / B;
     expect(Math.abs(mse - 1 / 6)).toBeLessThan(0.01); // Var(U + U') = 2/12
     expect(makeTask("adding").solvedBelow).toBe(0.01);
+  });
+
+  test("selective-copy: 8 symbols at distinct random steps among blanks, recalled in order after the delimiter", () => {
+    const T = 30;
+    const t = makeTask("selective-copy", { T });
+    const B = 50;
+    const b = t.batch("train", B, new Rng(5));
+    expect(t.T).toBe(T + 8);
+    const x = b.inputs.get("x")!.data;
+    const id = (s: number, r: number) => [...x.subarray((s * B + r) * 10, (s * B + r + 1) * 10)].indexOf(1);
+    const steps = new Set<number>();
+    for (let r = 0; r < B; r++) {
+      const seen: number[] = [];
+      for (let s = 0; s < T - 1; s++) {
+        const c = id(s, r);
+        expect(c >= 0 && c <= 8).toBe(true);
+        if (c > 0) {
+          seen.push(c);
+          steps.add(s);
+        }
+      }
+      expect(seen).toHaveLength(8);
+      expect(id(T - 1, r)).toBe(9);
+      for (let s = T; s < T + 8; s++) expect(id(s, r)).toBe(0);
+      for (let s = 0; s < T + 8; s++) expect(b.target.data[s * B + r]).toBe(s >= T ? seen[s - T] : 0);
+    }
+    // The symbols' steps are spread over the whole noisy part, not clustered.
+    expect(Math.min(...steps)).toBeLessThan(3);
+    expect(Math.max(...steps)).toBeGreaterThan(T - 5);
+    // Scored on the recall steps only: scores that put the target first there and anything elsewhere.
+    const y = { dtype: "f32" as const, shape: [T + 8, B, 10], data: new Float32Array((T + 8) * B * 10) };
+    for (let s = 0; s < T + 8; s++)
+      for (let r = 0; r < B; r++) {
+        const want = s >= T && !(s === T && r === 0) ? b.target.data[s * B + r]! : 7;
+        y.data[(s * B + r) * 10 + want] = 1;
+      }
+    const accuracy = t.score!(y, b).recall_accuracy!;
+    expect(accuracy).toBeCloseTo(1 - 1 / (8 * B), 10);
+    expect(solvedBy(t, 0, { recall_accuracy: accuracy })).toBe(true);
+    expect(solvedBy(t, 0, { recall_accuracy: 0.98 })).toBe(false);
+    expect(solvedBy(t, 0)).toBe(false);
   });
 
   test("copy: the symbols come back after the delimiter; chance is the memoryless baseline", () => {
@@ -94,7 +136,7 @@ describe("built-in tasks", () => {
 
   test("bad names and lengths", () => {
     expect(() => makeTask("addition")).toThrow(
-      "unknown task 'addition': the tasks are adding, copy, sine, chars",
+      "unknown task 'addition': the tasks are adding, copy, selective-copy, sine, chars",
     );
     expect(() => makeTask("adding", { T: 1 })).toThrow("T must be an integer from 2 to 100000, got 1");
     expect(() => makeTask("sine", { T: 2.5 })).toThrow(/got 2.5/);

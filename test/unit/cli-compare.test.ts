@@ -401,7 +401,7 @@ describe("cellc compare (with a small trainer)", () => {
     const io = capture();
     expect(await main(["compare", "examples/cells/rnn.cell", "--out", join(tmp(), "o")], io)).toBe(1);
     expect(io.stderr).toBe(
-      "cellc: error: compare needs --task NAME (adding, copy, sine, chars) or --data TRAIN.safetensors [--eval EVAL.safetensors]\n",
+      "cellc: error: compare needs --task NAME (adding, copy, selective-copy, sine, chars) or --data TRAIN.safetensors [--eval EVAL.safetensors]\n",
     );
   });
 });
@@ -599,5 +599,21 @@ describe("compare and gradflow on the user's data (with a small trainer)", () =>
     await expect(gradflowCells(["examples/cells/rnn.cell"], o2, deps, capture())).rejects.toThrow(
       /gradflow needs one target per sequence .* has one at every step/,
     );
+  });
+});
+
+describe("built-in cells by name", () => {
+  it("a bare name that is no file is the built-in cell's file; anything else is left as given", async () => {
+    const { builtinCellFile } = await import("../../cli/network.js");
+    expect(builtinCellFile("mingru").replace(/\\/g, "/")).toMatch(/\/examples\/cells\/mingru\.cell$/);
+    expect(readFileSync(builtinCellFile("mingru"), "utf8")).toContain("cell mingru");
+    for (const arg of ["no_such_cell", "examples/cells/gru.cell", "gru.cell", "../x"])
+      expect(builtinCellFile(arg)).toBe(arg);
+  });
+  it("compare --layers N stacks each cell in its default model", () => {
+    const o = compareOptions(
+      parseArgs(["compare", "a.cell", "--task", "adding", "--layers", "2", "--out", "o"]),
+    );
+    expect(o.layers).toBe(2);
   });
 });

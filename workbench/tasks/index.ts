@@ -5,7 +5,7 @@ import { CellcError, checkAllocation, showShape, type Tensor } from "../../runti
 import type { Batch, DataSource, LossKind } from "../train/types.js";
 import { TEXT } from "./data/text.js";
 
-export const TASK_NAMES: readonly string[] = ["adding", "copy", "sine", "chars"];
+export const TASK_NAMES: readonly string[] = ["adding", "copy", "selective-copy", "sine", "chars"];
 
 /** A batch's tensor, its size checked first: B comes from the caller. */
 function zeros(dtype: "f32" | "i32", shape: number[]): Tensor {
@@ -94,6 +94,69 @@ const TASKS = {
           }
         }
         return { inputs: new Map([["x", x]]), target: y };
+      },
+    };
+  },
+
+  /**
+   * Selective copying (Gu & Dao 2023, "Mamba", section 3.1 and appendix E.1): K = 8 symbols of 8 at random
+   * steps among T - 1 blank ones (in order: data tokens scattered through noise), then a delimiter, then the
+   * K symbols are to be reproduced in order, one per step, while K blanks are read. Unlike `copy`, where
+   * the symbols come first and the delay is fixed, the model must select what to keep by content. Classes:
+   * 0 blank, 1-8 symbols, 9 delimiter; targets blank except at the K recall steps. Judged on those steps:
+   * solved at a recall accuracy (argmax over the classes) of 99%.
+   */
+  "selective-copy"(T = 256): DataSource {
+    const [K, S] = [8, 8];
+    if (T < K + 1) throw new CellcError(`selective-copy needs T >= ${K + 1} to place ${K} symbols, got ${T}`);
+    const L = T + K;
+    const chance = (K * Math.log(S)) / L;
+    return {
+      name: "selective-copy",
+      summary: `selective-copy (T = ${T}): x [${L}, B, 10] one-hot (${K} symbols of ${S} at random steps among the first ${T - 1}, the rest blank, a delimiter at step ${T - 1}, ${K} blanks) -> target [${L}, B] class ids (blanks, then the ${K} symbols in order); cross-entropy on every step; judged on the ${K} recall steps, solved at 99% recall accuracy`,
+      T: L,
+      inputSize: 10,
+      inputKind: "real",
+      outputSize: 10,
+      on: "every",
+      loss: "cross_entropy",
+      chance,
+      solvedWhen: (m) => typeof m.recall_accuracy === "number" && m.recall_accuracy >= 0.99,
+      batch(_split, B, rng) {
+        const x = f32([L, B, 10]);
+        const y = i32([L, B]);
+        for (let b = 0; b < B; b++) {
+          // K distinct steps of the first T - 1, in order (a partial Fisher-Yates shuffle).
+          const steps = Array.from({ length: T - 1 }, (_, i) => i);
+          for (let i = 0; i < K; i++) {
+            const j = i + int(rng, T - 1 - i);
+            [steps[i], steps[j]] = [steps[j]!, steps[i]!];
+          }
+          const at = steps.slice(0, K).sort((p, q) => p - q);
+          const sym = Array.from({ length: K }, () => 1 + int(rng, S));
+          for (let t = 0; t < L; t++) x.data[(t * B + b) * 10] = 1;
+          at.forEach((t, k) => {
+            x.data[(t * B + b) * 10] = 0;
+            x.data[(t * B + b) * 10 + sym[k]!] = 1;
+          });
+          x.data[((T - 1) * B + b) * 10] = 0;
+          x.data[((T - 1) * B + b) * 10 + 9] = 1;
+          for (let k = 0; k < K; k++) y.data[(T + k) * B + b] = sym[k]!;
+        }
+        return { inputs: new Map([["x", x]]), target: y };
+      },
+      score(out, batch) {
+        // out: [L, B, 10] scores; the accuracy of the argmax on the recall steps.
+        const B = out.shape[1]!;
+        let right = 0;
+        for (let t = T; t < L; t++)
+          for (let b = 0; b < B; b++) {
+            let best = 0;
+            for (let c = 1; c < 10; c++)
+              if (out.data[(t * B + b) * 10 + c]! > out.data[(t * B + b) * 10 + best]!) best = c;
+            if (best === batch.target.data[t * B + b]) right++;
+          }
+        return { recall_accuracy: right / (K * B) };
       },
     };
   },

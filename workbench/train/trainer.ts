@@ -8,7 +8,7 @@ import type { Checkpoint } from "./checkpoint.js";
 import type { Network } from "./network.js";
 import { learningRate, makeOptimizer, type Optimizer } from "./optim.js";
 import { checkConfig, checkState, checkTensors, type CheckpointState } from "./state.js";
-import type { Batch, DataSource, Metric, TrainConfig, TrainResult } from "./types.js";
+import type { Batch, DataSource, Metric, TaskInfo, TrainConfig, TrainResult } from "./types.js";
 export { checkConfig, type CheckpointState };
 
 export interface TrainHooks {
@@ -134,15 +134,20 @@ export class Trainer {
   /** The loss on the fixed eval set, at the current step (and the accuracy, for class targets). */
   async evaluate(): Promise<Metric> {
     this.evalSet ??= this.data.batch("eval", this.cfg.evalBatch ?? 256, new Rng(EVAL_SEED));
-    const r = await this.net.loss(this.evalSet, { tbptt: this.cfg.tbptt, accuracy: true });
-    if (this.stepsToSolve === null && solvedBy(this.data, r.loss)) this.stepsToSolve = this.steps;
-    return this.record({
+    const set = this.evalSet;
+    const r = await this.net.loss(set, { tbptt: this.cfg.tbptt, accuracy: true });
+    // A task's own measures of the readout (selective-copy: the recall accuracy), when it has them.
+    const scores = this.data.score?.(await this.net.predict(set.inputs, set.seqLens), set) ?? {};
+    const m: Metric = {
       step: this.steps,
       split: "eval",
       loss: r.loss,
       ...(r.accuracy !== undefined ? { accuracy: r.accuracy } : {}),
       ...this.bpc(r.loss),
-    });
+      ...scores,
+    };
+    if (this.stepsToSolve === null && solvedBy(this.data, r.loss, m)) this.stepsToSolve = this.steps;
+    return this.record(m);
   }
 
   /**
@@ -170,7 +175,7 @@ export class Trainer {
   result(): TrainResult {
     const last = this.metrics.filter((m) => m.split === "eval").at(-1);
     const finalEvalLoss = last?.loss ?? NaN;
-    const solved = solvedBy(this.data, finalEvalLoss);
+    const solved = solvedBy(this.data, finalEvalLoss, last);
     return {
       metrics: this.metrics,
       finalEvalLoss,
@@ -264,7 +269,7 @@ export class Trainer {
     t.stepsToSolve =
       state.stepsToSolve !== undefined
         ? state.stepsToSolve
-        : (state.metrics.find((m) => m.split === "eval" && solvedBy(data, m.loss))?.step ?? null);
+        : (state.metrics.find((m) => m.split === "eval" && solvedBy(data, m.loss, m))?.step ?? null);
     return t;
   }
 
@@ -300,7 +305,16 @@ export class Trainer {
 }
 
 /** Whether an eval loss meets the data's criterion; undefined when the data has none. */
-export function solvedBy(data: { readonly solvedBelow?: number }, evalLoss: number): boolean | undefined {
+/**
+ * Whether an eval line meets the data's criterion: on the eval loss (`solvedBelow`), or on the line's
+ * measures (`solvedWhen`: selective-copy's recall accuracy); undefined when the data has none.
+ */
+export function solvedBy(
+  data: Pick<TaskInfo, "solvedBelow" | "solvedWhen">,
+  evalLoss: number,
+  metric?: Readonly<Record<string, number | string>>,
+): boolean | undefined {
+  if (data.solvedWhen) return metric ? data.solvedWhen(metric) : false;
   return data.solvedBelow === undefined ? undefined : evalLoss < data.solvedBelow;
 }
 

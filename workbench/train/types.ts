@@ -33,6 +33,11 @@ export interface TaskInfo {
   readonly chance?: number;
   /** The criterion, when there is one: solved when the eval loss is below this (adding: MSE 0.01). */
   readonly solvedBelow?: number;
+  /**
+   * A criterion on the eval line's measures instead of its loss (selective-copy: the recall accuracy that
+   * `score` adds is at least 99%).
+   */
+  readonly solvedWhen?: (metric: Readonly<Record<string, number | string>>) => boolean;
 }
 
 /** A source of batches: a built-in task or a safetensors file. Deterministic given the generator's state. */
@@ -43,6 +48,11 @@ export interface DataSource extends TaskInfo {
   restoreState?(state: readonly number[]): void;
   /** Characters of a character-level task, class id order (for sampling and bits per character). */
   readonly vocab?: string;
+  /**
+   * Metrics of the network's outputs on an eval batch (the readout's `y`, as Network.predict gives it),
+   * added to the eval line: a task judged by more than its loss (selective-copy's recall accuracy).
+   */
+  score?(y: Tensor, batch: Batch): Record<string, number>;
 }
 
 export interface NetworkOptions {
