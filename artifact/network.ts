@@ -5,8 +5,21 @@
 import type { Artifact } from "./artifact.js";
 import type { InitSpec } from "./init.js";
 
-export type LossKind = "mse" | "cross_entropy" | "binary_cross_entropy";
-export type OptimName = "sgd" | "momentum" | "adam" | "adamw";
+export const LOSS_KINDS = ["mse", "cross_entropy", "binary_cross_entropy"] as const;
+export type LossKind = (typeof LOSS_KINDS)[number];
+export const OPTIM_NAMES = ["sgd", "momentum", "adam", "adamw"] as const;
+export type OptimName = (typeof OPTIM_NAMES)[number];
+
+/** The moments each optimiser keeps per parameter (`m/Wi`, `v/Wi`; `buf/Wi`), in a device's buffer order. */
+export const MOMENTS: Readonly<Record<OptimName, readonly string[]>> = {
+  sgd: [],
+  momentum: ["buf"],
+  adam: ["m", "v"],
+  adamw: ["m", "v"],
+};
+
+/** Whether a checkpoint's tensor is an optimiser's moment (`m/Wi`) rather than a parameter. */
+export const isMoment = (name: string): boolean => name.includes("/");
 
 /** Which part of the network a parameter belongs to. */
 export type ParamPart = "embed" | "cell" | "readout";

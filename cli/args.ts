@@ -1,4 +1,6 @@
+import { OPTIM_NAMES } from "../artifact/network.js";
 import { CellcError } from "../artifact/tensor.js";
+import { BACKEND_NAMES } from "../runtime/backends.js";
 export class UsageError extends Error {}
 
 export type Command =
@@ -174,8 +176,8 @@ export interface Parsed {
 const CHOICES: Record<string, readonly string[]> = {
   emit: ["ast", "ir", "schedule", "grad-ir", "js", "wgsl", "wat", "network"],
   target: ["js", "wgsl", "onnx", "torch"],
-  backend: ["js", "wasm", "webgpu"],
-  optim: ["sgd", "momentum", "adam", "adamw"],
+  backend: BACKEND_NAMES,
+  optim: OPTIM_NAMES,
   decay: ["none", "linear", "cosine"],
   "onnx-inputs": ["optional", "required", "none"],
 };

@@ -39,7 +39,7 @@ export async function predictCommand(args: Parsed, io: Io): Promise<number> {
     );
   const dtype = args.flags.has("f64") ? "f64" : "f32";
   const backend = await cliBackend(args);
-  const net = new Network(artifact, { backend, dtype, params });
+  const net = new Network(artifact, { backend, dtype, params, onDevice: false });
   const p = await predictOutputs(net, new Map([[name, x]]), seqLens);
   const out = new Map<string, Tensor>([["y", p.y]]);
   if (p.probs) out.set("probs", p.probs);

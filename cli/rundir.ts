@@ -4,7 +4,7 @@
 // source file.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import type { NetworkArtifact } from "../artifact/network.js";
+import { isMoment, type NetworkArtifact } from "../artifact/network.js";
 import type { Backend } from "../runtime/model.js";
 import { readSafetensors } from "../runtime/safetensors.js";
 import { CellcError, type Tensor } from "../runtime/tensor.js";
@@ -49,7 +49,7 @@ export function loadRun(dir: string): { artifact: NetworkArtifact; params: Map<s
   const final = join(dir, PARAMS_FILE);
   const params = existsSync(final)
     ? readSafetensors(readInputFile(final, "parameters"), `parameters '${final}'`)
-    : new Map([...loadCheckpoint(dir).tensors].filter(([n]) => !n.includes("/")));
+    : new Map([...loadCheckpoint(dir).tensors].filter(([n]) => !isMoment(n)));
   return { artifact, params };
 }
 
@@ -59,5 +59,6 @@ export function loadNetwork(
   opts: { readonly backend?: Backend; readonly dtype?: "f32" | "f64" } = {},
 ): Network {
   const { artifact, params } = loadRun(dir);
-  return new Network(artifact, { ...opts, params });
+  // Predicting needs no device training step (its parameter, gradient and moment buffers).
+  return new Network(artifact, { ...opts, params, onDevice: false });
 }

@@ -7,6 +7,7 @@ import {
   mkdirSync,
   openSync,
   readSync,
+  rmSync,
   writeFileSync,
 } from "node:fs";
 import { join, resolve } from "node:path";
@@ -25,7 +26,7 @@ import { writeSafetensors } from "../runtime/safetensors.js";
 import { dataFromSafetensors, makeTask, TASK_NAMES } from "../workbench/tasks/index.js";
 import { loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { Network } from "../workbench/train/network.js";
-import { loadRun, readRunNetwork, writeRunNetwork } from "./rundir.js";
+import { loadRun, PARAMS_FILE, readRunNetwork, writeRunNetwork } from "./rundir.js";
 import { layerParamName, MAX_LAYERS, type NetworkArtifact } from "../artifact/network.js";
 import { bool, int, isObject, obj, oneOf, opt, record, str, within } from "../artifact/validate.js";
 import { Trainer } from "../workbench/train/trainer.js";
@@ -259,6 +260,9 @@ async function runTraining(args: Parsed, io: Io, resumeDir?: string): Promise<nu
     if (state.metricCount === undefined)
       writeFileSync(metricsFile, state.metrics.map((m) => JSON.stringify(m) + "\n").join(""));
     else truncateLines(metricsFile, state.metricCount);
+    // The final weights of the run before are older than what it goes on from: until this run ends, the
+    // folder's network is the checkpoint's (cli/rundir.ts).
+    rmSync(join(out, PARAMS_FILE), { force: true });
   } else {
     const optim = (args.options.optim ?? "adam") as OptimName;
     const cfg: TrainConfig = {

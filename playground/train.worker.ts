@@ -211,6 +211,8 @@ async function start(req: StartRequest): Promise<void> {
     if (s.flow) await gradflow(run, s.flow);
   }
   progress();
+  // Trained on the device (WebGPU), the parameters come back first.
+  await main.trainer.net.syncHost();
   const r = main.trainer.result();
   const weights = writeSafetensors(main.trainer.net.params);
   // Each cell's result: the edited one by its name, then the reference's.

@@ -5,7 +5,7 @@ import type { CheckedCell, InitSpec } from "../check/types.js";
 import { didYouMean, type DiagnosticBag, type RelatedNote } from "../diag/diagnostic.js";
 import type { Span } from "../diag/span.js";
 import { dimEq, printType, type Dim, type Type } from "../../artifact/shape.js";
-import { MAX_LAYERS, type LossKind } from "../../artifact/network.js";
+import { LOSS_KINDS, MAX_LAYERS, type LossKind } from "../../artifact/network.js";
 export { MAX_LAYERS };
 
 /** A checked model: the cell it wraps, and its readout as a stateless cell of its own. */
@@ -35,7 +35,6 @@ export interface CheckedModel {
   readonly loss: LossKind;
 }
 
-export const LOSSES: readonly LossKind[] = ["mse", "cross_entropy", "binary_cross_entropy"];
 const OPTIONS = ["layers", "bidirectional"];
 
 /**
@@ -383,9 +382,9 @@ function shapeDim(d: Dim, k: number): Dim {
 }
 
 function checkLoss(l: A.LossAst, readout: string, bag: DiagnosticBag): LossKind | undefined {
-  if (!(LOSSES as readonly string[]).includes(l.kind)) {
-    bag.report("E084", l.kindSpan, { name: l.kind, hint: didYouMean(l.kind, LOSSES) }, [
-      { message: `the losses are ${LOSSES.join(", ")}` },
+  if (!(LOSS_KINDS as readonly string[]).includes(l.kind)) {
+    bag.report("E084", l.kindSpan, { name: l.kind, hint: didYouMean(l.kind, LOSS_KINDS) }, [
+      { message: `the losses are ${LOSS_KINDS.join(", ")}` },
     ]);
     return undefined;
   }

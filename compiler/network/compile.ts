@@ -322,6 +322,21 @@ function defaultModel(
   };
   const O = fresh("O");
   const V = fresh("V");
+  // The model's own names (Wy, by, E, y), renamed where the cell has one already (`output y`, `param E`).
+  const taken = new Set([
+    ...cell.params.map((p) => p.name),
+    ...cell.inputs.map((p) => p.name),
+    ...cell.states.map((p) => p.name),
+    ...cell.outputs.map((p) => p.name),
+    ...cell.equations.keys(),
+  ]);
+  const own = (base: string) => {
+    let n = base;
+    while (taken.has(n)) n += "_";
+    taken.add(n);
+    return n;
+  };
+  const [Wy, by, E, y] = [own("Wy"), own("by"), own("E"), own("y")];
   for (const n of Object.keys(out.expr.type.dims[0]!.terms))
     if (sizes[n] === undefined)
       throw new CellcError(
@@ -356,8 +371,8 @@ function defaultModel(
   const value: Expr = {
     kind: "binary",
     op: "+",
-    left: { kind: "binary", op: "@", left: ref("Wy"), right: ref(out.name), span: at },
-    right: ref("by"),
+    left: { kind: "binary", op: "@", left: ref(Wy), right: ref(out.name), span: at },
+    right: ref(by),
     span: at,
   };
   const ast: ModelAst = {
@@ -371,7 +386,7 @@ function defaultModel(
     embeds: tokens
       ? [
           {
-            name: "E",
+            name: E,
             nameSpan: at,
             shape: shape(named(V), d),
             init: { kind: "dist", name: "normal", args: [0, 0.1], span: at },
@@ -389,11 +404,9 @@ function defaultModel(
         span: at,
       },
     ],
-    params: [param("Wy", shape(named(O), F_dim)), param("by", shape(named(O)))],
-    readouts: [
-      { target: "y", prime: false, targetSpan: at, on: { word: data.on, span: at }, value, span: at },
-    ],
-    losses: [{ kind: data.loss, kindSpan: at, args: [ref("y"), ref("target")], span: at }],
+    params: [param(Wy, shape(named(O), F_dim)), param(by, shape(named(O)))],
+    readouts: [{ target: y, prime: false, targetSpan: at, on: { word: data.on, span: at }, value, span: at }],
+    losses: [{ kind: data.loss, kindSpan: at, args: [ref(y), ref("target")], span: at }],
     span: at,
   };
   const bag = new DiagnosticBag();

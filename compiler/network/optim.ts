@@ -96,6 +96,10 @@ export function emitOptimWgsl(kind: OptimName): string {
   w.open("fn update(@builtin(global_invocation_id) id: vec3<u32>) {");
   w.line("let i = id.x + id.y * 4194240u;");
   w.line("if (i >= u.n) { return; }");
+  // A step whose loss or gradient is not finite updates nothing, so that training stops with the
+  // parameters of the step before, as on the host (all exponent bits set: an infinity or a NaN).
+  w.line("let bad = 0x7f800000u;");
+  w.line("if ((bitcast<u32>(stats[0]) & bad) == bad || (bitcast<u32>(stats[1]) & bad) == bad) { return; }");
   w.line("var coef = 1.0;");
   w.line("if (u.clip > 0.0) { coef = min(1.0, u.clip / (sqrt(stats[1]) + 1e-6)); }");
   OPTIMIZERS[kind].wgsl(w);

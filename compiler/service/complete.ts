@@ -1,7 +1,7 @@
 import type { IToken } from "chevrotain";
 import { cellLexer } from "../../grammar/tokens.js";
 import type * as A from "../ast/ast.js";
-import { LOSSES } from "../model/check.js";
+import { LOSS_KINDS as LOSSES } from "../../artifact/network.js";
 import type { Analysis } from "./analysis.js";
 import { builtinDoc, builtinNames, initialiserDoc, initialiserNames } from "./docs.js";
 import { sourceText } from "./hover.js";

@@ -31,11 +31,12 @@ export interface DeviceBatch {
   readonly seqLens?: Int32Array;
 }
 
-// Scatter-adds the embedding's input gradient into its rows: one invocation per (token v, feature k),
-// summing over the T*B positions that read row v (no float atomics in WGSL).
+// Adds up the embedding's input gradient into its rows: one invocation per (token v, feature k), over the
+// positions that read row v (`order`: V + 1 offsets, then the positions grouped by token, which the host
+// sorts), so that the work is the T*B positions times D, and no float atomics are needed.
 const EMBED_GRAD = `struct U { V: u32, D: u32, N: u32, dxOff: u32, gOff: u32, pad0: u32, pad1: u32, pad2: u32 }
 @group(0) @binding(0) var<uniform> u: U;
-@group(0) @binding(1) var<storage, read> tokens: array<u32>;
+@group(0) @binding(1) var<storage, read> order: array<u32>;
 @group(0) @binding(2) var<storage, read> dx: array<f32>;
 @group(0) @binding(3) var<storage, read_write> g: array<f32>;
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) id: vec3<u32>) {
@@ -44,8 +45,8 @@ const EMBED_GRAD = `struct U { V: u32, D: u32, N: u32, dxOff: u32, gOff: u32, pa
   let v = i / u.D;
   let k = i % u.D;
   var s = 0.0;
-  for (var n = 0u; n < u.N; n++) {
-    if (tokens[n] == v) { s += dx[u.dxOff + n * u.D + k]; }
+  for (var j = order[v]; j < order[v + 1u]; j++) {
+    s += dx[u.dxOff + order[u.V + 1u + j] * u.D + k];
   }
   g[u.gOff + i] = s;
 }
@@ -122,9 +123,11 @@ export class GpuNetworkStep {
 
   /** Uploads parameter values (by name, every one of the artifact's) to the device. */
   writeParams(params: ReadonlyMap<string, Tensor>): void {
-    for (const [name, { offset }] of this.at) {
+    for (const [name, { offset, length }] of this.at) {
       const t = params.get(name);
       if (!t) throw new CellcError(`no value for parameter '${name}'`);
+      if (t.data.length !== length)
+        throw new CellcError(`parameter '${name}' has ${t.data.length} values; the network's has ${length}`);
       this.ctx.write(this.P, offset, t.data as FloatArray);
     }
     this.changed();
@@ -147,10 +150,18 @@ export class GpuNetworkStep {
   }
 
   writeMoments(m: ReadonlyMap<string, ArrayLike<number>>, v: ReadonlyMap<string, ArrayLike<number>>): void {
-    for (const [name, { offset, length }] of this.at) {
-      this.ctx.write(this.M, offset, Float32Array.from(m.get(name) ?? new Float32Array(length)));
-      this.ctx.write(this.V, offset, Float32Array.from(v.get(name) ?? new Float32Array(length)));
-    }
+    for (const [name, { offset, length }] of this.at)
+      for (const [buf, moments] of [
+        [this.M, m],
+        [this.V, v],
+      ] as const) {
+        const values = moments.get(name) ?? new Float32Array(length);
+        if (values.length !== length)
+          throw new CellcError(
+            `a moment of '${name}' has ${values.length} values; the parameter has ${length}`,
+          );
+        this.ctx.write(buf, offset, Float32Array.from(values));
+      }
   }
 
   private split(flat: FloatArray): Map<string, Float32Array> {
@@ -353,9 +364,15 @@ export class GpuNetworkStep {
   private embedGrad(k: Pipelines, tokens: Uint32Array, dx: DeviceSeq, N: number): void {
     const e = this.artifact.embed!;
     const u = this.uniform([e.V, e.D, N, dx.offset, this.at.get(e.param)!.offset, 0, 0, 0]);
+    // A counting sort of the positions by token.
+    const order = new Uint32Array(e.V + 1 + N);
+    for (let n = 0; n < N; n++) order[tokens[n]! + 1]!++;
+    for (let v = 0; v < e.V; v++) order[v + 1]! += order[v]!;
+    const next = order.slice(0, e.V);
+    for (let n = 0; n < N; n++) order[e.V + 1 + next[tokens[n]!]!++] = n;
     this.dispatch(
       k.embedGrad,
-      bindings([u, this.storage(tokens), dx.buffer, this.G]),
+      bindings([u, this.storage(order), dx.buffer, this.G]),
       Math.ceil((e.V * e.D) / 64),
     );
   }

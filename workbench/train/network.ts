@@ -191,6 +191,10 @@ export class Network {
 
   /** Says that parameter values were changed in place (by an optimiser): a device backend re-uploads them. */
   paramsChanged(): void {
+    if (this.hostStale)
+      throw new CellcError(
+        "the device has trained past these parameter values: await syncHost() before changing them",
+      );
     this.cellModel.paramsChanged();
     this.readoutModel.paramsChanged();
     if (this.device) {
@@ -220,26 +224,15 @@ export class Network {
 
   /** The batch as the device step takes it: checked as loss() checks it; token ids for an embedding. */
   private deviceBatch(batch: Batch): DeviceBatch {
-    const given = new Map(batch.inputs);
-    let first = given.get(this.inputName) ?? (given.size === 1 ? [...given.values()][0] : undefined);
-    if (!first) throw new CellcError(`missing input '${this.inputName}'`);
-    if (this.artifact.embed && first.dtype !== "i32" && first.shape.length === 3)
-      first = hotIndices(first, this.inputName);
-    const { T, B } = this.inputs(new Map([[this.inputName, first]]));
+    const { T, B, x } = this.checkedInput(batch.inputs);
     checkTarget(batch.target, this.artifact.loss.kind, this.artifact.on, T, B, this.outputSize);
-    if (batch.seqLens && batch.seqLens.length !== B)
-      throw new CellcError(
-        `seq_lens has ${batch.seqLens.length} entries; expected one per batch row, [${B}]`,
-      );
+    this.checkLens(batch.seqLens, T, B);
     if (this.artifact.loss.kind === "cross_entropy") {
       const { valid } = lossRows(this.artifact.on, T, B, batch.seqLens);
       checkClasses(batch.target.data, valid, this.outputSize);
     }
-    const x =
-      first.dtype === "f64"
-        ? { ...first, dtype: "f32" as const, data: Float32Array.from(first.data) }
-        : first;
-    return { x, target: batch.target, ...(batch.seqLens ? { seqLens: batch.seqLens } : {}) };
+    const f32 = x.dtype === "f64" ? { ...x, dtype: "f32" as const, data: Float32Array.from(x.data) } : x;
+    return { x: f32, target: batch.target, ...(batch.seqLens ? { seqLens: batch.seqLens } : {}) };
   }
 
   /** The loss of a batch and, when asked, every parameter's gradient. */
@@ -264,8 +257,7 @@ export class Network {
     const O = this.outputSize;
     checkTarget(batch.target, spec.loss.kind, spec.on, T, B, O);
     const lens = batch.seqLens;
-    if (lens && lens.length !== B)
-      throw new CellcError(`seq_lens has ${lens.length} entries; expected one per batch row, [${B}]`);
+    this.checkLens(lens, T, B);
     const scale = lossScale(spec.on, spec.loss.kind !== "cross_entropy", T, B, O, lens);
     const K = want.tbptt ?? T;
     if (!Number.isInteger(K) || K < 1) throw new CellcError(`tbptt must be a positive integer, got ${K}`);
@@ -353,6 +345,7 @@ export class Network {
   async predict(inputs: ReadonlyMap<string, Tensor>, seqLens?: Int32Array): Promise<Tensor> {
     await this.syncHost();
     const { T, B, x } = this.inputs(inputs);
+    this.checkLens(seqLens, T, B);
     const fwd = await this.forward(x, seqLens, undefined, false);
     const F = this.features;
     const H = fwd.outputs.get(this.outputName)!.data as FloatArray;
@@ -402,12 +395,12 @@ export class Network {
   }
 
   /** The cell's inputs: the batch's, with token ids looked up in the embedding. */
-  private inputs(given: ReadonlyMap<string, Tensor>): {
-    T: number;
-    B: number;
-    x: Map<string, Tensor>;
-    tokens?: Tensor;
-  } {
+  /**
+   * The network's input among the given tensors, checked: token ids (I32) `[T, B]` within the vocabulary
+   * for an embedding (one-hot rows are read as their ids), or float features `[T, B, D]`. The host path and
+   * the device path take it from here, so that both refuse the same inputs.
+   */
+  private checkedInput(given: ReadonlyMap<string, Tensor>): { T: number; B: number; x: Tensor } {
     given = tensorMap(given, "inputs", "input");
     // A task's batch holds one input under its own name: it is the network's input whatever that is called.
     let first = given.get(this.inputName) ?? (given.size === 1 ? [...given.values()][0] : undefined);
@@ -419,16 +412,49 @@ export class Network {
         `input '${this.inputName}' has shape ${showShape(first.shape)}; expected [T, B, ...]`,
       );
     const [T, B] = first.shape as [number, number];
-    const x = new Map([[this.inputName, first]]);
-    if (this.artifact.embed) {
+    const e = this.artifact.embed;
+    if (e) {
       if (first.dtype !== "i32" || first.shape.length !== 2)
         throw new CellcError(
-          `input '${this.inputName}' feeds the embedding '${this.artifact.embed.param}': token ids (I32) of shape [T, B], got ${first.stored ?? first.dtype.toUpperCase()} ${showShape(first.shape)}`,
+          `input '${this.inputName}' feeds the embedding '${e.param}': token ids (I32) of shape [T, B], got ${first.stored ?? first.dtype.toUpperCase()} ${showShape(first.shape)}`,
         );
-      x.set(this.inputName, this.embedRows(first, T, B));
-      return { T, B, x, tokens: first };
+      const ids = first.data;
+      for (let i = 0; i < ids.length; i++)
+        if (!(ids[i]! >= 0 && ids[i]! < e.V))
+          throw new CellcError(
+            `input '${this.inputName}' holds token ${ids[i]} at index ${i}: the vocabulary is 0 to ${e.V - 1}`,
+          );
+    } else {
+      const D = this.artifact.input.size;
+      if (first.dtype === "i32" || first.shape.length !== 3 || first.shape[2] !== D)
+        throw new CellcError(
+          `input '${this.inputName}' has ${first.stored ?? first.dtype.toUpperCase()} shape ${showShape(first.shape)}; expected float [T, B, D] = ${showShape(["T", "B", D])}`,
+        );
     }
-    return { T, B, x };
+    return { T, B, x: first };
+  }
+
+  /** Sequence lengths: one per row, whole numbers from 0 to T. */
+  private checkLens(lens: Int32Array | undefined, T: number, B: number): void {
+    if (!lens) return;
+    if (lens.length !== B)
+      throw new CellcError(`seq_lens has ${lens.length} entries; expected one per batch row, [${B}]`);
+    for (let i = 0; i < B; i++)
+      if (!(lens[i]! >= 0 && lens[i]! <= T))
+        throw new CellcError(`seq_lens[${i}] = ${lens[i]} is out of range: lengths are from 0 to T = ${T}`);
+  }
+
+  /** The cell's inputs: the batch's, with token ids looked up in the embedding. */
+  private inputs(given: ReadonlyMap<string, Tensor>): {
+    T: number;
+    B: number;
+    x: Map<string, Tensor>;
+    tokens?: Tensor;
+  } {
+    const { T, B, x: first } = this.checkedInput(given);
+    if (this.artifact.embed)
+      return { T, B, x: new Map([[this.inputName, this.embedRows(first, T, B)]]), tokens: first };
+    return { T, B, x: new Map([[this.inputName, first]]) };
   }
 
   private embedRows(tokens: Tensor, T: number, B: number): Tensor {
@@ -436,13 +462,7 @@ export class Network {
     const D = this.embedDim;
     const E = this.params.get(e.param)!.data as FloatArray;
     const out = floatArray(this.dtype, T * B * D);
-    tokens.data.forEach((v, i) => {
-      if (!Number.isInteger(v) || v < 0 || v >= e.V)
-        throw new CellcError(
-          `input '${this.inputName}' holds token ${v} at index ${i}: the vocabulary is 0 to ${e.V - 1}`,
-        );
-      out.set(E.subarray(v * D, (v + 1) * D), i * D);
-    });
+    tokens.data.forEach((v, i) => out.set(E.subarray(v * D, (v + 1) * D), i * D));
     return { dtype: this.dtype, shape: [T, B, D], data: out };
   }
 

@@ -9,6 +9,7 @@ import {
   type Tensor,
   type TensorData,
 } from "../../runtime/tensor.js";
+import { MOMENTS } from "../../artifact/network.js";
 import type { OptimName, TrainConfig } from "./types.js";
 
 export interface Optimizer {
@@ -59,7 +60,6 @@ export function makeOptimizer(
   const update = k.update as Update;
   const sumsq = k.sumsq as (g: TensorData, n: number) => number;
   const scale = k.scale as (g: FloatArray, n: number, coef: number) => void;
-  const adam = cfg.optim === "adam" || cfg.optim === "adamw";
   const wd = cfg.weightDecay ?? (cfg.optim === "adamw" ? 0.01 : 0);
   const mom = cfg.optim === "momentum" ? (cfg.momentum ?? 0.9) : 0;
   const [b1, b2] = cfg.betas ?? [0.9, 0.999];
@@ -72,7 +72,7 @@ export function makeOptimizer(
     if (!(v >= lo && v < hi)) throw new CellcError(`${what} must be in [${lo}, ${hi}), got ${v}`);
   if (!(eps >= 0)) throw new CellcError(`eps must be non-negative, got ${eps}`);
   if (!(wd >= 0)) throw new CellcError(`weight decay must be non-negative, got ${wd}`);
-  const kinds = adam ? ["m", "v"] : mom ? ["buf"] : [];
+  const kinds = MOMENTS[cfg.optim];
   const moments = new Map<string, FloatArray>();
   const none = new Float32Array(0);
   const hp = Float64Array.of(b1, b2, eps, wd, mom, 0);
@@ -94,8 +94,9 @@ export function makeOptimizer(
         const g = grads.get(name);
         if (!g) continue;
         const w = p.data as FloatArray;
-        const m = adam ? moment("m", name, p) : mom ? moment("buf", name, p) : none;
-        const v = adam ? moment("v", name, p) : none;
+        // Momentum keeps its buffer whatever the coefficient (with 0 the update is plain SGD).
+        const m = kinds[0] ? moment(kinds[0], name, p) : none;
+        const v = kinds[1] ? moment(kinds[1], name, p) : none;
         update(w, g.data, m, v, w.length, lr, hp);
       }
     },

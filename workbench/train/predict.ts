@@ -1,7 +1,7 @@
 // What a trained network gives for new inputs: the readout `y`, and for class targets the class
 // probabilities and the most likely class; rows past a sequence's length are zero (class -1), as
 // PyTorch's pad_packed_sequence pads them.
-import { CellcError, type Tensor } from "../../runtime/tensor.js";
+import type { Tensor } from "../../runtime/tensor.js";
 import type { Network } from "./network.js";
 
 export interface Prediction {
@@ -22,8 +22,6 @@ export async function predictOutputs(
   const O = net.outputSize;
   const rows = y.data.length / O;
   const B = net.artifact.on === "last" ? y.shape[0]! : y.shape[1]!;
-  if (seqLens && seqLens.length !== B)
-    throw new CellcError(`seq_lens has ${seqLens.length} entries; expected one per batch row, [${B}]`);
   // Row r is step floor(r / B) of sequence r % B (on every step), or the last step of sequence r.
   const valid = (r: number) => {
     const n = seqLens ? seqLens[r % B]! : Infinity;

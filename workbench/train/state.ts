@@ -16,7 +16,8 @@ import {
   type Check,
 } from "../../artifact/validate.js";
 import { CellcError, type Tensor } from "../../runtime/tensor.js";
-import type { Metric, OptimName, TrainConfig } from "./types.js";
+import { MOMENTS, OPTIM_NAMES, isMoment, type OptimName } from "../../artifact/network.js";
+import type { Metric, TrainConfig } from "./types.js";
 
 /** What a checkpoint holds besides the tensors. */
 export interface CheckpointState {
@@ -46,7 +47,6 @@ export interface CheckpointState {
 const MAX = Number.MAX_SAFE_INTEGER;
 /** Far past any batch that fits in memory; the batch's tensors are checked against the memory limit too. */
 export const MAX_BATCH = 2 ** 31 - 1;
-export const OPTIMIZERS: readonly OptimName[] = ["sgd", "momentum", "adam", "adamw"];
 
 /** A number in [lo, hi), or (lo, hi) when `open`. */
 const between =
@@ -60,7 +60,7 @@ const configSchema = obj<TrainConfig>({
   steps: int(1, MAX),
   batch: int(1, MAX_BATCH),
   lr: between(0, Infinity, true),
-  optim: oneOf(...OPTIMIZERS),
+  optim: oneOf(...OPTIM_NAMES),
   momentum: opt(between(0, 1)),
   betas: opt((v, p) => {
     if (!Array.isArray(v) || v.length !== 2) bad(p, "two numbers", v);
@@ -98,7 +98,7 @@ const stateSchema = obj<CheckpointState>({
   config: (v, p) => (isObject(v) ? configSchema(v, p) : bad(p, "an object", v)),
   rng: int(0, 2 ** 32 - 1),
   dataState: opt(arr(int(0, MAX), 16)),
-  optimizer: obj({ name: oneOf(...OPTIMIZERS), count: int(0, MAX) }),
+  optimizer: obj({ name: oneOf(...OPTIM_NAMES), count: int(0, MAX) }),
   params: arr(str(1000), 1 << 20),
   dtype: oneOf("f32", "f64"),
   totalMs: between(0, Infinity),
@@ -121,14 +121,6 @@ export function checkState(state: unknown, where = "the checkpoint"): Checkpoint
     return s;
   });
 }
-
-/** The moments each optimiser keeps per parameter (`m/Wi`, `v/Wi`; `buf/Wi`). */
-export const MOMENTS: Readonly<Record<OptimName, readonly string[]>> = {
-  sgd: [],
-  momentum: ["buf"],
-  adam: ["m", "v"],
-  adamw: ["m", "v"],
-};
 
 /**
  * The checkpoint's tensors against the network it resumes: every parameter, of its shape and a float
@@ -154,7 +146,7 @@ export function checkTensors(
   const kinds = MOMENTS[optim];
   for (const [k, t] of tensors) {
     const slash = k.indexOf("/");
-    if (slash < 0) {
+    if (!isMoment(k)) {
       if (!params.has(k)) fail(`tensor '${k}' is not a parameter of the network`);
       continue;
     }

@@ -5,6 +5,7 @@
 import { Rng } from "../../runtime/init.js";
 import { CellcError, checkAllocation, type Tensor } from "../../runtime/tensor.js";
 import type { Checkpoint } from "./checkpoint.js";
+import { isMoment } from "../../artifact/network.js";
 import type { Network } from "./network.js";
 import { learningRate, makeOptimizer, type Optimizer } from "./optim.js";
 import { checkConfig, checkState, checkTensors, type CheckpointState } from "./state.js";
@@ -77,10 +78,9 @@ export class Trainer {
     const lr = learningRate(this.cfg, s);
     const batch = this.data.batch("train", this.cfg.batch, this.rng);
     const t0 = performance.now();
-    const { loss, norm } =
-      this.net.device && this.cfg.tbptt === undefined
-        ? await this.deviceStep(batch, lr, s)
-        : await this.hostStep(batch, lr, s);
+    const { loss, norm } = this.onDevice
+      ? await this.deviceStep(batch, lr, s)
+      : await this.hostStep(batch, lr, s);
     const ms = performance.now() - t0;
     this.totalMs += ms;
     this.msMin = Math.min(this.msMin, ms);
@@ -95,6 +95,14 @@ export class Trainer {
       examples_per_s: Math.round((this.cfg.batch * 1000) / Math.max(ms, 1e-3)),
       ...this.bpc(loss),
     });
+  }
+
+  /**
+   * Whether updates run on the device (a WebGPU network, whole sequences): then the device keeps the
+   * optimiser's moments too. Truncated BPTT runs the host's way.
+   */
+  private get onDevice(): boolean {
+    return !!this.net.device && this.cfg.tbptt === undefined;
   }
 
   /** An update on the host: the gradients come back, the optimiser updates the parameters here. */
@@ -193,7 +201,7 @@ export class Trainer {
   async checkpoint(): Promise<Checkpoint> {
     await this.net.syncHost();
     const opt = this.optimizer.state();
-    if (this.net.device) for (const [k, t] of await this.deviceMoments()) opt.tensors.set(k, t);
+    if (this.onDevice) for (const [k, t] of await this.deviceMoments()) opt.tensors.set(k, t);
     const tensors = new Map<string, Tensor>(this.net.params);
     for (const [k, t] of opt.tensors) tensors.set(k, t);
     const state: CheckpointState = {
@@ -246,9 +254,9 @@ export class Trainer {
     checkTensors(tensors, net.params, state.config.optim, state.optimizer.count, where);
     for (const [n, p] of net.params) (p.data as Float32Array).set(tensors.get(n)!.data);
     net.paramsChanged();
-    const moments = new Map([...tensors].filter(([n]) => n.includes("/")));
+    const moments = new Map([...tensors].filter(([n]) => isMoment(n)));
     t.optimizer.restore(state.optimizer.count, moments);
-    if (net.device) {
+    if (t.onDevice) {
       // The device keeps the moments: its two buffers hold the optimiser's kinds in order (m, v or buf).
       const [first, second] = t.optimizer.kinds;
       const of = (kind: string | undefined) =>
@@ -257,7 +265,7 @@ export class Trainer {
             .filter(([k]) => kind && k.startsWith(`${kind}/`))
             .map(([k, v]) => [k.slice(kind!.length + 1), v.data]),
         );
-      net.device.writeMoments(of(first), of(second));
+      net.device!.writeMoments(of(first), of(second));
     }
     t.rng.state = state.rng;
     if (state.dataState) data.restoreState?.(state.dataState);
