@@ -1,5 +1,6 @@
-// The package's entry (`import ... from "cellc"`): the compiler, the runtime, training and the built-in
-// tasks, and the Node helpers that read and write run folders. `cellc/runtime` is the runtime alone.
+// The library: the compiler, the runtime, training and the built-in tasks; nothing here touches files, so
+// a page may use it ("cellc/web"). In Node, "cellc" (cli/library.ts) adds run folders and checkpoints;
+// "cellc/runtime" is the runtime alone.
 export * from "../runtime/index.js";
 export { compileCell, type CompiledIR } from "./compile-cell.js";
 export {

@@ -1,6 +1,7 @@
 // `cellc compare` (train several cells alike, then the table, the curves and report.html) and `cellc
 // gradflow` (‖∂L/∂h_t‖ against t, at initialisation and after training). The training itself is the
 // trainer's (runtime/train, runtime/tasks), passed in as `deps`, so that these can be tested without it.
+import { cpus, platform, release, totalmem } from "node:os";
 import { basename } from "node:path";
 import type { Parsed } from "./args.js";
 import { choiceOf, parseCellRef, type CellRef } from "./cellref.js";
@@ -298,6 +299,7 @@ export async function compareCells(
     stage.write(
       "report.html",
       reportHtml({
+        machine: machineInfo(),
         title: `cellc compare: ${cells.map((c) => c.label).join(", ")} on ${task.name}`,
         command: o.command,
         header: table.header,
@@ -594,3 +596,10 @@ export const compareCommands: Record<"compare" | "gradflow", CommandFn> = {
     );
   },
 };
+
+/** CPU, cores, memory, OS and Node: enough to read a ms/step column against. */
+function machineInfo(): string {
+  const c = cpus();
+  const gib = (totalmem() / 2 ** 30).toFixed(1);
+  return `${c[0]?.model.trim() ?? "unknown CPU"} (${c.length} cores), ${gib} GiB, ${platform()} ${release()}, Node ${process.version}`;
+}

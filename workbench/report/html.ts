@@ -1,6 +1,5 @@
 // report.html: one self-contained page (inline SVG, no scripts, no external files) with what was run,
 // where, the table and the pictures.
-import { cpus, platform, release, totalmem } from "node:os";
 
 export interface ReportPage {
   readonly title: string;
@@ -18,14 +17,8 @@ export interface ReportPage {
   readonly figures: readonly { readonly caption: string; readonly svg: string }[];
   /** Further lines under the table (settings, notes). */
   readonly notes?: readonly string[];
-  readonly machine?: string;
-}
-
-/** CPU, cores, memory, OS and Node: enough to read a ms/step column against. */
-export function machineInfo(): string {
-  const c = cpus();
-  const gib = (totalmem() / 2 ** 30).toFixed(1);
-  return `${c[0]?.model.trim() ?? "unknown CPU"} (${c.length} cores), ${gib} GiB, ${platform()} ${release()}, Node ${process.version}`;
+  /** The machine it ran on (CPU, cores, memory, OS, Node): what a ms/step column is read against. */
+  readonly machine: string;
 }
 
 const ESCAPES: Readonly<Record<string, string>> = {
@@ -77,7 +70,7 @@ ${table(p.header, p.rows)}
 ${(p.notes ?? []).map((n) => `<p class="meta">${e(n)}</p>`).join("\n")}
 ${figures}
 ${(p.tables ?? []).map((t) => table(t.header, t.rows, t.caption)).join("\n")}
-<p class="meta">${e(p.machine ?? machineInfo())}; ${e(new Date().toISOString())}</p>
+<p class="meta">${e(p.machine)}; ${e(new Date().toISOString())}</p>
 </body>
 </html>
 `;
