@@ -37,7 +37,7 @@ export function networkFor(source: string, data: DataShape, opts: NetworkForOpti
     ...(opts.layers !== undefined ? { layers: opts.layers } : {}),
     ...(opts.bidirectional ? { bidirectional: true } : {}),
   };
-  const dims = { H: 32, ...opts.dims };
+  const dims = { ...opts.dims };
   const out = compileNetwork(source, {
     ...(opts.file !== undefined ? { file: opts.file } : {}),
     ...(opts.host !== undefined ? { host: opts.host } : {}),

@@ -3,7 +3,7 @@
 // trainer's (runtime/train, runtime/tasks), passed in as `deps`, so that these can be tested without it.
 import { cpus, platform, release, totalmem } from "node:os";
 import { basename } from "node:path";
-import type { Parsed } from "./args.js";
+import { parseDims, type Parsed } from "./args.js";
 import { choiceOf, parseCellRef, type CellRef } from "./cellref.js";
 import { CliError, type Io } from "./io.js";
 import { builtinCellFile, fileNetwork, readCellFile, type FileNetwork } from "./network.js";
@@ -306,7 +306,7 @@ export async function compareCells(
         rows: table.rows,
         notes: [
           task.summary,
-          `${o.steps} steps, batch ${o.batch}, ${o.optim} lr ${o.lr}${o.clip !== undefined ? `, clip ${o.clip}` : ""}, eval every ${o.evalEvery} steps; seeds 0..${o.seeds - 1}; sizes ${dimsText(o.dims)}.`,
+          `${o.steps} steps, batch ${o.batch}, ${o.optim} lr ${o.lr}${o.clip !== undefined ? `, clip ${o.clip}` : ""}, eval every ${o.evalEvery} steps; seeds 0..${o.seeds - 1}; sizes ${cells.map((c) => `${c.label}: ${dimsText(c.spec.sizes[0] ?? {})}`).join("; ")}.`,
           `final eval loss: mean ± sample sd over seeds${table.header.includes("accuracy") ? "; accuracy: the fraction of eval targets whose largest output is the target class" : ""}; ${criterion}`,
           "ms/step: the mean wall time of an update (forward, backward, optimiser step), measured on a machine shared with other work, so it varies from run to run; the per-seed table gives each run's fastest and slowest update (min-max over steps).",
         ],
@@ -492,18 +492,6 @@ function positive(args: Parsed, name: string, dflt: number | undefined): number 
   return v;
 }
 
-/** `--dims H=32,D=4`, with H = 32 unless given. */
-function dimsOf(args: Parsed): Record<string, number> {
-  const dims = Object.assign(Object.create(null) as Record<string, number>, { H: 32 });
-  for (const part of (args.options.dims ?? "").split(",").filter((p) => p.trim() !== "")) {
-    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\d+)\s*$/.exec(part);
-    if (!m || Number(m[2]) < 1)
-      throw new CliError(`--dims takes NAME=SIZE pairs separated by commas (H=32,D=4), got '${part}'`);
-    dims[m[1]!] = Number(m[2]);
-  }
-  return dims;
-}
-
 function needOut(args: Parsed): string {
   const out = args.options.out;
   if (!out) throw new CliError(`${args.command} needs --out DIR`);
@@ -555,7 +543,7 @@ export function compareOptions(args: Parsed): Omit<CompareOptions, "backend"> {
     optim: (args.options.optim ?? "adam") as OptimName,
     clip: positive(args, "clip", 1),
     evalEvery: int(args, "eval-every", Math.max(1, Math.round(steps / 40))),
-    dims: dimsOf(args),
+    dims: parseDims(args.options.dims),
     out,
     quiet: args.flags.has("quiet"),
     command: commandLine(args),
@@ -570,7 +558,7 @@ export function gradflowOptions(args: Parsed): GradflowOptions {
     lr: positive(args, "lr", 0.01)!,
     optim: (args.options.optim ?? "adam") as OptimName,
     clip: 1,
-    dims: dimsOf(args),
+    dims: parseDims(args.options.dims),
     seed: int(args, "seed", 0, 0),
     out: needOut(args),
     quiet: args.flags.has("quiet"),

@@ -140,7 +140,6 @@ export async function emitNetwork(file: string, args: Parsed, io: Io): Promise<n
     ...(args.flags.has("bidirectional") ? { bidirectional: true } : {}),
   };
   const dims = parseDims(args.options.dims);
-  if (data && !args.options.dims?.includes("H=")) dims.H ??= 32;
   const source = readCellFile(file);
   if (
     !data &&

@@ -300,7 +300,6 @@ async function runTraining(args: Parsed, io: Io, resumeDir?: string): Promise<nu
         throw new CliError("--init needs a cell file: a declared model starts from its initialisers");
       name = m.name;
       inputs = [m.input.name];
-      if (m.cell.dims.includes("H")) dims.H ??= 32;
     } else {
       const cell = compileCellFile(file, args.options.cell, io);
       if (!cell) return 1;
@@ -320,7 +319,6 @@ async function runTraining(args: Parsed, io: Io, resumeDir?: string): Promise<nu
         });
         Object.assign(dims, probe.sizes[0], dims);
       }
-      if (cell.signature.dims.includes("H")) dims.H ??= 32;
       name = cell.signature.name;
       inputs = cell.signature.inputs.map((i) => i.name);
     }

@@ -58,7 +58,7 @@ export interface NetworkOptions {
   /** The data the network is for: it gives the input and output sizes and must fit the model's loss and
    * readout. Without it (a declared model only), `dims` gives every size. */
   readonly data?: DataShape;
-  /** Sizes the data does not give (H, and any other dimension of the cell). */
+  /** Sizes the data does not give (H, 32 by default, and any other dimension of the cell). */
   readonly dims?: Readonly<Record<string, number>>;
   readonly optimizer?: OptimName;
   readonly targets?: readonly Target[];
@@ -107,13 +107,13 @@ export function compileNetwork(source: string | undefined, opts: NetworkOptions)
     if (sel.cell) {
       if (!opts.data)
         throw new CellcError(`a cell's network is its data's default model: give the data's shape`);
-      const d = defaultModel(r, sel.cell, opts.data, choice, opts.dims ?? {});
+      const d = defaultModel(r, sel.cell, opts.data, choice, withHidden(opts.dims, sel.cell.dims));
       diagnostics.push(...d.diagnostics);
       model = d.model;
     }
   }
   if (!model || hasErrors(diagnostics)) return { diagnostics, sources };
-  const dims = bindData(model, opts.data, opts.dims ?? {});
+  const dims = bindData(model, opts.data, withHidden(opts.dims, model.cell.dims));
   const missing = model.embed?.type.dims
     .flatMap((d) => Object.keys(d.terms))
     .find((n) => dims[n] === undefined);
@@ -130,6 +130,15 @@ export function compileNetwork(source: string | undefined, opts: NetworkOptions)
   }
   const artifact = buildNetwork(model, opts.data, dims, opts.optimizer ?? "adam", opts.targets);
   return { diagnostics, sources, artifact, model };
+}
+
+/** The hidden size a network gets where none is given, when its cell has a dimension H. */
+export const DEFAULT_HIDDEN = 32;
+
+function withHidden(given: Readonly<Record<string, number>> | undefined, cellDims: readonly string[]) {
+  const dims = sizesOf(given);
+  if (cellDims.includes("H")) dims.H ??= DEFAULT_HIDDEN;
+  return dims;
 }
 
 /** The sizes of a model's dimension names: the given ones, and its input and output sizes from the data. */

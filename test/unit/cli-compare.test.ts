@@ -352,7 +352,7 @@ describe("cellc compare (with a small trainer)", () => {
       steps: 400,
       seeds: 3,
       evalEvery: 10,
-      dims: { H: 32 },
+      dims: {},
     });
     expect(o.solvedBelow).toBeUndefined();
     expect(o.command).toBe("cellc compare a.cell b.cell --task adding --T 50 --steps 400 --out d");
