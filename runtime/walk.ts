@@ -3,6 +3,11 @@ import type { KernelName } from "../artifact/schedule.js";
 /** What an executor does with one kernel of the schedule at step t: run it, or run one of its masks. */
 export interface KernelExecutor {
   run(kernel: KernelName, t: number): void;
+  /**
+   * Runs a kernel at every step from `from` toward `to` (excluded), in that order, as one job if the
+   * executor can (a thread pool that needs no barrier between steps); false when it did nothing.
+   */
+  runSteps?(kernel: KernelName, from: number, to: number): boolean;
   mask(kernel: KernelName, which: "premask" | "postmask", t: number): void;
 }
 
@@ -14,6 +19,7 @@ export interface KernelExecutor {
 export function walkForward(x: KernelExecutor, T: number, masked: boolean): void {
   if (T === 0) return;
   x.run("before", 0);
+  if (!masked && x.runSteps?.("step", 0, T)) return;
   for (let t = 0; t < T; t++) {
     x.run("step", t);
     if (masked) x.mask("step", "postmask", t);
@@ -22,10 +28,11 @@ export function walkForward(x: KernelExecutor, T: number, masked: boolean): void
 
 export function walkBackward(x: KernelExecutor, T: number, masked: boolean): void {
   if (T === 0) return;
-  for (let t = T - 1; t >= 0; t--) {
-    if (masked) x.mask("loop", "premask", t);
-    x.run("loop", t);
-    if (masked) x.mask("loop", "postmask", t);
-  }
+  if (masked || !x.runSteps?.("loop", T - 1, -1))
+    for (let t = T - 1; t >= 0; t--) {
+      if (masked) x.mask("loop", "premask", t);
+      x.run("loop", t);
+      if (masked) x.mask("loop", "postmask", t);
+    }
   x.run("after", 0);
 }

@@ -92,6 +92,7 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
   ): KernelExecutor {
     return {
       run: (k, t) => p.fns[k].run(mem, pmem, p.L.offs[k], t, inputGrads),
+      runSteps: (k, from, to) => p.fns[k].runSteps?.(mem, pmem, p.L.offs[k], from, to) ?? false,
       mask: (k, which, t) => p.fns[k][which](mem, pmem, p.L.offs[k], t, lens!),
     };
   }
