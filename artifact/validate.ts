@@ -73,6 +73,11 @@ export const opt =
   <T>(c: Check<T>): Check<T | undefined> =>
   (v, p) =>
     v === undefined ? undefined : c(v, p);
+/** A WebAssembly module in base64 (checked as WebAssembly where it is instantiated). */
+const base64Module = (v: unknown, p: string): string =>
+  typeof v === "string" && v.length <= 256 << 20 && /^[A-Za-z0-9+/]*={0,2}$/.test(v)
+    ? v
+    : bad(p, "a WebAssembly module in base64", v);
 export const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && !Array.isArray(v);
 /** An object with these fields (own properties only; others are ignored). */
@@ -210,10 +215,8 @@ const artifactSchema = obj<Artifact>({
   ),
   wasm: opt(
     obj({
-      module: (v, p) =>
-        typeof v === "string" && v.length <= 256 << 20 && /^[A-Za-z0-9+/]*={0,2}$/.test(v)
-          ? v
-          : bad(p, "a WebAssembly module in base64", v),
+      module: base64Module,
+      relaxed: opt(base64Module),
       kernels: kernelsOf((v, p) =>
         isObject(v) && Object.hasOwn(v, "fallback")
           ? obj({ fallback: str() })(v, p)

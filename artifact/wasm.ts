@@ -15,9 +15,10 @@ export type WasmRows = "all" | "one";
 export type WasmStep =
   /**
    * fn(frame, t, row0, rows); `split`: rows may be divided across threads; `width`: elements per row;
-   * `slots`: the slots it reads or writes.
+   * `slots`: the slots it reads or writes. `cols`: the function runs over every row itself and its row0
+   * and rows are columns [row0, row0 + rows) of `width` (divided across threads in fours).
    */
-  | { readonly kind: "call"; readonly fn: string; readonly rows: WasmRows; readonly split: boolean; readonly width: Dim; readonly slots: readonly number[] } // prettier-ignore
+  | { readonly kind: "call"; readonly fn: string; readonly rows: WasmRows; readonly split: boolean; readonly width: Dim; readonly slots: readonly number[]; readonly cols?: boolean } // prettier-ignore
   /** C = A P^T (nt) or C = G P (nn): out, left, right operands as the GEMM module's gemm_nt / gemm_nn. */
   | { readonly kind: "gemm"; readonly form: "nt" | "nn"; readonly out: WasmOperand; readonly left: WasmOperand; readonly right: WasmOperand; readonly M: Dim; readonly K: Dim; readonly rows: WasmRows } // prettier-ignore
   /** D += G^T X (gemm_tn): a packed weight's gradient. */
@@ -35,6 +36,11 @@ export interface WasmFallback {
 export interface WasmTarget {
   /** The module (base64): imports a shared memory as env.memory, exports the functions the steps name. */
   readonly module: string;
+  /**
+   * The same module with relaxed SIMD's fused multiply-adds in its math (base64), for an engine that has
+   * relaxed SIMD: the same functions, for the same steps. Absent in artifacts made before it.
+   */
+  readonly relaxed?: string;
   readonly kernels: Readonly<Record<KernelName, WasmKernel | WasmFallback>>;
 }
 

@@ -3,9 +3,14 @@
 //   node bench/wasm-gemm.mjs            the three forms on the RNN's shapes, 1 and 2 threads, and plain JS
 //   node bench/wasm-gemm.mjs --quick    fewer shapes and repetitions
 //   node bench/wasm-gemm.mjs --tiling 4,8,256,128   mr,nr,kc,nc of the micro-kernel
-// GFLOP/s counts 2 per multiply-add; each figure is the median of several timed calls after a warm-up.
-import os from "node:os";
+//   node bench/wasm-gemm.mjs --json FILE            also write the figures as JSON
+// The module is built as the runtime builds it (fused multiply-adds where relaxed SIMD exists; --no-fma
+// for plain SIMD128). GFLOP/s counts 2 per multiply-add; each figure is the median of several timed calls
+// after a warm-up; `foreign` is the cores busy with other processes meanwhile (/proc/stat).
+import { writeFileSync } from "node:fs";
 import { buildKernelModule } from "../dist/kernels/library.js";
+import { engineTiling } from "../dist/runtime/wasm/features.js";
+import { machine, meter } from "./load.mjs";
 
 const quick = process.argv.includes("--quick");
 const ti = process.argv.indexOf("--tiling");
@@ -17,7 +22,13 @@ const tiling =
     : undefined;
 const noThreads = process.argv.includes("--no-threads");
 
-const { bytes, tiling: t } = buildKernelModule(tiling);
+const json =
+  process.argv.indexOf("--json") > 0 ? process.argv[process.argv.indexOf("--json") + 1] : undefined;
+const { bytes, tiling: t } = buildKernelModule({
+  ...engineTiling(),
+  ...tiling,
+  ...(process.argv.includes("--no-fma") ? { fma: false } : {}),
+});
 const PAGES = 4096; // 256 MiB
 const memory = new WebAssembly.Memory({ initial: PAGES, maximum: PAGES, shared: true });
 const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
@@ -47,10 +58,13 @@ function median(xs) {
   return s[s.length >> 1];
 }
 
+/** Foreign load over every timed figure (cores busy with other processes). */
+const loads = [];
 function time(fn, flops) {
   fn();
   const reps = [];
   let total = 0;
+  const m = meter();
   const minReps = quick ? 3 : 5;
   while (reps.length < minReps || (total < 0.3 && reps.length < 200)) {
     const t0 = performance.now();
@@ -59,6 +73,7 @@ function time(fn, flops) {
     reps.push(dt);
     total += dt;
   }
+  loads.push(m.stop().foreign);
   return flops / median(reps) / 1e9;
 }
 
@@ -86,16 +101,20 @@ function jsGemmNT(C, A, P, R, M, K) {
     }
 } // prettier-ignore
 
-let pool;
+let pool, pg;
+const { gemm, poolGemm } = noThreads ? {} : await import("../dist/runtime/wasm/gemm.js");
 if (!noThreads) {
   const { createNodePool } = await import("../dist/runtime/wasm/node.js");
   pool = await createNodePool({ module: new WebAssembly.Module(bytes), memory, threads: 2, control: 0 });
+  pg = poolGemm(pool, t);
 }
-const { gemm } = noThreads ? {} : await import("../dist/runtime/wasm/gemm.js");
 
-console.log(`${os.cpus()[0].model}, ${os.cpus().length} cores, Node ${process.version}`);
-console.log(`tiling mr=${t.mr} nr=${t.nr} kc=${t.kc} nc=${t.nc}; GFLOP/s (2 per multiply-add)`);
-console.log("form    R     M     K   | wasm 1T  (packed) | wasm 2T  speedup | js 4x4");
+console.log(machine());
+console.log(
+  `tiling mr=${t.mr} nr=${t.nr} kc=${t.kc} nc=${t.nc}${t.fma ? ", fused multiply-add (relaxed SIMD)" : ", SIMD128"}; GFLOP/s (2 per multiply-add)`,
+);
+console.log("form    R     M     K   | wasm 1T  (packed) | wasm 2T  speedup | js 4x4 | foreign");
+const rows = [];
 const MB = 1 << 20;
 for (const [R, M, K] of shapes) {
   const flops = 2 * R * M * K;
@@ -112,6 +131,7 @@ for (const [R, M, K] of shapes) {
       nn: [C, K, A, M, P, K, R, M, K, 0, S],
       tn: [C, K, A, M, P, K, R, M, K, 0, S],
     }[form];
+    const first = loads.length;
     const one = time(() => ex[`gemm_${form}`](...args), flops);
     let packed = "";
     if (form === "nt") {
@@ -121,7 +141,7 @@ for (const [R, M, K] of shapes) {
     let two = "",
       speed = "";
     if (pool && !process.argv.includes("--skip-2t")) {
-      const g = time(() => gemm(pool, t, form, args), flops);
+      const g = time(() => gemm(pg, form, args), flops);
       two = g.toFixed(1);
       speed = (g / one).toFixed(2) + "x";
     }
@@ -132,10 +152,13 @@ for (const [R, M, K] of shapes) {
         P32 = f32.subarray(0, M * K);
       js = time(() => jsGemmNT(C32, A32, P32, R, M, K), flops).toFixed(1);
     }
+    const foreign = Math.max(...loads.slice(first));
+    rows.push({ form, R, M, K, one, packed: packed ? Number(packed) : undefined, two: two ? Number(two) : undefined, foreign }); // prettier-ignore
     console.log(
       `${form.padEnd(5)} ${String(R).padStart(5)} ${String(M).padStart(5)} ${String(K).padStart(5)} | ` +
-        `${one.toFixed(1).padStart(6)}  ${packed.padStart(8)} | ${two.padStart(6)}  ${speed.padStart(7)} | ${js.padStart(6)}`,
+        `${one.toFixed(1).padStart(6)}  ${packed.padStart(8)} | ${two.padStart(6)}  ${speed.padStart(7)} | ${js.padStart(6)} | ${foreign.toFixed(1)}`,
     );
   }
 }
 await pool?.close();
+if (json) writeFileSync(json, JSON.stringify({ machine: machine(), tiling: t, rows }, null, 1));

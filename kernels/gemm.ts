@@ -135,14 +135,22 @@ function tile(mode: "rows" | "cols", mr: number, nr: number, fma: boolean): Func
 /**
  * Driver: (C, ldc, A, lda, B, rows, cols, inner, acc): C[rows, cols] (+)= A · Bpacked, B packed by
  * pack_n/pack_t with `inner` steps. Mode "rows": A is [rows, inner] with row stride lda; mode "cols":
- * A is [inner, rows] with row stride lda (so the product uses A transposed).
+ * A is [inner, rows] with row stride lda (so the product uses A transposed); mode "packed": A packed by
+ * pack_a for `lda` rows (its padded columns: the whole product's, also when this call covers part of it).
  */
 function driver(mode: "rows" | "cols" | "packed", tiles: number[], t: GemmTiling): Func {
   const f = new Func(i32s(9));
   const [C, ldc, A, lda, B, rows, cols, inner, acc] = range(9);
-  const [kb, kn, accK, cb, ce, r, mr, aPtr, cc, nc, tmp, cap] = range(12).map(() => f.local(T.i32));
+  const [kb, kn, accK, cb, ce, r, mr, aPtr, cc, nc, tmp, cap, block] = range(13).map(() => f.local(T.i32));
   f.get(ldc).i32(2).op("i32.shl").set(ldc);
-  if (mode === "packed") f.i32(t.mr * 4).set(lda);
+  // packed: a block of kc inner steps of every panel is kc * lda floats; the tiles step by mr floats.
+  if (mode === "packed")
+    f.get(lda)
+      .i32(t.kc * 4)
+      .op("i32.mul")
+      .set(block)
+      .i32(t.mr * 4)
+      .set(lda);
   else f.get(lda).i32(2).op("i32.shl").set(lda);
   const [cPtr, bPtr] = [f.local(T.i32), f.local(T.i32)];
   const body = (): void => {
@@ -206,15 +214,15 @@ function driver(mode: "rows" | "cols" | "packed", tiles: number[], t: GemmTiling
                 a.get(lda).op("i32.mul", "i32.add").get(kb).i32(2).op("i32.shl", "i32.add");
               if (mode === "cols")
                 a.i32(2).op("i32.shl", "i32.add").get(kb).get(lda).op("i32.mul", "i32.add");
-              // packed: panel r / mr of mr-wide columns over all `inner` steps, then step kb
+              // packed: block kb / kc, then panel r / mr of it (mr * kc floats each)
               if (mode === "packed")
-                a.get(inner)
-                  .op("i32.mul")
-                  .get(kb)
-                  .i32(t.mr)
+                a.i32(t.kc * 4)
                   .op("i32.mul", "i32.add")
-                  .i32(2)
-                  .op("i32.shl", "i32.add");
+                  .get(kb)
+                  .i32(t.kc)
+                  .op("i32.div_u")
+                  .get(block)
+                  .op("i32.mul", "i32.add");
               f.set(aPtr);
               forLoop(
                 f,
@@ -339,6 +347,98 @@ function packN(w: number): Func {
   return f;
 }
 
+/**
+ * pack_a(dst, src, ld, inner, cols): src is [inner, cols]; dst gets, for each block of kc inner steps,
+ * the panels of mr columns of that block one after the other (panel p of block b at
+ * dst + (b * kc * colsP + p * mr * kc) * 4, colsP the columns rounded up to mr), zero padded: the left
+ * operand of mm_packed, which reads the panels of one block in order (a stream, not a stride of a whole
+ * panel per tile). Blocks start at multiples of kc * colsP floats, so a call may cover any run of whole
+ * blocks (dst and src advanced to its first).
+ */
+function packA(t: GemmTiling): Func {
+  const f = new Func(i32s(5));
+  const [dst, src, ld, inner, cols] = range(5);
+  const w = t.mr;
+  const [kb, kn, c0, k, d, s, colsP, tmp, cap] = range(9).map(() => f.local(T.i32));
+  f.get(cols)
+    .i32(w - 1)
+    .op("i32.add")
+    .i32(w)
+    .op("i32.div_u")
+    .i32(w)
+    .op("i32.mul")
+    .set(colsP);
+  forLoop(
+    f,
+    kb,
+    () => f.i32(0),
+    () => f.get(inner),
+    () => f.i32(t.kc),
+    () => {
+      f.get(inner).get(kb).op("i32.sub").set(tmp).i32(t.kc).set(cap);
+      minI32(f, tmp, cap);
+      f.set(kn);
+      forLoop(
+        f,
+        c0,
+        () => f.i32(0),
+        () => f.get(cols),
+        () => f.i32(w),
+        () => {
+          // d = dst + (kb * colsP + c0 * kc) * 4, s = src + (kb * ld + c0) * 4
+          f.get(dst).get(kb).get(colsP).op("i32.mul").get(c0).i32(t.kc).op("i32.mul", "i32.add");
+          f.i32(2).op("i32.shl", "i32.add").set(d);
+          f.get(src).get(kb).get(ld).op("i32.mul").get(c0).op("i32.add").i32(2).op("i32.shl", "i32.add");
+          f.set(s);
+          forLoop(
+            f,
+            k,
+            () => f.i32(0),
+            () => f.get(kn),
+            () => f.i32(1),
+            () => {
+              f.get(c0).i32(w).op("i32.add").get(cols).op("i32.le_s").if();
+              for (let v = 0; v < w / 4 && w % 4 === 0; v++)
+                f.get(d)
+                  .get(s)
+                  .mem("v128.load", v * 16)
+                  .mem("v128.store", v * 16);
+              for (let j = 0; j < w && w % 4 !== 0; j++)
+                f.get(d)
+                  .get(s)
+                  .mem("f32.load", j * 4)
+                  .mem("f32.store", j * 4);
+              f.else();
+              for (let j = 0; j < w; j++) {
+                f.get(d).get(c0).i32(j).op("i32.add").get(cols).op("i32.lt_s");
+                f.if(T.f32)
+                  .get(s)
+                  .mem("f32.load", j * 4)
+                  .else()
+                  .f32(0)
+                  .end()
+                  .mem("f32.store", j * 4);
+              }
+              f.end();
+              f.get(d)
+                .i32(w * 4)
+                .op("i32.add")
+                .set(d);
+              f.get(s).get(ld).i32(2).op("i32.shl", "i32.add").set(s);
+            },
+          );
+        },
+      );
+    },
+  );
+  return f;
+}
+
+/** Byte size of the blocks that pack_a writes for `cols` columns and `inner` steps (whole kc blocks). */
+export function packedABytes(t: GemmTiling, cols: number, inner: number): number {
+  return Math.ceil(inner / t.kc) * t.kc * Math.ceil(cols / t.mr) * t.mr * 4;
+}
+
 /** Byte size of the panels that pack_n/pack_t write for `cols` columns and `inner` steps. */
 export function packedBytes(t: GemmTiling, cols: number, inner: number): number {
   return Math.ceil(cols / t.nr) * t.nr * inner * 4;
@@ -363,7 +463,7 @@ export function scratchBytes(
 ): number {
   if (form === "nt") return packedBytes(t, M, K);
   if (form === "nn") return packedBytes(t, K, M);
-  return packedBytes(t, K, R) + Math.ceil(M / t.mr) * t.mr * R * 4;
+  return packedBytes(t, K, R) + packedABytes(t, M, R);
 }
 
 /**
@@ -377,7 +477,7 @@ export function addGemm(m: ModuleWriter, t: GemmTiling): GemmExports {
   const ids: GemmExports = {
     packT: m.add(packT(t), "pack_t"),
     packN: m.add(packN(t.nr), "pack_n"),
-    packA: m.add(packN(t.mr), "pack_a"),
+    packA: m.add(packA(t), "pack_a"),
     mmRows: m.add(driver("rows", tilesRows, t), "mm_rows"),
     mmCols: m.add(driver("cols", tilesCols, t), "mm_cols"),
     mmPacked: m.add(driver("packed", tilesCols, t), "mm_packed"),
@@ -395,8 +495,8 @@ export function addGemm(m: ModuleWriter, t: GemmTiling): GemmExports {
   const g = (f: Func, ...ls: number[]): void => void ls.forEach((l) => f.get(l));
   m.add(form(ids.packT, (f) => g(f, scratch, P, ldp, M, K), ids.mmRows, (f) => g(f, C, ldc, A, lda, scratch, R, M, K, acc)), "gemm_nt"); // prettier-ignore
   m.add(form(ids.packN, (f) => g(f, scratch, P, ldp, M, K), ids.mmRows, (f) => g(f, C, ldc, A, lda, scratch, R, K, M, acc)), "gemm_nn"); // prettier-ignore
-  // gemm_tn: X into panels at scratch, G into mr-wide panels after them (the left operand read in place
-  // would stride by a whole row of G per step, which thrashes L1 when ldg is a multiple of 4 KiB).
+  // gemm_tn: X into panels at scratch, G into blocks of mr-wide panels after them (the left operand read in
+  // place would stride by a whole row of G per step, which thrashes L1 when ldg is a multiple of 4 KiB).
   const tn = new Func(i32s(11));
   const gAt = tn.local(T.i32);
   g(tn, scratch, P, ldp, R, K);
@@ -412,7 +512,15 @@ export function addGemm(m: ModuleWriter, t: GemmTiling): GemmExports {
   tn.get(R).op("i32.mul", "i32.add").set(gAt);
   g(tn, gAt, A, lda, R, M);
   tn.call(ids.packA);
-  g(tn, C, ldc, gAt, lda, scratch, M, K, R, acc);
+  g(tn, C, ldc, gAt);
+  tn.get(M)
+    .i32(t.mr - 1)
+    .op("i32.add")
+    .i32(t.mr)
+    .op("i32.div_u")
+    .i32(t.mr)
+    .op("i32.mul");
+  g(tn, scratch, M, K, R, acc);
   tn.call(ids.mmPacked);
   m.add(tn, "gemm_tn");
   return ids;

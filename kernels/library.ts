@@ -9,11 +9,12 @@
 //     and runs mm_rows / mm_packed on the panels. A schedule packs weights once per update instead:
 //   pack_t(dst, src, ld, cols, inner)   src [cols, inner] -> panels of nr columns (P of gemm_nt)
 //   pack_n(dst, src, ld, inner, cols)   src [inner, cols] -> panels of nr columns (P of gemm_nn, X of tn)
-//   pack_a(dst, src, ld, inner, cols)   the same with panels of mr columns (G of gemm_tn)
-//     Panel p holds columns [p*w, p*w + w) for every inner step k at dst + (p*w*inner + k*w)*4, zero padded.
+//   pack_a(dst, src, ld, inner, cols)   mr-wide panels, block by block of kc inner steps (G of gemm_tn)
+//     Panel p holds columns [p*w, p*w + w) for every inner step k at dst + (p*w*inner + k*w)*4, zero padded;
+//     pack_a's at dst + (b*kc*colsP + p*w*kc + (k - b*kc)*w)*4 for k in block b (colsP: cols rounded up to w).
 //   mm_rows(C, ldc, A, lda, B, rows, cols, inner, acc)      C (+)= A[rows, inner] · panels B
 //   mm_cols(C, ldc, A, lda, B, rows, cols, inner, acc)      C (+)= A[inner, rows]^T · panels B
-//   mm_packed(C, ldc, A, _, B, rows, cols, inner, acc)      C (+)= pack_a panels A (^T) · panels B
+//   mm_packed(C, ldc, A, colsP, B, rows, cols, inner, acc)  C (+)= pack_a blocks A (^T) · panels B
 //   vexp / vlog / vtanh / vsigmoid(dst, src, n)             elementwise over n floats (dst may equal src)
 //   scan(D, P, A, ld, T, n)                                 a linear scan over time (scan.ts)
 // Alignment: 4 bytes is enough for correctness everywhere; 16-byte aligned scratch and rows are faster.
@@ -34,7 +35,7 @@ export interface KernelModule {
 export function buildKernelModule(tiling: GemmTiling = DEFAULT_TILING): KernelModule {
   const m = new ModuleWriter({ ...MEMORY_IMPORT, initial: 1, maximum: 65536, shared: true });
   addGemm(m, tiling);
-  addMath(m);
+  addMath(m, { fma: tiling.fma === true });
   addScan(m);
   return { bytes: m.encode(), tiling };
 }

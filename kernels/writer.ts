@@ -62,8 +62,9 @@ const SIMD = {
   "f32x4.mul": 0xe6, "f32x4.div": 0xe7, "f32x4.min": 0xe8, "f32x4.max": 0xe9, "f32x4.pmin": 0xea,
   "f32x4.pmax": 0xeb,
   "i32x4.trunc_sat_f32x4_s": 0xf8, "f32x4.convert_i32x4_s": 0xfa,
-  // Relaxed SIMD: a + b * c, fused or not as the hardware has it (validated only where the engine has it).
-  "f32x4.relaxed_madd": 0x105,
+  // Relaxed SIMD: a * b + c and -(a * b) + c, fused or not as the hardware has it (validated only where
+  // the engine has it).
+  "f32x4.relaxed_madd": 0x105, "f32x4.relaxed_nmadd": 0x106,
 } as const; // prettier-ignore
 
 // Loads and stores: opcode, natural alignment (log2 bytes).

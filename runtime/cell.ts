@@ -8,6 +8,8 @@ import { CellcError, type FloatArray } from "./tensor.js";
 export interface KernelFns {
   /** `inputGrads` false: the inputs' gradient buffers are not read afterwards (a kernel may skip them). */
   run(mem: FloatArray, pmem: FloatArray, offs: Float64Array, t: number, inputGrads?: boolean): void;
+  /** Runs at t = from, then toward `to` (excluded) one step at a time, if it can as one job; false if not. */
+  runSteps?(mem: FloatArray, pmem: FloatArray, offs: Float64Array, from: number, to: number): boolean;
   premask(mem: FloatArray, pmem: FloatArray, offs: Float64Array, t: number, lens: Int32Array): void;
   postmask(mem: FloatArray, pmem: FloatArray, offs: Float64Array, t: number, lens: Int32Array): void;
 }

@@ -4,6 +4,11 @@ import type { KernelName } from "../artifact/schedule.js";
 /** What an executor does with one kernel of the schedule at step t: run it, or run one of its masks. */
 export interface KernelExecutor {
   run(kernel: KernelName, t: number): void;
+  /**
+   * Runs a kernel at every step from `from` toward `to` (excluded), in that order, as one job if the
+   * executor can (a thread pool that needs no barrier between steps); false when it did nothing.
+   */
+  runSteps?(kernel: KernelName, from: number, to: number): boolean;
   mask(kernel: KernelName, which: "premask" | "postmask", t: number): void;
   /** The scans of the artifact's scan states (Artifact.scans) over all T steps, masks included. */
   scan(direction: "forward" | "backward"): void;
@@ -33,6 +38,7 @@ export function walkForward(x: KernelExecutor, p: WalkPlan, T: number, masked: b
   if (T === 0) return;
   x.run("before", 0);
   if (p.scans) x.scan("forward");
+  if (!masked && !p.stepOnce && x.runSteps?.("step", 0, T)) return;
   for (let t = 0; t < (p.stepOnce ? 1 : T); t++) {
     x.run("step", t);
     if (masked) x.mask("step", "postmask", t);
@@ -41,11 +47,12 @@ export function walkForward(x: KernelExecutor, p: WalkPlan, T: number, masked: b
 
 export function walkBackward(x: KernelExecutor, p: WalkPlan, T: number, masked: boolean): void {
   if (T === 0) return;
-  for (let t = p.loopOnce ? 0 : T - 1; t >= 0; t--) {
-    if (masked) x.mask("loop", "premask", t);
-    x.run("loop", t);
-    if (masked) x.mask("loop", "postmask", t);
-  }
+  if (masked || p.loopOnce || !x.runSteps?.("loop", T - 1, -1))
+    for (let t = p.loopOnce ? 0 : T - 1; t >= 0; t--) {
+      if (masked) x.mask("loop", "premask", t);
+      x.run("loop", t);
+      if (masked) x.mask("loop", "postmask", t);
+    }
   if (p.scans) x.scan("backward");
   x.run("after", 0);
 }

@@ -3,17 +3,22 @@
 // training step (forward + backward of the summed outputs + an SGD update), each implementation in its own
 // process so that peak RSS is its own.
 //   cd bench/peers && ONNXRUNTIME_NODE_INSTALL=skip npm install     (once; the peers are not cellc's deps)
-//   node bench/peers/run.mjs [--sizes S,M] [--cells lstm,gru] [--reps 5] [--impls a,b] [--webgpu]
-// Peers: TensorFlow.js (tf.layers.lstm/gru, cpu and wasm backends), onnxruntime-node (CPU, 1 and 2 intra-op
-// threads) and onnxruntime-web (wasm, 1 and 2 threads) running the single ONNX LSTM/GRU node that
-// `cellc compile --target onnx` emits with cellc's own weights (forward only), PyTorch when
-// /usr/bin/python3 has torch (torch_rnn.py, 1 and 2 threads). Each peer first checks its output against
-// cellc's on a tiny case with the same weights, where it can take them.
+//   node bench/peers/run.mjs [--sizes S,M] [--cells lstm,gru] [--reps 5] [--impls a,b] [--webgpu] [--json FILE]
+// cellc: its wasm backend on one and two threads and its js backend, each named explicitly (`--webgpu`
+// adds WebGPU). Peers: TensorFlow.js (tf.layers.lstm/gru, cpu and wasm backends), onnxruntime-node (CPU,
+// 1 and 2 intra-op threads) and onnxruntime-web (wasm, 1 and 2 threads) running the single ONNX LSTM/GRU
+// node that `cellc compile --target onnx` emits with cellc's own weights (forward only), PyTorch when
+// /usr/bin/python3 has torch (torch_rnn.py): `torch-1` one OpenMP and one BLAS thread, `torch-2` two and
+// two, `torch-1x2` one OpenMP thread and two BLAS threads. PyTorch must run on an optimised BLAS: the run
+// prints the one it loaded and its GFLOP/s at 1024^3, and refuses a reference BLAS. Each peer first checks
+// its output against cellc's on a tiny case with the same weights, where it can take them. Every figure
+// comes with the foreign CPU load during its timed runs (cores busy with other processes, /proc/stat).
 import { spawnSync, execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { machine, meter } from "../load.mjs";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const root = join(here, "../..");
@@ -40,25 +45,25 @@ async function timed(fn, reps) {
   if (w > 30000) return { median: w, min: w, max: w, n: 1, warm: false };
   const n = w > 10000 ? 2 : reps;
   const ms = [];
-  const cpu0 = process.cpuUsage();
+  const m = meter();
   for (let i = 0; i < n; i++) {
     t0 = performance.now();
     await fn();
     ms.push(performance.now() - t0);
   }
-  const cpu = process.cpuUsage(cpu0);
+  const load = m.stop();
   // CPU time over wall time: how many cores the implementation kept busy (threads actually used).
-  const cores = (cpu.user + cpu.system) / 1000 / ms.reduce((a, b) => a + b, 0);
+  const cores = load.own;
   ms.sort((a, b) => a - b);
-  return { median: ms[Math.floor(n / 2)], min: ms[0], max: ms[n - 1], n, warm: true, cores };
+  return { median: ms[Math.floor(n / 2)], min: ms[0], max: ms[n - 1], n, warm: true, cores, load };
 }
 
 const cellc = await import(join(root, "dist/api/index.js"));
 const cellSource = (cell) => readFileSync(join(root, `examples/cells/${cell}.cell`), "utf8");
 const input = (T, B, D) => Float32Array.from({ length: T * B * D }, (_, i) => Math.sin(i * 0.37));
 
-/** cellc's model (JS backend unless given) with the benchmark's weights: seed 1. */
-function cellcModel(cell, D, H, backend) {
+/** cellc's model with the benchmark's weights (seed 1), on the JS backend (the reference) unless given. */
+function cellcModel(cell, D, H, backend = cellc.jsBackend) {
   return new cellc.Model(cellc.compileCell(cellSource(cell)), { dims: { D, H }, seed: 1, backend });
 }
 function cellcOut(model, T, B, D, x) {
@@ -82,14 +87,16 @@ function stackT(p, names, H) {
   return out;
 }
 
-/** cellc: backend "js", "wasm" (one thread), "wasm2" (two) or "webgpu". */
+/** cellc: backend "js", "wasm" (one thread), "wasm2" (two) or "webgpu", always named. */
 async function runCellc(kind, cell, T, B, D, H, reps) {
   let backend;
+  if (kind === "js") backend = cellc.jsBackend;
   if (kind === "wasm") backend = (await import(join(root, "dist/runtime/cpu/wasm.js"))).createWasmBackend();
   if (kind === "wasm2")
     backend = await (await import(join(root, "dist/runtime/cpu/wasm.js"))).createThreadedWasmBackend(2);
   if (kind === "webgpu")
     backend = await (await import(join(root, "dist/runtime/webgpu/node.js"))).createNodeWebGpuBackend();
+  if (!backend) throw new Error(`unknown cellc backend ${kind}`);
   const model = cellcModel(cell, D, H, backend);
   const x = cellc.tensor("f32", [T, B, D], input(T, B, D));
   const step = async () => {
@@ -201,11 +208,28 @@ async function runOrt(kind, threads, cell, T, B, D, H, reps) {
   return { fwd, check: `max abs diff ${diff.toExponential(1)}` };
 }
 
+/** PyTorch's threads by name: "1" (one OpenMP, one BLAS), "2" (two, two), "1x2" (one OpenMP, two BLAS). */
+export function torchThreads(name) {
+  const m = /^(\d+)(?:x(\d+))?$/.exec(name ?? "");
+  if (!m) throw new Error(`torch threads '${name}': write N (OpenMP and BLAS) or NxM (OpenMP x BLAS)`);
+  return { omp: Number(m[1]), blas: Number(m[2] ?? m[1]) };
+}
+
+/** The environment that gives PyTorch `omp` OpenMP threads and OpenBLAS `blas` threads (read at load). */
+const torchEnv = ({ omp, blas }) => ({
+  ...process.env,
+  OMP_NUM_THREADS: String(omp),
+  OPENBLAS_NUM_THREADS: String(blas),
+  MKL_NUM_THREADS: String(blas),
+});
+
 function runTorch(threads, cell, T, B, D, H, reps) {
-  const r = spawnSync(PY, [join(here, "torch_rnn.py"), "time", cell, T, B, D, H, reps, threads].map(String), {
-    encoding: "utf8",
-    timeout: 1800e3,
-  });
+  const th = torchThreads(threads);
+  const r = spawnSync(
+    PY,
+    [join(here, "torch_rnn.py"), "time", cell, T, B, D, H, reps, th.omp, th.blas].map(String),
+    { encoding: "utf8", timeout: 1800e3, env: torchEnv(th) },
+  );
   if (r.status !== 0) throw new Error(r.stderr || `exit ${r.status}`);
   const out = JSON.parse(r.stdout.trim().split("\n").pop());
   // Check: the same weights (PyTorch's gate order is cellc's), tiny case.
@@ -250,7 +274,8 @@ if (process.argv.includes("--one")) {
   if (lib === "cellc") r = await runCellc(kind, cell, ...dims, reps);
   else if (lib === "tfjs") r = await runTfjs(kind, cell, ...dims, reps);
   else if (lib === "ort") r = await runOrt(kind, Number(threads), cell, ...dims, reps);
-  else if (lib === "torch") r = runTorch(Number(threads), cell, ...dims, reps);
+  // torch-1, torch-2, torch-1x2 (and the older torch-cpu-N).
+  else if (lib === "torch") r = runTorch(kind === "cpu" ? threads : kind, cell, ...dims, reps);
   else throw new Error(`unknown implementation ${impl}`);
   r.maxRssMiB ??= process.resourceUsage().maxRSS / 1024;
   console.log(JSON.stringify(r));
@@ -260,7 +285,9 @@ if (process.argv.includes("--one")) {
 const sizes = arg("sizes", "S,M").split(",");
 const cells = arg("cells", "lstm,gru").split(",");
 const reps = arg("reps", "5");
+const json = arg("json");
 const hasTorch = spawnSync(PY, ["-c", "import torch"]).status === 0;
+const TORCH = ["torch-1", "torch-2", "torch-1x2"];
 const all = [
   "cellc-wasm",
   "cellc-wasm2",
@@ -272,27 +299,46 @@ const all = [
   "ort-node-2",
   "ort-web-1",
   "ort-web-2",
-  ...(hasTorch ? ["torch-cpu-1", "torch-cpu-2"] : []),
+  ...(hasTorch ? TORCH : []),
 ];
 const impls = arg("impls") ? arg("impls").split(",") : all;
+
+/** The BLAS PyTorch loads with each thread setting used here (library, threads, GFLOP/s at 1024^3). */
+const blas = {};
+if (hasTorch)
+  for (const t of new Set(
+    impls.filter((i) => i.startsWith("torch-")).map((i) => i.replace(/^torch-(cpu-)?/, "")),
+  )) {
+    const th = torchThreads(t);
+    const r = spawnSync(PY, [join(here, "torch_rnn.py"), "blas"], { encoding: "utf8", env: torchEnv(th) });
+    blas[t] = r.status === 0 ? JSON.parse(r.stdout.trim().split("\n").pop()) : { error: r.stderr.trim() };
+  }
 
 const ms = (t) => (t ? `${t.median.toFixed(1)} (${t.min.toFixed(0)}-${t.max.toFixed(0)})` : "-");
 const runs = (t) =>
   t ? (t.warm ? `${t.n}` : "1, no warm-up") + (t.cores ? `, ${t.cores.toFixed(1)} cores` : "") : "-";
+const foreign = (t) => (t?.load ? t.load.foreign.toFixed(1) : "-");
 const gf = (t, flops) => (t ? (flops / (t.median * 1e6)).toFixed(2) : "-");
 console.log(
-  `Machine: ${cpus()[0].model}, ${cpus().length} cores, Node ${process.version}` +
-    (hasTorch ? "" : "; no PyTorch (/usr/bin/python3 cannot import torch)"),
+  `Machine: ${machine()}` + (hasTorch ? "" : "; no PyTorch (/usr/bin/python3 cannot import torch)"),
 );
+for (const [t, b] of Object.entries(blas))
+  console.log(
+    b.error
+      ? `PyTorch with threads ${t}: ${b.error}`
+      : `PyTorch ${t}: ${b.name}${b.config ? ` (${b.config}; kernels ${b.core})` : ""}, ${b.torchThreads} OpenMP thread(s) at load, ` +
+          `${b.blasThreads ?? "?"} BLAS thread(s); 1024^3 GEMM ${b.gemmGflops.toFixed(1)} GFLOP/s (one OpenMP thread)`,
+  );
 console.log(
-  "\nMedians after warm-up (up to 3 runs within 1 s; min-max); n: timed runs, and CPU time / wall time over them (cores kept busy). GFLOP/s: 2 FLOPs per multiply-add of the gate " +
+  "\nMedians after warm-up (up to 3 runs within 1 s; min-max); n: timed runs, and CPU time / wall time over them (cores kept busy); " +
+    "foreign: cores busy with other processes during the timed runs (/proc/stat). GFLOP/s: 2 FLOPs per multiply-add of the gate " +
     "matmuls, forward 2*T*B*G*H*(D+H) (G = 4 LSTM, 3 GRU), training step 3x forward. Training step: " +
     `forward, backward of the sum of the outputs (no implementation computes the input data's gradient), SGD update (lr ${LR}). Peak RSS per process.\n`,
 );
 console.log(
-  "| cell | size | impl | forward ms | n | fwd GFLOP/s | train step ms | n | train GFLOP/s | peak RSS | check vs cellc (tiny case) |",
+  "| cell | size | impl | forward ms | n | foreign | fwd GFLOP/s | train step ms | n | foreign | train GFLOP/s | peak RSS | check vs cellc (tiny case) |",
 );
-console.log("|---|---|---|---|---|---|---|---|---|---|---|");
+console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 const results = [];
 for (const cell of cells)
   for (const size of sizes) {
@@ -305,15 +351,7 @@ for (const cell of cells)
         process.execPath,
         [
           fileURLToPath(import.meta.url),
-          "--one",
-          "--impl",
-          impl,
-          "--cell",
-          cell,
-          "--size",
-          size,
-          "--reps",
-          reps,
+          ...["--one", "--impl", impl, "--cell", cell, "--size", size, "--reps", reps],
         ],
         { encoding: "utf8", timeout: 1800e3, maxBuffer: 1 << 24 },
       );
@@ -321,16 +359,17 @@ for (const cell of cells)
       if (p.status !== 0 || !last.startsWith("{")) {
         const why = p.error ? p.error.message : (p.stderr || "").trim().split("\n").slice(-3).join(" ");
         console.log(
-          `| ${cell} | ${size} | ${impl} | failed: ${why.replaceAll("|", "/").slice(0, 200)} |||||||| |`,
+          `| ${cell} | ${size} | ${impl} | failed: ${why.replaceAll("|", "/").slice(0, 200)} |||||||||| |`,
         );
+        results.push({ cell, size, impl, flops, failed: why });
         continue;
       }
       const r = (got[impl] = JSON.parse(last));
+      results.push({ cell, size, impl, flops, ...r });
       console.log(
-        `| ${cell} | ${size} | ${impl}${r.version ? ` ${r.version}` : ""} | ${ms(r.fwd)} | ${runs(r.fwd)} | ${gf(r.fwd, flops)} | ${ms(r.train)} | ${runs(r.train)} | ${gf(r.train, 3 * flops)} | ${r.maxRssMiB.toFixed(0)} MiB | ${r.check} |`,
+        `| ${cell} | ${size} | ${impl}${r.version ? ` ${r.version}` : ""} | ${ms(r.fwd)} | ${runs(r.fwd)} | ${foreign(r.fwd)} | ${gf(r.fwd, flops)} | ${ms(r.train)} | ${runs(r.train)} | ${foreign(r.train)} | ${gf(r.train, 3 * flops)} | ${r.maxRssMiB.toFixed(0)} MiB | ${r.check} |`,
       );
     }
-    results.push({ cell, size, got });
   }
 
 console.log("\nRatios: the peer's median time / cellc's (above 1: cellc is faster).\n");
@@ -341,9 +380,23 @@ console.log(
 console.log(`|---|---|---|${mine.map(() => "---|---|").join("")}`);
 const ratio = (peer, me, k) =>
   peer?.[k] && me?.[k] ? `${(peer[k].median / me[k].median).toFixed(2)}x` : "-";
-for (const { cell, size, got } of results)
-  for (const [impl, r] of Object.entries(got)) {
-    if (impl.startsWith("cellc")) continue;
-    const cols = ["fwd", "train"].flatMap((k) => mine.map((m) => ratio(r, got[m], k)));
-    console.log(`| ${cell} | ${size} | ${impl} | ${cols.join(" | ")} |`);
+for (const cell of cells)
+  for (const size of sizes) {
+    const got = Object.fromEntries(
+      results.filter((r) => r.cell === cell && r.size === size && !r.failed).map((r) => [r.impl, r]),
+    );
+    for (const [impl, r] of Object.entries(got)) {
+      if (impl.startsWith("cellc")) continue;
+      const cols = ["fwd", "train"].flatMap((k) => mine.map((m) => ratio(r, got[m], k)));
+      console.log(`| ${cell} | ${size} | ${impl} | ${cols.join(" | ")} |`);
+    }
   }
+if (json)
+  writeFileSync(
+    json,
+    JSON.stringify(
+      { machine: machine(), date: new Date().toISOString(), reps: Number(reps), blas, results },
+      null,
+      1,
+    ),
+  );

@@ -4,10 +4,14 @@
 // that the runtime runs with the GEMM module (kernels.ts). The runtime splits a function's rows across
 // threads; every element is computed the same way whatever the split, so results are bit-identical.
 //
+// The module comes twice: in SIMD128, and with relaxed SIMD's fused multiply-adds in the math (exp, tanh,
+// sigmoid, log), which the runtime takes where its engine has relaxed SIMD. Their functions and steps are
+// the same; only the instructions inside differ.
+//
 // A function is (frame, t, row0, rows), all i32. `frame` is the byte address of the kernel's frame: for
 // each slot (the kernel's bindings, then its scratch regions) the byte address of its row 0 at t = 0 and
 // its byte stride per step (8 bytes per slot), then the value of each dimension of the signature (4 bytes
-// each). Slot s is at `base + t * stride`. No name from the user reaches the module: only slots, offsets
+// each), then the kernel's number of rows (B, or T*B). Slot s is at `base + t * stride`. No name from the user reaches the module: only slots, offsets
 // and dimension indices.
 import { planKernel, type Domain, type KernelPlan, type LoopItem } from "../codegen/plan.js";
 import type { NodeId } from "../ir/graph.js";
@@ -25,7 +29,7 @@ import {
 } from "../../artifact/wasm.js";
 export type { WasmFallback, WasmKernel, WasmOperand, WasmRows, WasmStep, WasmTarget };
 import { MEMORY_IMPORT } from "../../kernels/library.js";
-import { emitExp, emitLog, emitSigmoid, emitTanh } from "../../kernels/math.js";
+import { emitExp, emitLog, emitSigmoid, emitTanh, type MathOptions } from "../../kernels/math.js";
 import { Func, ModuleWriter, T } from "../../kernels/writer.js";
 
 class Unsupported extends Error {}
@@ -34,7 +38,7 @@ class Unsupported extends Error {}
 
 type NonElementwise = "leaf" | "const" | "dim" | "sum" | "sumbatch" | "matvec" | "concat" | "slice" | "gemm" | "gemmT" | "cols"; // prettier-ignore
 /** Pushes nothing; returns the v128 local holding the result, from the v128 locals of the arguments. */
-type Emit = (f: Func, a: readonly number[]) => number;
+type Emit = (f: Func, a: readonly number[], o: MathOptions) => number;
 
 const splat = (f: Func, x: number): Func => f.v128([x, x, x, x]);
 const keep = (f: Func): number => {
@@ -52,9 +56,9 @@ const un =
     keep(f.get(a!).op(op));
 
 /** log(1 + e) for e in [0, 1], accurate for small e: log(u) * e / (u - 1) with u = 1 + e (Goldberg). */
-function log1p(f: Func, e: number): number {
+function log1p(f: Func, e: number, o: MathOptions): number {
   const u = keep(splat(f, 1).get(e).op("f32x4.add"));
-  const lu = emitLog(f, u);
+  const lu = emitLog(f, u, o);
   f.get(e);
   f.get(lu).get(e).get(u);
   splat(f, 1).op("f32x4.sub", "f32x4.div", "f32x4.mul");
@@ -73,15 +77,15 @@ export const WASM_OPS: Readonly<Record<Exclude<OpKind, NonElementwise>, Emit>> =
   neg: un("f32x4.neg"),
   abs: un("f32x4.abs"),
   sqrt: un("f32x4.sqrt"),
-  sigmoid: (f, [a]) => emitSigmoid(f, a!),
-  tanh: (f, [a]) => emitTanh(f, a!),
-  exp: (f, [a]) => emitExp(f, a!),
-  log: (f, [a]) => emitLog(f, a!),
+  sigmoid: (f, [a], o) => emitSigmoid(f, a!, o),
+  tanh: (f, [a], o) => emitTanh(f, a!, o),
+  exp: (f, [a], o) => emitExp(f, a!, o),
+  log: (f, [a], o) => emitLog(f, a!, o),
   relu: (f, [a]) => keep(splat(f.get(a!), 0).op("f32x4.max")),
-  softplus: (f, [a]) => {
+  softplus: (f, [a], o) => {
     const m = keep(splat(f.get(a!), 0).op("f32x4.max"));
     const t = keep(f.get(a!).op("f32x4.abs", "f32x4.neg"));
-    const l = log1p(f, emitExp(f, t));
+    const l = log1p(f, emitExp(f, t, o), o);
     return keep(f.get(m).get(l).op("f32x4.add"));
   },
   softsign: (f, [a]) => keep(splat(f.get(a!), 1).get(a!).op("f32x4.abs", "f32x4.add", "f32x4.div")),
@@ -107,9 +111,10 @@ class FnWriter {
   private readonly dimAt: number[] = [];
 
   constructor(
-    slots: number,
+    private readonly nslots: number,
     private readonly dims: readonly string[],
   ) {
+    const slots = nslots;
     const f = this.f;
     for (let s = 0; s < slots; s++) {
       this.slotAt.push(f.local(T.i32));
@@ -126,6 +131,11 @@ class FnWriter {
         .mem("i32.load", 8 * slots + 4 * i)
         .set(this.dimAt[i]!);
     });
+  }
+
+  /** Pushes the kernel's number of rows (i32), from the end of the frame. */
+  kernelRows(): void {
+    this.f.get(FRAME).mem("i32.load", 8 * this.nslots + 4 * this.dims.length);
   }
 
   /** Pushes the value of a dimension form (i32). */
@@ -196,13 +206,15 @@ class FnWriter {
    * for j in [0, len): body(width, jb) four elements at a time, then one (jb: the byte offset 4j); one at
    * a time throughout when not `vectors`.
    */
-  cols(len: Dim | undefined, body: (width: 1 | 4, jb: number) => void, vectors = true): void {
+  cols(len: Dim | number | undefined, body: (width: 1 | 4, jb: number) => void, vectors = true): void {
     const f = this.f;
     const jb = f.local(T.i32);
     f.i32(0).set(jb);
-    if (!len) return body(1, jb);
+    if (len === undefined) return body(1, jb);
     const [lenB, vecB] = [f.local(T.i32), f.local(T.i32)];
-    this.dim(len);
+    // A dimension form, or an i32 local holding the length.
+    if (typeof len === "number") f.get(len);
+    else this.dim(len);
     f.i32(2).op("i32.shl").tee(lenB).i32(-16).op("i32.and").set(vecB);
     for (const [width, limit] of vectors
       ? ([
@@ -250,6 +262,7 @@ class KernelWriter {
     private readonly plan: KernelPlan,
     private readonly dims: readonly string[],
     private readonly prefix: string,
+    private readonly math: MathOptions,
   ) {}
 
   private get k() {
@@ -298,13 +311,13 @@ class KernelWriter {
     return { slot: s.binding, col: dimConst(0), ld: this.len(t), batched: t.batched };
   }
 
-  private fn(rows: WasmRows, split: boolean, width: Dim, build: (w: FnWriter) => void): void {
+  private fn(rows: WasmRows, split: boolean, width: Dim, build: (w: FnWriter) => void, cols = false): void {
     const w = new FnWriter(this.k.bindings.length + this.plan.scratch.length, this.dims);
     build(w);
     const name = `${this.prefix}${this.fns.length}`;
     this.fns.push([name, w.f]);
     const slots = [...w.slots].sort((a, b) => a - b);
-    this.steps.push({ kind: "call", fn: name, rows, split, width, slots });
+    this.steps.push({ kind: "call", fn: name, rows, split, width, slots, ...(cols ? { cols } : {}) });
   }
 
   emit(): WasmKernel {
@@ -350,7 +363,7 @@ class KernelWriter {
               const n = this.node(it.node);
               const emit = (WASM_OPS as Partial<Record<OpKind, Emit>>)[n.op];
               if (!emit) throw new Unsupported(`no WebAssembly lowering for ${n.op}`);
-              const v = emit(f, n.args.map(read));
+              const v = emit(f, n.args.map(read), this.math);
               regs.set(n.id, v);
               if (this.plan.storage.get(n.id)!.kind !== "local")
                 w.store(row(this.place(n.id)), n.type.dims.length > 0, width, jb, v);
@@ -456,50 +469,71 @@ class KernelWriter {
   /**
    * out[j] = sum over rows b of x[b, j], rows in order (as the JS kernel adds them), features by four. The
    * output row is the accumulator and the rows are read once, in order: summing a column group down all
-   * rows before the next would read a [T*B, 4*H] gradient from memory once per group.
+   * rows before the next would read a [T*B, 4*H] gradient from memory once per group. A vector sum is
+   * divided by columns (the function's row0 and rows are its columns; every row is summed, their number
+   * read from the frame): each column is summed the same way whoever sums it.
    */
   private sumBatch(id: NodeId): void {
     const n = this.node(id);
     const x = this.place(n.args[0]!);
     const vector = n.type.dims.length > 0;
     const len = vector ? this.len(n.type) : undefined;
-    // Not divided by rows: every output element runs over all of them.
-    this.fn("all", false, len ?? dimConst(1), (w) => {
-      const f = w.f;
-      const [xr, out] = [w.base(x), w.base(this.place(id))];
-      const [b, stride] = [f.local(T.i32), f.local(T.i32)];
-      if (x.batched) w.dim(x.ld);
-      else f.i32(0);
-      f.i32(2).op("i32.shl").set(stride);
-      f.get(xr).get(ROW0).get(stride).op("i32.mul", "i32.add").set(xr);
-      const zero = keep(f.v128([0, 0, 0, 0]));
-      w.cols(len, (width, jb) => w.store(out, vector, width, jb, zero));
-      f.i32(0).set(b).block().loop();
-      f.get(b).get(ROWS).op("i32.ge_s").brIf(1);
-      w.cols(len, (width, jb) => {
-        const [v, acc] = [w.load(xr, vector, width, jb), w.load(out, vector, width, jb)];
-        w.store(out, vector, width, jb, keep(f.get(acc).get(v).op("f32x4.add")));
-      });
-      f.get(xr).get(stride).op("i32.add").set(xr);
-      f.get(b).i32(1).op("i32.add").set(b).br(0).end().end();
-    });
+    this.fn(
+      "all",
+      vector,
+      len ?? dimConst(1),
+      (w) => {
+        const f = w.f;
+        const [xr, out] = [w.base(x), w.base(this.place(id))];
+        const [b, stride, rows, ncols] = [f.local(T.i32), f.local(T.i32), f.local(T.i32), f.local(T.i32)];
+        if (x.batched) w.dim(x.ld);
+        else f.i32(0);
+        f.i32(2).op("i32.shl").set(stride);
+        w.kernelRows();
+        f.set(rows);
+        if (vector) {
+          // Columns [row0, row0 + rows) of the vector.
+          f.get(ROW0).i32(2).op("i32.shl").set(b);
+          f.get(xr).get(b).op("i32.add").set(xr);
+          f.get(out).get(b).op("i32.add").set(out);
+          f.get(ROWS).set(ncols);
+        }
+        const zero = keep(f.v128([0, 0, 0, 0]));
+        const cols = vector ? ncols : undefined;
+        w.cols(cols, (width, jb) => w.store(out, vector, width, jb, zero));
+        f.i32(0).set(b).block().loop();
+        f.get(b).get(rows).op("i32.ge_s").brIf(1);
+        w.cols(cols, (width, jb) => {
+          const [v, acc] = [w.load(xr, vector, width, jb), w.load(out, vector, width, jb)];
+          w.store(out, vector, width, jb, keep(f.get(acc).get(v).op("f32x4.add")));
+        });
+        f.get(xr).get(stride).op("i32.add").set(xr);
+        f.get(b).i32(1).op("i32.add").set(b).br(0).end().end();
+      },
+      vector,
+    );
   }
 }
 
 /** The kernels of a schedule: one module for all four, and each kernel's steps (or why it falls back to JS). */
 export function emitScheduleWasm(s: Schedule): WasmTarget {
-  const m = new ModuleWriter({ ...MEMORY_IMPORT, initial: 1, maximum: 65536, shared: true });
   const ks = kernelsOf(s);
-  const kernels = {} as Record<KernelName, WasmKernel | WasmFallback>;
-  KERNEL_NAMES.forEach((name, i) => {
-    const w = new KernelWriter(planKernel(ks[name]), s.signature.dims, `k${i}_`);
-    try {
-      kernels[name] = w.emit();
-      for (const [fn, f] of w.fns) m.add(f, fn);
-    } catch (e) {
-      if (!(e instanceof Unsupported)) throw e;
-      kernels[name] = { fallback: e.message };
-    }
-  });
-  return { module: toBase64(m.encode()), kernels };
+  const build = (math: MathOptions) => {
+    const m = new ModuleWriter({ ...MEMORY_IMPORT, initial: 1, maximum: 65536, shared: true });
+    const kernels = {} as Record<KernelName, WasmKernel | WasmFallback>;
+    KERNEL_NAMES.forEach((name, i) => {
+      const w = new KernelWriter(planKernel(ks[name]), s.signature.dims, `k${i}_`, math);
+      try {
+        kernels[name] = w.emit();
+        for (const [fn, f] of w.fns) m.add(f, fn);
+      } catch (e) {
+        if (!(e instanceof Unsupported)) throw e;
+        kernels[name] = { fallback: e.message };
+      }
+    });
+    return { bytes: m.encode(), kernels };
+  };
+  const plain = build({});
+  const fused = build({ fma: true });
+  return { module: toBase64(plain.bytes), relaxed: toBase64(fused.bytes), kernels: plain.kernels };
 }

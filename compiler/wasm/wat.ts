@@ -33,7 +33,8 @@ export async function moduleText(bytes: Uint8Array): Promise<string> {
 const operand = (o: WasmOperand) => `slot ${o.slot} + ${printDim(o.col)} (ld ${printDim(o.ld)})`;
 function stepText(s: WasmStep): string {
   const rows = s.rows === "all" ? "all rows" : "one row";
-  if (s.kind === "call") return `call ${s.fn} over ${rows}${s.split ? ", split across threads" : ""}`;
+  if (s.kind === "call")
+    return `call ${s.fn} over ${rows}${s.split ? `, split across threads${s.cols ? " by columns" : ""}` : ""}`;
   const form = s.kind === "tn" ? "tn (+=)" : s.form;
   return `gemm_${form} ${operand(s.out)} <- ${operand(s.left)} x ${operand(s.right)}, M ${printDim(s.M)}, K ${printDim(s.K)}, ${rows}`;
 }

@@ -101,6 +101,7 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
     const scan: typeof hostScan = host?.scan ? (...args) => host.scan!(...args) : hostScan;
     return {
       run: (k, t) => p.fns[k].run(mem, pmem, p.L.offs[k], t, inputGrads),
+      runSteps: (k, from, to) => p.fns[k].runSteps?.(mem, pmem, p.L.offs[k], from, to) ?? false,
       mask: (k, which, t) => p.fns[k][which](mem, pmem, p.L.offs[k], t, lens!),
       scan: (direction) => scan(mem, p.scans, p.L.T, this.B, direction, lens),
     };

@@ -61,29 +61,35 @@ export class WasmGemms implements CpuHost, WasmDevice {
   /** Generated kernel functions run so far, and how many of them were divided across threads. */
   kernelCalls = 0;
   splitCalls = 0;
-  /** Whole kernels run as one row sequence on the pool (one wake-up of the workers each). */
+  /** Kernel steps run as one row sequence on the pool (one job each, or one job for a run of steps). */
   rowSequences = 0;
+  /** Runs of a kernel's steps as one job of the pool (no barrier between the steps). */
+  steppedRuns = 0;
   /** Elements below which a kernel runs on the calling thread alone (waking the workers costs more). */
   splitMin = 16384;
   /** Multiply-adds below which a GEMM runs on the calling thread alone (a step's GEMM at small sizes). */
   gemmSplitMin = 1 << 18;
 
-  /** `fma`: fused multiply-adds in the GEMM (relaxed SIMD); by default where this engine has them. */
+  /** Whether the kernels use relaxed SIMD's fused multiply-adds (the GEMM's, and a cell's math). */
+  readonly fma: boolean;
+
+  /** `fma`: fused multiply-adds (relaxed SIMD); by default where this engine has them. */
   constructor(opts: { fma?: boolean } = {}) {
     if (opts.fma && !relaxedSimd())
       throw new CellcError("fused multiply-adds need relaxed SIMD, which this WebAssembly engine lacks");
-    const { bytes } = buildKernelModule({
-      ...engineTiling(),
-      ...(opts.fma === undefined ? {} : { fma: opts.fma }),
-    });
+    this.fma = opts.fma ?? relaxedSimd();
+    const { bytes } = buildKernelModule({ ...engineTiling(), fma: this.fma });
     this.module = new WebAssembly.Module(bytes);
     const instance = new WebAssembly.Instance(this.module, { env: { memory: this.heap.memory } });
     const e = instance.exports as Record<string, Fn>;
     this.fns = { nt: e.gemm_nt!, nn: e.gemm_nn!, tn: e.gemm_tn!, pack_t: e.pack_t!, pack_n: e.pack_n!, mm_rows: e.mm_rows!, scan: e.scan! }; // prettier-ignore
   }
 
-  /** Threads for the kernels, the caller included (Node: worker_threads; they do not keep the process alive). */
-  async useThreads(threads: number): Promise<void> {
+  /**
+   * Threads for the kernels, the caller included (Node: worker_threads; they do not keep the process
+   * alive); `chains`: chains of rows per thread in a kernel's run of steps (see wasm/pool.ts).
+   */
+  async useThreads(threads: number, opts: { chains?: number } = {}): Promise<void> {
     await this.pool?.close();
     this.pool = undefined;
     this.poolGemm = undefined;
@@ -101,6 +107,7 @@ export class WasmGemms implements CpuHost, WasmDevice {
       threads,
       control,
       platform,
+      ...opts,
     });
     this.poolGemm = poolGemm(this.pool, DEFAULT_TILING);
     this.poolGen++;
@@ -142,12 +149,15 @@ export class WasmGemms implements CpuHost, WasmDevice {
     return undefined;
   }
 
-  /** The artifact's kernel module, compiled once; none when the artifact has no wasm target. */
+  /**
+   * The artifact's kernel module, compiled once (its relaxed-SIMD build where this device uses fused
+   * multiply-adds); none when the artifact has no wasm target.
+   */
   private cellModule(a: Artifact): CellModule | undefined {
     if (!a.wasm) return undefined;
     let m = this.cells.get(a);
     if (!m) {
-      const module = checkedModule(a);
+      const module = checkedModule(a, this.fma);
       const inst = new WebAssembly.Instance(module, { env: { memory: this.heap.memory } });
       this.cells.set(a, (m = { module, exports: inst.exports as Record<string, Fn> }));
     }
@@ -160,21 +170,38 @@ export class WasmGemms implements CpuHost, WasmDevice {
     const prefix = this.prefix(pool, mod);
     const prog = pool.program(calls.map((c) => (c.core ? c : { ...c, fn: prefix + c.fn })));
     const cells = calls.filter((c) => !c.core).length;
-    return { args: prog.args, prog, cells, cores: calls.length - cells, sequence };
+    return { args: prog.args, deltas: prog.deltas, prog, cells, cores: calls.length - cells, sequence };
   }
 
-  runRows(rows: PoolRows, total: number, work: RowWork): boolean {
-    const pool = this.pool;
-    const big =
+  /** Whether a program's work (per step) is worth a job of the pool. */
+  private big(work: RowWork): boolean {
+    return (
       (work.elements > 0 && work.elements >= this.splitMin) ||
-      (work.macs > 0 && work.macs >= this.gemmSplitMin);
-    if (!pool || rows.prog.pool !== pool || !big) return false;
-    // A whole kernel's rows go in micro-tile multiples (its GEMMs'); one elementwise call's, one by one.
-    pool.runProgram(rows.prog, total, rows.sequence ? DEFAULT_TILING.mr : 1);
+      (work.macs > 0 && work.macs >= this.gemmSplitMin)
+    );
+  }
+
+  runRows(rows: PoolRows, total: number, work: RowWork, align = 1): boolean {
+    const pool = this.pool;
+    if (!pool || rows.prog.pool !== pool || !this.big(work)) return false;
+    // A whole kernel's rows go in micro-tile multiples (its GEMMs'); divided calls' in `align`.
+    pool.runProgram(rows.prog, total, rows.sequence ? DEFAULT_TILING.mr : align);
     this.kernelCalls += rows.cells;
     this.calls += rows.cores;
     if (rows.sequence) this.rowSequences++;
     else this.splitCalls++;
+    return true;
+  }
+
+  runSteps(rows: PoolRows, total: number, steps: number, work: RowWork): boolean {
+    const pool = this.pool;
+    if (!pool || rows.prog.pool !== pool || !rows.sequence || !this.big(work)) return false;
+    if (rows.prog.chunks.length !== 1) return false; // too many calls for the control block at once
+    pool.runSteps(rows.prog, total, DEFAULT_TILING.mr, steps);
+    this.kernelCalls += rows.cells * steps;
+    this.calls += rows.cores * steps;
+    this.rowSequences += steps;
+    this.steppedRuns++;
     return true;
   }
 
@@ -363,13 +390,14 @@ export async function createThreadedWasmBackend(
  * An artifact's wasm module, validated before it is compiled: well-formed, importing only the shared
  * memory (`env.memory`) and exporting a function for every call the kernels' steps make.
  */
-function checkedModule(a: Artifact): WebAssembly.Module {
+/** The cell's wasm module (its relaxed-SIMD form where `fma` and the artifact has one), checked. */
+function checkedModule(a: Artifact, fma: boolean): WebAssembly.Module {
   const refuse = (why: string): never => {
     throw new CellcError(`the wasm kernels of '${a.signature.name}' are refused: ${why}`);
   };
   let bytes: Uint8Array<ArrayBuffer>;
   try {
-    bytes = fromBase64(a.wasm!.module);
+    bytes = fromBase64(fma && a.wasm!.relaxed !== undefined ? a.wasm!.relaxed : a.wasm!.module);
   } catch {
     return refuse("the module is not base64");
   }

@@ -34,19 +34,28 @@ export interface WasmDevice extends Gemms {
   /** Generated functions run so far (for tests and benchmarks). */
   kernelCalls: number;
   /**
-   * Calls prepared to run row by row on the pool, every thread the same rows in each (one wake-up for a
-   * kernel): cell functions and the GEMM module's; `sequence`: a whole kernel's steps (else one split
-   * call). Undefined with one thread. A program belongs to one pool: `poolGen` changes with the threads.
+   * Calls prepared to run row by row on the pool, every thread the same rows in each (one job for a
+   * kernel): cell functions and the GEMM module's; `sequence`: a whole kernel's steps (else divided calls
+   * in a row). Undefined with one thread. A program belongs to one pool: `poolGen` changes with the threads.
    */
   rowProgram(mod: CellModule, calls: readonly KernelRowCall[], sequence: boolean): DeviceRows | undefined;
   readonly poolGen: number;
-  /** Runs a program (its arguments written) over `rows`; false when it did nothing (too little work). */
-  runRows(prog: DeviceRows, rows: number, work: RowWork): boolean;
+  /**
+   * Runs a program (its arguments written) over `rows` (in multiples of `align`, 1 by default, for a
+   * program that is not a whole kernel); false when it did nothing (too little work).
+   */
+  runRows(prog: DeviceRows, rows: number, work: RowWork, align?: number): boolean;
+  /**
+   * Runs a whole kernel's program `steps` times, each argument advanced by its delta from one step to the
+   * next (a step's rows depend only on the same rows at the step before); false when it did nothing.
+   */
+  runSteps(prog: DeviceRows, rows: number, steps: number, work: RowWork): boolean;
 }
 
-/** Row calls a device prepared: per call, its arguments, rewritten before each run. */
+/** Row calls a device prepared: per call, its arguments and their deltas per step, rewritten before each run. */
 export interface DeviceRows {
   readonly args: readonly Int32Array[];
+  readonly deltas: readonly Int32Array[];
 }
 
 /** A row sequence's work: elements its generated functions compute, multiply-adds of its GEMMs. */
@@ -66,6 +75,15 @@ interface RowStep {
   write(t: number, args: Int32Array): void;
 }
 
+/** A call divided across threads: its row call, count, unit, work, and the call on one thread. */
+interface SplitCall {
+  readonly row: RowStep;
+  readonly n: number;
+  readonly align: number;
+  readonly work: number;
+  local(t: number): void;
+}
+
 /** One step of a kernel: run alone, or (`row`) as part of a row sequence after `prepare`. */
 interface Step {
   run(t: number): void;
@@ -73,6 +91,8 @@ interface Step {
   inputGrad?: boolean;
   row?: RowStep;
   prepare?(t: number): void;
+  /** A divided call: consecutive ones of the same division run as one program (one job of the pool). */
+  split?: SplitCall;
 }
 
 /** The slots a step reads or writes. */
@@ -123,6 +143,8 @@ class WasmKernelFns implements KernelFns {
   private readonly stride: number[] = [];
   private readonly arenaOf: ("mem" | "pmem")[];
   private readonly steps: Step[];
+  /** The steps as run one by one: consecutive divided calls of the same division grouped. */
+  private readonly groups: Step[];
   /** The work when every step runs row by row (none otherwise): then one row sequence per run. */
   private readonly rowWork?: RowWork;
   private readonly mod: CellModule;
@@ -149,18 +171,19 @@ class WasmKernelFns implements KernelFns {
     ];
     this.slots = this.arenaOf.length;
     const dims = a.signature.dims.map((d) => sizes[d]!);
-    // Frames are small and live as long as the runner's plan for this T.
-    this.frameAt = dev.heap.take(8 * this.slots + 4 * dims.length);
-    this.frame = dev.heap.i32(this.frameAt, 2 * this.slots + dims.length);
-    this.frame.set(dims, 2 * this.slots);
+    // Frames are small and live as long as the runner's plan for this T: slots, dimensions, rows.
+    this.frameAt = dev.heap.take(8 * this.slots + 4 * dims.length + 4);
+    this.frame = dev.heap.i32(this.frameAt, 2 * this.slots + dims.length + 1);
+    this.frame.set([...dims, L.rows[k]], 2 * this.slots);
     const ev = (d: Dim) => evalDim(d, sizes);
     const rows = (r: WasmRows) => (r === "all" ? L.rows[k] : 1);
     this.mod = mod;
     let [elements, macs] = [0, 0];
     this.steps = p.steps.map((s): Step => {
       if (s.kind === "call") {
-        const n = rows(s.rows);
-        const work = s.split && n > 1 ? n * ev(s.width) : 0;
+        // Its count: rows, or for a call divided by columns its columns (it runs over every row itself).
+        const n = s.cols ? ev(s.width) : rows(s.rows);
+        const work = !(s.split && n > 1) ? 0 : s.cols ? L.rows[k] * n : n * ev(s.width);
         elements += work;
         const fn = mod.exports[s.fn]!;
         const local = (t: number) => {
@@ -175,15 +198,19 @@ class WasmKernelFns implements KernelFns {
         };
         const alone: RowWork = { elements: work, macs: 0 };
         let one: Prepared | undefined;
+        // Columns go in fours (whole vectors but for the last chunk's tail).
+        const align = s.cols ? 4 : 1;
         const run = (t: number) => {
           if (one?.gen !== dev.poolGen) one = this.prepare([row], false);
           if (one.prog) {
             row.write(t, one.prog.args[0]!);
-            if (dev.runRows(one.prog, n, alone)) return;
+            if (dev.runRows(one.prog, n, alone, align)) return;
           }
           local(t);
         };
-        return { run, row };
+        const split: SplitCall = { row, n, align, work, local };
+        // A call divided by columns never joins a row sequence (which divides rows).
+        return s.cols ? { run, split } : { run, row, split };
       }
       const op = (o: WasmOperand) => ({ slot: o.slot, col: 4 * ev(o.col), ld: ev(o.ld) });
       const [out, left, right] = [op(s.out), op(s.left), op(s.right)];
@@ -245,6 +272,40 @@ class WasmKernelFns implements KernelFns {
       return { run, inputGrad: written === "grad_input" && !others.includes(out.slot) };
     });
     if (L.rows[k] > 1 && this.steps.every((s) => s.row)) this.rowWork = { elements, macs };
+    this.groups = [];
+    for (let i = 0; i < this.steps.length;) {
+      const first = this.steps[i]!.split;
+      let j = i + 1;
+      const same = (o?: SplitCall) => o && first && o.n === first.n && o.align === first.align;
+      while (j < this.steps.length && same(this.steps[j]!.split)) j++;
+      this.groups.push(j - i > 1 ? this.group(this.steps.slice(i, j).map((x) => x.split!)) : this.steps[i]!);
+      i = j;
+    }
+  }
+
+  /**
+   * Divided calls in a row, of the same division, as one program: each thread runs every call over the
+   * same rows (or columns). Safe because such calls are row by row (elementwise, concatenations, slices),
+   * or sums down all rows divided by columns, whose inputs are batched values no such sum writes.
+   */
+  private group(calls: readonly SplitCall[]): Step {
+    const { n, align } = calls[0]!;
+    const work: RowWork = { elements: calls.reduce((w, c) => w + c.work, 0), macs: 0 };
+    let prog: Prepared | undefined;
+    return {
+      run: (t) => {
+        if (prog?.gen !== this.dev.poolGen)
+          prog = this.prepare(
+            calls.map((c) => c.row),
+            false,
+          );
+        if (prog.prog) {
+          calls.forEach((c, k) => c.row.write(t, prog!.prog!.args[k]!));
+          if (this.dev.runRows(prog.prog, n, work, align)) return;
+        }
+        for (const c of calls) c.local(t);
+      },
+    };
   }
 
   private place(mem: FloatArray, pmem: FloatArray, offs: Float64Array) {
@@ -270,23 +331,50 @@ class WasmKernelFns implements KernelFns {
     return prog ? { prog, gen: this.dev.poolGen } : { gen: this.dev.poolGen };
   }
 
+  /** The whole kernel as one row program on the device's pool, its arguments written for step t. */
+  private wholeAt(t: number): DeviceRows | undefined {
+    for (const s of this.steps) s.prepare?.(t);
+    if (this.whole?.gen !== this.dev.poolGen)
+      this.whole = this.prepare(
+        this.steps.map((s) => s.row!),
+        true,
+      );
+    const prog = this.whole.prog;
+    if (prog) for (let k = 0; k < this.steps.length; k++) this.steps[k]!.row!.write(t, prog.args[k]!);
+    return prog;
+  }
+
   run(mem: FloatArray, pmem: FloatArray, offs: Float64Array, t: number, inputGrads = true): void {
     if (offs !== this.L.offs[this.k]) throw new Error("wasm kernel run with another layout's offsets");
     if (mem.byteOffset !== this.at[0] || pmem.byteOffset !== this.at[1]) this.place(mem, pmem, offs);
     if (this.rowWork) {
-      for (const s of this.steps) s.prepare?.(t);
-      if (this.whole?.gen !== this.dev.poolGen)
-        this.whole = this.prepare(
-          this.steps.map((s) => s.row!),
-          true,
-        );
-      const prog = this.whole.prog;
-      if (prog) {
-        for (let k = 0; k < this.steps.length; k++) this.steps[k]!.row!.write(t, prog.args[k]!);
-        if (this.dev.runRows(prog, this.L.rows[this.k], this.rowWork)) return;
-      }
+      const prog = this.wholeAt(t);
+      if (prog && this.dev.runRows(prog, this.L.rows[this.k], this.rowWork)) return;
     }
-    for (const s of this.steps) if (inputGrads || !s.inputGrad) s.run(t);
+    for (const s of this.groups) if (inputGrads || !s.inputGrad) s.run(t);
+  }
+
+  /**
+   * Every step from `from` toward `to` as one job of the pool: each thread runs the rows it claims through
+   * all the steps (a row program's calls read only the rows they write, and a step's rows only the same
+   * rows at the step before). Every argument is linear in t, so a step's are the first step's plus s deltas.
+   */
+  runSteps(mem: FloatArray, pmem: FloatArray, offs: Float64Array, from: number, to: number): boolean {
+    if (!this.rowWork || from === to) return false;
+    if (offs !== this.L.offs[this.k]) throw new Error("wasm kernel run with another layout's offsets");
+    if (mem.byteOffset !== this.at[0] || pmem.byteOffset !== this.at[1]) this.place(mem, pmem, offs);
+    const prog = this.wholeAt(from);
+    if (!prog) return false;
+    const dir = to > from ? 1 : -1;
+    for (let k = 0; k < this.steps.length; k++) {
+      const [a, d] = [prog.args[k]!, prog.deltas[k]!];
+      d.set(a);
+      this.steps[k]!.row!.write(from + dir, d);
+      for (let i = 0; i < d.length; i++) d[i]! -= a[i]!;
+    }
+    const done = this.dev.runSteps(prog, this.L.rows[this.k], Math.abs(to - from), this.rowWork);
+    for (const d of prog.deltas) d.fill(0);
+    return done;
   }
   // The masks copy a few rows at a step: the JS kernel's, over the same arena.
   premask(mem: FloatArray, pmem: FloatArray, offs: Float64Array, t: number, lens: Int32Array): void {

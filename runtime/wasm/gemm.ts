@@ -24,6 +24,8 @@ export interface PoolGemm {
   readonly fn: Readonly<Record<"pack_t" | "pack_n" | "pack_a" | `mm_${Mode}`, number>>;
   readonly byRows: Division;
   readonly byCols: Division;
+  /** pack_a's inner steps, by whole blocks of kc. */
+  readonly byBlocks: Division;
 }
 
 export function poolGemm(pool: Pool, tiling: GemmTiling): PoolGemm {
@@ -49,6 +51,14 @@ export function poolGemm(pool: Pool, tiling: GemmTiling): PoolGemm {
         [4, 0],
       ],
     },
+    byBlocks: {
+      count: 3,
+      align: tiling.kc,
+      shifts: [
+        [0, 0],
+        [1, 0],
+      ],
+    },
   };
 }
 
@@ -67,10 +77,14 @@ export function gemm(g: PoolGemm, form: GemmForm, args: readonly number[], by?: 
     mm(g, "rows", [C, ldc, L, ldl, scratch, rows, cols, inner, acc], by);
     return;
   }
-  // As the module's gemm_tn: G into mr-wide panels after X's, then mm_packed.
+  // As the module's gemm_tn: G into blocks of mr-wide panels after X's (divided by whole blocks of kc
+  // inner steps), then mm_packed.
   const gAt = scratch + Math.ceil(K / tiling.nr) * tiling.nr * R * 4;
-  pool.runAt(g.fn.pack_a, [gAt, L, ldl, R, M], panels(tiling.mr, 4, R, 4));
-  mm(g, "packed", [C, ldc, gAt, 0, scratch, M, K, R, acc], by);
+  const colsP = Math.ceil(M / tiling.mr) * tiling.mr;
+  g.byBlocks.shifts[0]![1] = colsP * 4;
+  g.byBlocks.shifts[1]![1] = ldl * 4;
+  pool.runAt(g.fn.pack_a, [gAt, L, ldl, R, M], g.byBlocks);
+  mm(g, "packed", [C, ldc, gAt, colsP, scratch, M, K, R, acc], by);
 }
 
 /** Division of a packer's columns: whole panels, destination and source advanced per column. */
@@ -96,7 +110,7 @@ export function mm(g: PoolGemm, mode: Mode, args: readonly number[], by?: "rows"
   if (split === "rows") {
     // C and A advance by whole rows.
     g.byRows.shifts[0]![1] = ldc * 4;
-    g.byRows.shifts[1]![1] = mode === "rows" ? lda * 4 : mode === "cols" ? 4 : inner * 4;
+    g.byRows.shifts[1]![1] = mode === "rows" ? lda * 4 : mode === "cols" ? 4 : t.kc * 4;
     g.pool.runAt(fn, args, g.byRows);
   } else {
     // C by columns, the panels by whole panels.

@@ -95,6 +95,32 @@ describe("two threads give what one thread gives, bit for bit, with every kernel
     });
 });
 
+describe("a kernel's steps as one job of the pool (no sequence lengths) give what one thread gives, bit for bit", () => {
+  const pools: Partial<Record<number, WasmBackend>> = {};
+  for (const threads of [2, 3])
+    for (const [file, name] of CELLS)
+      it(`${name}: T=6, B=13, H=17, ${threads} threads, twice`, async () => {
+        const be = (pools[threads] ??= await createThreadedWasmBackend(threads));
+        be.gemms.splitMin = 0;
+        be.gemms.gemmSplitMin = 0;
+        be.gemms.arenaFill = NaN;
+        const cell = compiled(file, name);
+        const { wasm: one, opts } = models(cell, 17, backends[1]);
+        const many = new Model(cell, { ...opts, params: one.params, backend: be });
+        const x = inputs(cell, 6, 13, 17, "f32");
+        const full = undefined as unknown as number[]; // no sequence lengths: no masks between the steps
+        const want = await everything(one, x, full);
+        const runs = be.gemms.steppedRuns;
+        for (let k = 0; k < 2; k++) {
+          const got = await everything(many, x, full);
+          for (const [key, v] of want)
+            expect(Array.from(got.get(key)!.data), key).toEqual(Array.from(v.data));
+        }
+        // Every built-in cell's step kernels are row by row: their steps ran as one job.
+        expect(be.gemms.steppedRuns).toBeGreaterThan(runs);
+      });
+});
+
 describe("every elementwise op in a cell, forward and backward", () => {
   // Each function of the language (and through their gradients gt, neg, div) in one cell.
   const src = `cell allops {

@@ -7,6 +7,7 @@ import { Func, ModuleWriter, T } from "../../kernels/writer.js";
 import { OPS, type ElementwiseDef } from "../../compiler/ops/ops.js";
 import { compile } from "../../compiler/compile.js";
 import { checkProgram } from "../../compiler/driver.js";
+import { relaxedSimd } from "../../runtime/wasm/features.js";
 import { builtinCellFiles, nodeHost } from "../helpers.js";
 
 describe("the WebAssembly kernels of every built-in cell", () => {
@@ -19,15 +20,23 @@ describe("the WebAssembly kernels of every built-in cell", () => {
         expect(WebAssembly.validate(bytes)).toBe(true);
         for (const [k, v] of Object.entries(w.kernels)) expect("steps" in v ? "" : v.fallback, k).toBe("");
         // Export names are kernel and function indices only.
-        for (const e of WebAssembly.Module.exports(new WebAssembly.Module(bytes)))
-          expect(e.name).toMatch(/^k[0-3]_\d+$/);
+        const exports = WebAssembly.Module.exports(new WebAssembly.Module(bytes));
+        for (const e of exports) expect(e.name).toMatch(/^k[0-3]_\d+$/);
+        // The relaxed-SIMD build has the same functions (the steps name them), where the engine has it.
+        const relaxed = fromBase64(w.relaxed!);
+        if (relaxedSimd()) {
+          expect(WebAssembly.validate(relaxed)).toBe(true);
+          expect(WebAssembly.Module.exports(new WebAssembly.Module(relaxed))).toEqual(exports);
+        }
       });
 
   it("no user name reaches the module", () => {
     const src = readFileSync("examples/cells/lstm.cell", "utf8").replace(/\bWi\b/g, "zqxparamname");
     const w = compile(src).artifact!.wasm!;
-    expect(Buffer.from(fromBase64(w.module)).includes("zqxparamname")).toBe(false);
-    expect(Buffer.from(fromBase64(w.module)).includes("lstm")).toBe(false);
+    for (const m of [w.module, w.relaxed!]) {
+      expect(Buffer.from(fromBase64(m)).includes("zqxparamname")).toBe(false);
+      expect(Buffer.from(fromBase64(m)).includes("lstm")).toBe(false);
+    }
   });
 });
 
@@ -56,7 +65,10 @@ const MAX_ULPS: Readonly<Record<string, number>> = {
   softsign: 1,
 };
 
-describe("each elementwise op in WebAssembly against its reference eval", () => {
+// Both builds of the math: plain SIMD128, and relaxed SIMD's fused multiply-adds where this engine has them.
+const VARIANTS = relaxedSimd() ? [false, true] : [false];
+
+describe.each(VARIANTS)("each elementwise op in WebAssembly against its reference eval (fma %s)", (fma) => {
   const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
   const m = new ModuleWriter({ ...MEMORY_IMPORT, initial: 1, maximum: 65536, shared: true });
   const names = Object.keys(WASM_OPS) as (keyof typeof WASM_OPS)[];
@@ -68,7 +80,7 @@ describe("each elementwise op in WebAssembly against its reference eval", () => 
     f.get(i).get(3).op("i32.ge_s").brIf(1);
     f.get(1).get(i).op("i32.add").mem("v128.load").set(x);
     f.get(2).get(i).op("i32.add").mem("v128.load").set(y);
-    const r = WASM_OPS[op](f, [x, y]);
+    const r = WASM_OPS[op](f, [x, y], { fma });
     f.get(0).get(i).op("i32.add").get(r).mem("v128.store");
     f.get(i).i32(16).op("i32.add").set(i).br(0).end().end();
     m.add(f, op);

@@ -1,7 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { emitExp, emitLog, emitSigmoid, emitTanh } from "../../kernels/math.js";
+import { DEFAULT_TILING } from "../../kernels/gemm.js";
 import { Func, ModuleWriter, T } from "../../kernels/writer.js";
+import { relaxedSimd } from "../../runtime/wasm/features.js";
 import { instantiate } from "./helpers.js";
+
+// Both builds: plain SIMD128, and with fused multiply-adds (relaxed SIMD) where this engine has them.
+const VARIANTS = relaxedSimd() ? [false, true] : [false];
 
 // Accuracy of the vector math against Math.* computed in f64 and rounded to f32, over the whole float
 // range: every 509th bit pattern (both signs, denormals, NaNs included) plus the special values.
@@ -41,9 +46,9 @@ const REF: Record<keyof typeof MAX_ULPS, (x: number) => number> = {
   vsigmoid: (x) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))),
 };
 
-describe("vector exp/log/tanh/sigmoid over the whole f32 range", () => {
+describe.each(VARIANTS)("vector exp/log/tanh/sigmoid over the whole f32 range (fma %s)", (fma) => {
   const n = Math.ceil(2 ** 32 / 509) + SPECIAL.length + 1000;
-  const { f32, k } = instantiate(Math.ceil((n * 8) / 65536) + 1);
+  const { f32, k } = instantiate(Math.ceil((n * 8) / 65536) + 1, { ...DEFAULT_TILING, fma });
   const input = new Uint32Array(f32.buffer, 0, n);
   let i = 0;
   for (let u = 0; u < 2 ** 32; u += 509) input[i++] = u;
@@ -65,7 +70,7 @@ describe("vector exp/log/tanh/sigmoid over the whole f32 range", () => {
         const e = ulps(out[j]!, Math.fround(REF[name](x[j]!)));
         if (e > worst) [worst, at] = [e, x[j]!];
       }
-      console.log(`${name}: max ${worst} ulps (at x = ${at}) over ${n} inputs`);
+      console.log(`${name}${fma ? " (fma)" : ""}: max ${worst} ulps (at x = ${at}) over ${n} inputs`);
       expect(worst, `worst at x = ${at}`).toBeLessThanOrEqual(max);
     });
   }
@@ -83,16 +88,16 @@ describe("vector exp/log/tanh/sigmoid over the whole f32 range", () => {
   });
 });
 
-describe("the math emitters inline into a fused kernel", () => {
+describe.each(VARIANTS)("the math emitters inline into a fused kernel (fma %s)", (fma) => {
   it("y = sigmoid(a) * tanh(b) + exp(log(c)), four lanes, validated and checked against f64", () => {
     const m = new ModuleWriter({ module: "env", field: "memory", initial: 1, maximum: 1, shared: true });
     const f = new Func([T.i32]);
     const [a, b, c] = [f.local(T.v128), f.local(T.v128), f.local(T.v128)];
     f.get(0).mem("v128.load", 0).set(a).get(0).mem("v128.load", 16).set(b).get(0).mem("v128.load", 32).set(c);
-    const s = emitSigmoid(f, a);
-    const t = emitTanh(f, b);
-    const l = emitLog(f, c);
-    const e = emitExp(f, l);
+    const s = emitSigmoid(f, a, { fma });
+    const t = emitTanh(f, b, { fma });
+    const l = emitLog(f, c, { fma });
+    const e = emitExp(f, l, { fma });
     f.get(0).get(s).get(t).op("f32x4.mul").get(e).op("f32x4.add").mem("v128.store", 48);
     m.add(f, "fused");
     const bytes = m.encode();

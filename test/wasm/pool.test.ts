@@ -21,6 +21,8 @@ const single = new WebAssembly.Instance(module, { env: { memory } }).exports as 
   (...a: number[]) => void
 >;
 const pools: Pool[] = [];
+/** Each pool has its own control block, below the top MiB (the cases' data lives at the bottom). */
+const control = (k: number) => (PAGES - 16) * 65536 - (k + 1) * CONTROL_BYTES;
 afterAll(async () => {
   await Promise.all(pools.map((p) => p.close()));
 });
@@ -32,12 +34,13 @@ const CASES: [Case["form"], number, number, number][] = [
   ["nn", 5, 64, 257],
   ["tn", 70, 45, 129],
   ["tn", 1, 3, 1],
+  ["tn", 600, 45, 29], // three blocks of kc inner steps: pack_a divided by blocks
 ];
 
 describe.each([2, 3])("pool of %i threads", (threads) => {
   it("GEMM results are bit-identical to one thread, divided by rows, by columns, and by default", async () => {
     // Each pool has its own control block: two pools on one block would answer each other's calls.
-    const pool = await createNodePool({ module, memory, threads, control: threads * CONTROL_BYTES });
+    const pool = await createNodePool({ module, memory, threads, control: control(threads) });
     pools.push(pool);
     expect(pool.threads).toBe(threads);
     let n = 0;
@@ -59,20 +62,31 @@ describe.each([2, 3])("pool of %i threads", (threads) => {
           ).toBe(true);
           n++;
         }
-    expect(n).toBe(36);
+    expect(n).toBe(42);
   });
 });
 
 describe("pool errors", () => {
   it("a trap in any thread is reported, and the pool stays usable", async () => {
-    const pool = await createNodePool({ module, memory, threads: 2, control: 8 * CONTROL_BYTES });
+    const pool = await createNodePool({ module, memory, threads: 2, control: control(8) });
     pools.push(pool);
     const beyond = PAGES * 65536;
-    // 100 rows split 52 + 48: the caller's rows in bounds, the worker's beyond the memory, then the reverse.
-    const args = (rowsInBounds: number) => [beyond - rowsInBounds * 64 * 4, 64, 1024, 8, 8192, 100, 64, 8, 0];
-    const split = { count: 5, align: 4, shifts: [[0, 256]] as const };
-    expect(() => pool.run("mm_rows", args(52), split)).toThrow(/in a worker/);
-    expect(() => pool.run("mm_rows", args(30), split)).toThrow(/out of bounds/);
+    // C[100, 64] = A[100, 4096] panels[4096, 64], rows divided 52 + 48 (one chunk per thread); C's rows
+    // from `rowsInBounds` on lie beyond the memory. Whichever thread claims them traps, and the call throws.
+    const args = (rowsInBounds: number) => [beyond - rowsInBounds * 64 * 4, 64, 1 << 20, 4096, 4 << 20, 100, 64, 4096, 0]; // prettier-ignore
+    const split = { count: 5, align: 4, shifts: [[0, 256], [2, 4096 * 4]] as const }; // prettier-ignore
+    for (const rows of [52, 30, 0])
+      expect(() => pool.run("mm_rows", args(rows), split)).toThrow(/in a worker|out of bounds/);
+    // A worker's trap is reported as such: the caller claims the first chunk (rows 0-51, in bounds, a few
+    // milliseconds of work) and the worker, awake by then, the second; tried until the worker took it.
+    let worker = false;
+    for (let k = 0; k < 20 && !worker; k++)
+      try {
+        pool.run("mm_rows", args(52), split);
+      } catch (e) {
+        worker = /in a worker/.test(String(e));
+      }
+    expect(worker).toBe(true);
     expect(() => pool.run("nope", [], { count: 0, align: 1, shifts: [] })).toThrow(/no export "nope"/);
     f32.fill(1, 8192, 8192 + 1000);
     pool.run("vexp", [65536, 32768, 1000], {
@@ -89,9 +103,7 @@ describe("pool errors", () => {
   it("refuses an unshared memory, and a worker pool without a platform", async () => {
     const plain = new WebAssembly.Memory({ initial: 1 });
     await expect(createPool({ module, memory: plain, threads: 1, control: 0 })).rejects.toThrow(/shared/);
-    await expect(createPool({ module, memory, threads: 2, control: CONTROL_BYTES })).rejects.toThrow(
-      /platform/,
-    );
+    await expect(createPool({ module, memory, threads: 2, control: control(1) })).rejects.toThrow(/platform/);
   });
 });
 
@@ -113,7 +125,7 @@ describe("modules loaded into a running pool", () => {
   const split = { count: 2, align: 1, shifts: [[0, 4] as const, [1, 1] as const] };
 
   it("every thread runs its slice with the new module's functions, under their own prefix", async () => {
-    const pool = await createNodePool({ module, memory, threads: 3, control: 9 * CONTROL_BYTES });
+    const pool = await createNodePool({ module, memory, threads: 3, control: control(9) });
     pools.push(pool);
     const [a, b] = [pool.load(iota(0)), pool.load(iota(1000))];
     expect(a).not.toBe(b);
@@ -142,11 +154,73 @@ describe("modules loaded into a running pool", () => {
   });
 
   it("a module that does not instantiate is reported", async () => {
-    const pool = await createNodePool({ module, memory, threads: 2, control: 10 * CONTROL_BYTES });
+    const pool = await createNodePool({ module, memory, threads: 2, control: control(10) });
     pools.push(pool);
     const other = new WebAssembly.Module(
       new ModuleWriter({ module: "env", field: "other", initial: 1, maximum: 1, shared: true }).encode(),
     );
     expect(() => pool.load(other)).toThrow();
   });
+});
+
+describe("a pool under many jobs of every kind", () => {
+  // inc(dst, src, n): dst[i] = src[i] + 1.
+  const inc = (() => {
+    const m = new ModuleWriter({ ...MEMORY_IMPORT, initial: 1, maximum: 65536, shared: true });
+    const f = new Func([T.i32, T.i32, T.i32]);
+    const i = f.local(T.i32);
+    f.block().loop();
+    f.get(i).get(2).op("i32.ge_s").brIf(1);
+    f.get(0).get(i).i32(2).op("i32.shl", "i32.add");
+    f.get(1).get(i).i32(2).op("i32.shl", "i32.add").mem("f32.load").f32(1).op("f32.add").mem("f32.store");
+    f.get(i).i32(1).op("i32.add").set(i).br(0).end().end();
+    m.add(f, "inc");
+    return new WebAssembly.Module(m.encode());
+  })();
+
+  // Jobs back to back, of random kinds and sizes: a thread that sees a job late must take no part of a
+  // later one (a job whose chunks are all claimed has its parameters rewritten for the next at once).
+  it.each([2, 3])(
+    "%i threads: divided calls, row programs, runs of steps and loads, each result checked",
+    async (threads) => {
+      const pool = await createNodePool({ module, memory, threads, control: control(10 + threads) });
+      pools.push(pool);
+      let prefix = pool.load(inc);
+      const [A, N] = [1 << 20, 2000]; // floats
+      let seed = 7;
+      const r = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
+      const shifts = [[0, 4], [1, 4]] as const; // prettier-ignore
+      for (let it = 0; it < 20000; it++) {
+        const n = 1 + r(N);
+        const kind = r(10);
+        f32.fill(0, A, A + 3 * N);
+        if (kind < 4) {
+          pool.run(`${prefix}inc`, [(A + N) * 4, A * 4, n], { count: 2, align: 1 + r(5), shifts });
+          for (let k = 0; k < n; k++)
+            if (f32[A + N + k] !== 1) throw new Error(`divided call ${it}: row ${k}`);
+        } else if (kind < 7) {
+          const call = { fn: `${prefix}inc`, args: [(A + N) * 4, A * 4, n], count: 2, shifts };
+          pool.runRows([call, { ...call, args: [(A + 2 * N) * 4, (A + N) * 4, n] }], n, 1 + r(4));
+          for (let k = 0; k < n; k++)
+            if (f32[A + 2 * N + k] !== 2) throw new Error(`row program ${it}: row ${k}`);
+        } else if (kind < 9) {
+          // x at step s + 1 = x at step s + 1, a block of n floats per step.
+          const steps = 1 + r(8);
+          const at = A + 4 * N;
+          f32.fill(0, at, at + (steps + 1) * n);
+          const prog = pool.program([
+            { fn: `${prefix}inc`, args: [(at + n) * 4, at * 4, n], count: 2, shifts },
+          ]);
+          prog.deltas[0]!.set([n * 4, n * 4, 0]);
+          pool.runSteps(prog, n, 1 + r(4), steps);
+          for (let k = 0; k < n; k++)
+            if (f32[at + steps * n + k] !== steps) throw new Error(`steps ${it}: row ${k}`);
+        } else prefix = pool.load(inc);
+      }
+      // Loads back to back: a worker that acknowledged one must still go back for the next one's module.
+      for (let k = 0; k < 200; k++) prefix = pool.load(inc);
+      pool.run(`${prefix}inc`, [(A + N) * 4, A * 4, N], { count: 2, align: 1, shifts });
+      expect(f32[A + 2 * N - 1]).toBe(1);
+    },
+  );
 });
