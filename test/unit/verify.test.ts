@@ -157,16 +157,18 @@ describe("an artifact's wasm is validated before it is instantiated", () => {
     const m = new Model(loadArtifact(a), { backend, dims: { D: 2, H: 2 } });
     return () => m.forward({ x: tensor("f32", [2, 1, 2]) });
   };
+  // The module and its relaxed-SIMD form: which one runs depends on the engine, and both are checked.
+  const both = (m: string) => ({ module: m, relaxed: m });
   it("the compiled module runs", () => expect(run(rnn())).not.toThrow());
   it("bytes that are not WebAssembly", () => {
     const a = rnn();
-    expect(run({ ...a, wasm: { ...a.wasm!, module: toBase64(Uint8Array.of(1, 2, 3, 4)) } })).toThrow(
+    expect(run({ ...a, wasm: { ...a.wasm!, ...both(toBase64(Uint8Array.of(1, 2, 3, 4))) } })).toThrow(
       "the wasm kernels of 'rnn' are refused: the module is not valid WebAssembly",
     );
   });
   it("a module that imports a function", () => {
     const a = rnn();
-    expect(run({ ...a, wasm: { ...a.wasm!, module: toBase64(IMPORTS_A_FUNCTION) } })).toThrow(
+    expect(run({ ...a, wasm: { ...a.wasm!, ...both(toBase64(IMPORTS_A_FUNCTION)) } })).toThrow(
       /imports function 'env\.f'; only the memory env\.memory may be imported/,
     );
   });
