@@ -3,7 +3,7 @@ import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { nodeHost } from "./node-host.js";
 import { COMMANDS, parseDims, UsageError, type Parsed } from "./args.js";
-import { cliBackend, compileCellFile, readTensors } from "./run.js";
+import { cliBackend, cliPrecision, compileCellFile, readTensors } from "./run.js";
 import { writeFileAtomic } from "./atomic.js";
 import { chooseNetwork, fileNetwork, readCellFile } from "./network.js";
 import { checkProgram } from "../compiler/driver.js";
@@ -79,7 +79,7 @@ const init: CommandFn = (args, io) => {
 };
 
 /** Options that a resumed run takes from its checkpoint: all but how long, where and how fast it runs. */
-const MAY_CHANGE_ON_RESUME = new Set(["steps", "backend", "threads", "out", "resume"]);
+const MAY_CHANGE_ON_RESUME = new Set(["steps", "backend", "precision", "threads", "out", "resume"]);
 const FIXED_ON_RESUME = COMMANDS.train.values.filter((n) => !MAY_CHANGE_ON_RESUME.has(n));
 
 function dataOf(o: Origin["data"], inputs: readonly string[]): DataSource {
@@ -158,6 +158,7 @@ async function runTraining(args: Parsed, io: Io, resumeDir?: string): Promise<nu
   let trainer: Trainer;
   let out: string;
   let backend: Backend | undefined;
+  const precision = cliPrecision(args);
   if (resumeDir) {
     const { state, origin } = savedOrigin(resumeDir);
     if (args.files[0] !== undefined && nodeHost.read(args.files[0]) !== origin.cell.source)
@@ -169,7 +170,7 @@ async function runTraining(args: Parsed, io: Io, resumeDir?: string): Promise<nu
       rebuild: (s) => {
         const data = dataOf(origin.data, inputNamesOf(origin, io));
         const artifact = saved ?? artifactOf(origin, data, io, s.config.optim);
-        return { net: new Network(artifact, { backend, seed: s.config.seed }), data };
+        return { net: new Network(artifact, { backend, precision, seed: s.config.seed }), data };
       },
     });
     out = resumeDir;
@@ -267,7 +268,7 @@ async function runTraining(args: Parsed, io: Io, resumeDir?: string): Promise<nu
       );
     const artifact = artifactOf(origin, data, io, cfg.optim);
     backend = await cliBackend(args);
-    const net = new Network(artifact, { backend, seed: cfg.seed, params });
+    const net = new Network(artifact, { backend, precision, seed: cfg.seed, params });
     trainer = new Trainer(net, data, cfg, { origin });
     try {
       mkdirSync(out, { recursive: true });

@@ -4,6 +4,7 @@ import { Builder, Graph, type Node, type NodeId } from "../ir/graph.js";
 import { dimAdd, dimConst, type Dim, type Type } from "../../artifact/shape.js";
 import { OPS } from "../ops/ops.js";
 import { extract } from "../passes/rebuild.js";
+import { epilogueGemms } from "./fuse.js";
 import { readsState, stackCell } from "./stack.js";
 import {
   bindingKey,
@@ -67,6 +68,12 @@ class KernelBuilder {
       postmask,
     };
   }
+}
+
+/** A forward kernel with its GEMMs that take the loop after them as an epilogue (fuse.ts). */
+function withEpilogues(k: KernelIR, buffers: readonly BufferDecl[]): KernelIR {
+  const fuse = epilogueGemms(k, buffers);
+  return fuse.length ? { ...k, fuse } : k;
 }
 
 /**
@@ -309,7 +316,10 @@ export function buildSchedule(cell: CellIR): Schedule {
     signature,
     buffers,
     packs: st.packs,
-    forward: { before: before.finish(), step: step.finish([], forwardMask) },
+    forward: {
+      before: withEpilogues(before.finish(), buffers),
+      step: withEpilogues(step.finish([], forwardMask), buffers),
+    },
     backward: { loop: loop.finish(loopPre, loopPost), after: after.finish() },
   };
 }
