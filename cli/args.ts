@@ -50,9 +50,9 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
   },
   run: {
     synopsis:
-      "run FILE.cell[:NAME] [--cell NAME] --params P.safetensors --inputs X.safetensors --out OUT.safetensors [--grad] [--backend wasm|js|webgpu] [--threads N|all] [--f64] [--layers N] [--bidirectional] | run RUN_DIR --inputs X.safetensors --out OUT.safetensors [...] (the trained network's cell alone)",
+      "run FILE.cell[:NAME] [--cell NAME] --params P.safetensors --inputs X.safetensors --out OUT.safetensors [--grad] [--backend wasm|js|webgpu] [--threads N|all] [--precision f32|f16] [--f64] [--layers N] [--bidirectional] | run RUN_DIR --inputs X.safetensors --out OUT.safetensors [...] (the trained network's cell alone)",
     files: [1, 1],
-    values: ["cell", "params", "inputs", "out", "backend", "layers", "threads"],
+    values: ["cell", "params", "inputs", "out", "backend", "precision", "layers", "threads"],
     flags: ["grad", "f64", "bidirectional"],
   },
   predict: {
@@ -78,7 +78,7 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
   },
   train: {
     synopsis:
-      "train FILE.cell[:NAME] [--cell NAME] [--model NAME] (--task NAME [--T N] | --data TRAIN.safetensors [--eval EVAL.safetensors]) [--solved-below X] [--steps N] [--batch B] [--lr X] [--optim sgd|momentum|adam|adamw] [--clip NORM] [--warmup N] [--decay none|linear|cosine] [--tbptt K] [--eval-every N] [--seed S] [--init P.safetensors] [--no-shuffle] [--backend wasm|js|webgpu] [--threads N|all] [--dims H=32] [--layers N] [--bidirectional] [--out DIR] [--quiet] | train --resume DIR [--steps N]",
+      "train FILE.cell[:NAME] [--cell NAME] [--model NAME] (--task NAME [--T N] | --data TRAIN.safetensors [--eval EVAL.safetensors]) [--solved-below X] [--steps N] [--batch B] [--lr X] [--optim sgd|momentum|adam|adamw] [--clip NORM] [--warmup N] [--decay none|linear|cosine] [--tbptt K] [--eval-every N] [--seed S] [--init P.safetensors] [--no-shuffle] [--backend wasm|js|webgpu] [--precision f32|f16] [--threads N|all] [--dims H=32] [--layers N] [--bidirectional] [--out DIR] [--quiet] | train --resume DIR [--steps N]",
     files: [0, 1],
     values: [
       "cell",
@@ -101,6 +101,7 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
       "init",
       "resume",
       "backend",
+      "precision",
       "threads",
       "dims",
       "out",
@@ -177,6 +178,7 @@ const CHOICES: Record<string, readonly string[]> = {
   emit: ["ast", "ir", "schedule", "grad-ir", "js", "wgsl", "wat", "network"],
   target: ["js", "wgsl", "onnx", "torch"],
   backend: BACKEND_NAMES,
+  precision: ["f32", "f16"],
   optim: OPTIM_NAMES,
   decay: ["none", "linear", "cosine"],
   "onnx-inputs": ["optional", "required", "none"],

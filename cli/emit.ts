@@ -23,7 +23,11 @@ export async function emitCompiled(ir: CellIR, args: Parsed, io: Io): Promise<vo
   const files: [string, string][] = [[`${ir.name}.artifact.json`, JSON.stringify(artifact, null, 1) + "\n"]];
   if (target === "js") files.push([`${ir.name}.js`, artifact.js!]);
   else {
-    for (const k of KERNEL_NAMES) files.push([`${ir.name}.${k}.wgsl`, wgsl![k].code]);
+    for (const k of KERNEL_NAMES) {
+      files.push([`${ir.name}.${k}.wgsl`, wgsl![k].code]);
+      const sub = wgsl![k].codeSubgroups;
+      if (sub !== undefined) files.push([`${ir.name}.${k}.subgroups.wgsl`, sub]);
+    }
     if (schedule.scans.length) files.push([`${ir.name}.scan.wgsl`, SCAN_WGSL]);
     files.push([`${ir.name}.wgsl.json`, JSON.stringify(wgslManifest(schedule, wgsl!), null, 2) + "\n"]);
   }

@@ -90,6 +90,7 @@ export async function runCommand(args: Parsed, io: Io): Promise<number> {
     backend,
     params,
     dtype,
+    precision: cliPrecision(args),
     layers,
     bidirectional,
     prefixed,
@@ -220,6 +221,17 @@ export async function cliBackend(args: Parsed, allowed: readonly string[] = BACK
   if (!Number.isInteger(threads) || threads < 1 || threads > 256)
     throw new CliError(`--threads must be 'all' or an integer from 1 to 256, got '${text}'`);
   return createBackend("wasm", { threads });
+}
+
+/**
+ * `--precision f32|f16`: f16 keeps the cell's tape and weights in float16 on WebGPU (the device must have
+ * `shader-f16`; the model says so when it has not).
+ */
+export function cliPrecision(args: Parsed): "f32" | "f16" {
+  const p = (args.options.precision ?? "f32") as "f32" | "f16";
+  if (p === "f16" && args.options.backend !== "webgpu")
+    throw new CliError("--precision f16 goes with --backend webgpu (float16 storage on the GPU)");
+  return p;
 }
 
 /**

@@ -13,7 +13,7 @@ import {
 import { join, resolve } from "node:path";
 import { MAX_SOURCE_BYTES, nodeHost } from "./node-host.js";
 import { COMMANDS, parseDims, UsageError, type Parsed } from "./args.js";
-import { cliBackend, compileCellFile, readTensors } from "./run.js";
+import { cliBackend, cliPrecision, compileCellFile, readTensors } from "./run.js";
 import { writeFileAtomic } from "./atomic.js";
 import { chooseNetwork, fileNetwork, readCellFile } from "./network.js";
 import { checkProgram } from "../compiler/driver.js";
@@ -96,7 +96,7 @@ const init: CommandFn = (args, io) => {
 };
 
 /** Options that a resumed run takes from its checkpoint: all but how long, where and how fast it runs. */
-const MAY_CHANGE_ON_RESUME = new Set(["steps", "backend", "threads", "out", "resume"]);
+const MAY_CHANGE_ON_RESUME = new Set(["steps", "backend", "precision", "threads", "out", "resume"]);
 const FIXED_ON_RESUME = COMMANDS.train.values.filter((n) => !MAY_CHANGE_ON_RESUME.has(n));
 
 function dataOf(o: Origin["data"], inputs: readonly string[]): DataSource {
@@ -235,6 +235,7 @@ async function runTraining(args: Parsed, io: Io, resumeDir?: string): Promise<nu
   let trainer: Trainer;
   let out: string;
   let backend: Backend | undefined;
+  const precision = cliPrecision(args);
   if (resumeDir) {
     const { state, origin, tensors } = savedOrigin(resumeDir);
     if (args.files[0] !== undefined && readCellFile(args.files[0]) !== origin.cell.source)
@@ -249,7 +250,7 @@ async function runTraining(args: Parsed, io: Io, resumeDir?: string): Promise<nu
         rebuild: (s) => {
           const data = dataOf(origin.data, inputNamesOf(origin, io));
           const artifact = saved ?? artifactOf(origin, data, io, s.config.optim, true);
-          return { net: new Network(artifact, { backend, seed: s.config.seed }), data };
+          return { net: new Network(artifact, { backend, precision, seed: s.config.seed }), data };
         },
       },
     );
@@ -353,7 +354,7 @@ async function runTraining(args: Parsed, io: Io, resumeDir?: string): Promise<nu
       );
     const artifact = artifactOf(origin, data, io, cfg.optim, false);
     backend = await cliBackend(args);
-    const net = new Network(artifact, { backend, seed: cfg.seed, params });
+    const net = new Network(artifact, { backend, precision, seed: cfg.seed, params });
     trainer = new Trainer(net, data, cfg, { origin });
     try {
       mkdirSync(out, { recursive: true });

@@ -16,7 +16,11 @@ export interface Backend {
     sizes: Readonly<Record<string, number>>,
     B: number,
     dtype: "f32" | "f64",
+    /** "f16": the tape and the packed weights in float16 (a backend with `f16` only). */
+    precision?: "f32" | "f16",
   ): DirectionRunner;
+  /** Whether it can keep the tape and the weights in float16 (`ModelOptions.precision`): WebGPU with `shader-f16`. */
+  readonly f16?: boolean;
   /** Moving sequences between layers and directions, where the backend keeps them. */
   readonly ops: SeqOps;
 }

@@ -33,6 +33,12 @@ export interface ModelOptions {
   readonly bidirectional?: boolean;
   /** Compute precision. Default "f32". */
   readonly dtype?: "f32" | "f64";
+  /**
+   * Storage precision on WebGPU: "f16" keeps the tape and the packed weights in float16 (half the memory
+   * traffic of the GEMMs and the tape; every value computed and accumulated in float32), where the adapter
+   * has the `shader-f16` feature. Default "f32", the reference.
+   */
+  readonly precision?: "f32" | "f16";
   /** Parameter tensors by name (`Wi`, or `l0.Wi` / `l0.reverse.Wi` for several layers or directions). */
   readonly params?: ReadonlyMap<string, Tensor> | Readonly<Record<string, Tensor>>;
   /** Dimension sizes not given by the parameters (needed to initialise parameters from a seed). */
@@ -125,6 +131,8 @@ export class Model {
   readonly layers: number;
   readonly directions: number;
   readonly dtype: "f32" | "f64";
+  /** Storage precision of the tape and weights (WebGPU): see ModelOptions.precision. */
+  readonly precision: "f32" | "f16";
   readonly params: Map<string, Tensor>;
   /** Given parameters that the cell declares but never uses: accepted, and not used. */
   readonly ignoredParams: string[];
@@ -151,6 +159,20 @@ export class Model {
       throw new CellcError(`${this.layers} layers asked for; the limit is ${MAX_LAYERS}`);
     this.directions = opts.bidirectional ? 2 : 1;
     this.dtype = opts.dtype ?? "f32";
+    this.precision = opts.precision ?? "f32";
+    if (this.precision !== "f32" && this.precision !== "f16")
+      throw new CellcError(`precision must be "f32" or "f16", got '${String(this.precision)}'`);
+    if (this.precision === "f16") {
+      if (this.backend.name !== "webgpu")
+        throw new CellcError(
+          `precision f16 (float16 tape and weights) runs on the webgpu backend, not on ${this.backend.name}`,
+        );
+      if (!this.backend.f16)
+        throw new CellcError(
+          "precision f16 needs the WebGPU adapter's 'shader-f16' feature, which this adapter does not have: use precision f32",
+        );
+      if (this.dtype !== "f32") throw new CellcError("precision f16 goes with dtype f32");
+    }
     this.prefixed = opts.prefixed || this.layers > 1 || this.directions > 1;
     if (this.layers > 1 || this.directions > 1) {
       if (ir.outputs.some((o) => o.type.dims.length !== 1))
@@ -250,7 +272,11 @@ export class Model {
   private runner(l: number, d: number, B: number): DirectionRunner {
     const key = `${l}/${d}/${B}`;
     let r = this.runners.get(key);
-    if (!r) this.runners.set(key, (r = this.backend.runner(this.cell, this.sizes[l]!, B, this.dtype)));
+    if (!r)
+      this.runners.set(
+        key,
+        (r = this.backend.runner(this.cell, this.sizes[l]!, B, this.dtype, this.precision)),
+      );
     return r;
   }
 

@@ -13,12 +13,14 @@ export interface ScanLanes {
 }
 
 export function scanLanes(a: Artifact, L: Layout, sizes: Readonly<Record<string, number>>): ScanLanes[] {
-  return (a.scans ?? []).map((s) => ({
-    state: L.base[s.buffer]!,
-    grad: L.base[s.grad]!,
-    coef: L.base[s.coef]!,
-    row: rowSize(a.buffers[s.buffer]!.type, sizes),
-  }));
+  return (a.scans ?? []).map((s) => {
+    // A row as the layout holds it (padded in an aligned layout): the state, its gradient and the
+    // coefficient have the same type, so the same stride; the scan runs over the padding too.
+    const row = L.stride[s.buffer] ?? rowSize(a.buffers[s.buffer]!.type, sizes);
+    if (L.stride[s.grad] !== row || L.stride[s.coef] !== row)
+      throw new Error(`cellc bug: the scan of buffer ${s.buffer} has buffers of different row strides`);
+    return { state: L.base[s.buffer]!, grad: L.base[s.grad]!, coef: L.base[s.coef]!, row };
+  });
 }
 
 /**

@@ -37,6 +37,8 @@ export interface KernelPlan {
   readonly scratch: readonly Type[];
   readonly steps: readonly PlanStep[];
   readonly leafBinding: ReadonlyMap<NodeId, number>;
+  /** Indices of the GEMM steps that run with the loop after them as one launch (the kernel's `fuse`). */
+  readonly fused: ReadonlySet<number>;
 }
 
 export function domainOf(t: Type): Domain {
@@ -170,5 +172,12 @@ export function planKernel(k: KernelIR): KernelPlan {
     const ordered = [...loops.values()].sort((a, b) => domainRank(a.domain) - domainRank(b.domain));
     for (const l of ordered) steps.push({ kind: "loop", domain: l.domain, items: l.items });
   }
-  return { kernel: k, storage, scratch, steps, leafBinding };
+  const fused = new Set<number>();
+  for (const id of k.fuse ?? []) {
+    const i = steps.findIndex((s) => s.kind === "barrier" && s.node === id);
+    if (i < 0 || steps[i + 1]?.kind !== "loop")
+      throw new Error(`kernel ${k.name}: %${id} has no loop to fuse`);
+    fused.add(i);
+  }
+  return { kernel: k, storage, scratch, steps, leafBinding, fused };
 }

@@ -6,6 +6,7 @@ import { OPS } from "../ops/ops.js";
 import { extract } from "../passes/rebuild.js";
 import { simplifyNode } from "../passes/simplify.js";
 import { findRecurrences } from "./scan.js";
+import { epilogueGemms } from "./fuse.js";
 import { readsState, stackCell } from "./stack.js";
 import {
   bindingKey,
@@ -70,6 +71,12 @@ class KernelBuilder {
       postmask,
     };
   }
+}
+
+/** A forward kernel with its GEMMs that take the loop after them as an epilogue (fuse.ts). */
+function withEpilogues(k: KernelIR, buffers: readonly BufferDecl[]): KernelIR {
+  const fuse = epilogueGemms(k, buffers);
+  return fuse.length ? { ...k, fuse } : k;
 }
 
 /**
@@ -397,7 +404,10 @@ export function buildSchedule(cell: CellIR, opts: ScheduleOptions = {}): Schedul
     packs: st.packs,
     recurrences: recurrences.map(({ state, scan, why, at }) => ({ state, scan, why, ...(at ? { at } : {}) })),
     scans,
-    forward: { before: before.finish(), step: step.finish([], forwardMask) },
+    forward: {
+      before: withEpilogues(before.finish(), buffers),
+      step: withEpilogues(step.finish([], forwardMask), buffers),
+    },
     backward: { loop: loop.finish(loopPre, loopPost), after: after.finish() },
   };
 }

@@ -1,5 +1,6 @@
 import { planKernel, type KernelPlan } from "../codegen/plan.js";
 import { lineBounds, lineCol, type SourceMap } from "../diag/span.js";
+import { gateCount } from "./fuse.js";
 import type { NodeId } from "../ir/graph.js";
 import { printGraph } from "../ir/print.js";
 import { dimAdd, dimConst, printDim, type Dim, type Type } from "../../artifact/shape.js";
@@ -55,7 +56,9 @@ function planLines(plan: KernelPlan): string[] {
     return b === undefined ? `%${id}` : bindingText(k, b);
   };
   const out: string[] = [];
-  for (const st of plan.steps) {
+  for (const [i, st] of plan.steps.entries()) {
+    // A loop fused into the GEMM before it runs in that GEMM's launch: printed under it.
+    const epilogue = i > 0 && plan.fused.has(i - 1);
     if (st.kind === "outer") {
       const [M, K] = k.bindings[st.outer.binding]!.type.dims;
       const r = rowsText(k, g.node(st.outer.dy).type);
@@ -74,7 +77,14 @@ function planLines(plan: KernelPlan): string[] {
           n.op === "gemm"
             ? `${name(n.args[0]!)}^T [${inner}, ${outer}]`
             : `${name(n.args[0]!)} [${inner}, ${outer}]`;
-        out.push(`gemm      %${n.id} [${r}, ${outer}] = ${name(n.args[1]!)} [${r}, ${inner}] x ${w}`);
+        const next = plan.steps[i + 1];
+        const G = next?.kind === "loop" && next.domain.dim ? gateCount(n.type.dims[0]!, next.domain.dim) : 0;
+        const fused = !plan.fused.has(i)
+          ? ""
+          : G > 1
+            ? `; with its loop in the same launch (the ${G} gates of a unit in one invocation):`
+            : "; with its loop in the same launch:";
+        out.push(`gemm      %${n.id} [${r}, ${outer}] = ${name(n.args[1]!)} [${r}, ${inner}] x ${w}${fused}`);
       } else
         out.push(
           `${n.op.padEnd(9)} %${n.id} [${r}${n.type.dims.length ? `, ${dims(n.type)}` : ""}] of ${n.args.map(name).join(", ")}`,
@@ -99,7 +109,7 @@ function planLines(plan: KernelPlan): string[] {
     const rows = st.domain.batched ? (k.rows === "B" ? "B" : "T*B") : "1";
     const cols = st.domain.dim ? `, ${printDim(st.domain.dim)}` : "";
     out.push(
-      `fused     [${rows}${cols}] ${ops}${[...direct, ...stores].length ? `; ${[...direct, ...stores].join(", ")}` : ""}`,
+      `${epilogue ? "  fused   " : "fused    "} [${rows}${cols}] ${ops}${[...direct, ...stores].length ? `; ${[...direct, ...stores].join(", ")}` : ""}`,
     );
   }
   for (const [label, ops] of [
@@ -113,9 +123,13 @@ function planLines(plan: KernelPlan): string[] {
   return out;
 }
 
-/** Launches of a kernel: its plan steps (masks apart). */
-export function launches(k: KernelIR): number {
-  return planKernel(k).steps.length;
+/**
+ * Launches of a kernel: its plan steps (masks apart), a GEMM with its epilogue one (WGSL's; `fused`
+ * false: as the CPU targets run it, the GEMM and its loop one after the other).
+ */
+export function launches(k: KernelIR, fused = true): number {
+  const plan = planKernel(k);
+  return plan.steps.length - (fused ? plan.fused.size : 0);
 }
 
 /** Floats per batch row kept at each step for the backward pass: the tape and the states. */
@@ -189,9 +203,8 @@ export function printSchedule(s: Schedule, opts: { graphs?: boolean; sources?: S
     const k = ks[n];
     const plan = planKernel(k);
     if (n === "step" || n === "after") out.push(...scanLines(s, n === "step" ? "forward" : "backward"));
-    out.push(
-      `kernel ${n}: ${(pure ? WHEN_SCAN : WHEN)[n]}; ${plan.steps.length} launch${plan.steps.length === 1 ? "" : "es"}`,
-    );
+    const count = launches(k);
+    out.push(`kernel ${n}: ${(pure ? WHEN_SCAN : WHEN)[n]}; ${count} launch${count === 1 ? "" : "es"}`);
     for (const line of planLines(plan)) out.push(`  ${line}`);
     if (opts.graphs) {
       const tags = new Map<number, string>();

@@ -71,6 +71,11 @@ export interface KernelIR {
   readonly outers: readonly OuterAccumulate[];
   readonly premask: readonly MaskOp[];
   readonly postmask: readonly MaskOp[];
+  /**
+   * GEMMs that run with the elementwise loop after them as one launch, where a target can (WGSL; the CPU
+   * targets run the two one after the other): see fuse.ts.
+   */
+  readonly fuse?: readonly NodeId[];
 }
 
 export const bindingKey = (b: { buffer: number; shift: 0 | 1 }) => `${b.buffer}${b.shift ? "+1" : ""}`;

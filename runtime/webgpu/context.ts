@@ -1,5 +1,6 @@
 import { CellcError, floatArray, type FloatArray } from "../tensor.js";
 import type { DeviceSeq as DeviceSeqBase, Seq, SeqOps } from "../sequence.js";
+import type { GpuProfile } from "./profile.js";
 
 /** A sequence (or any float array) that lives in a device buffer, `length` floats from `offset`. */
 export interface DeviceSeq extends DeviceSeqBase {
@@ -27,6 +28,11 @@ const ROWCOPY = `struct P { R: u32, F: u32, sOff: u32, sStride: u32, sCol: u32, 
 `;
 
 const ROWCOPY_IN_PLACE = ROWCOPY.replace(/^@group\(0\) @binding\(0\).*\n/m, "").replace("src[", "dst[");
+/** Into a float16 buffer (f16 storage's packed weights), assigning only. */
+const ROWCOPY_HALF = `enable f16;\n${ROWCOPY.replace(
+  "var<storage, read_write> dst: array<f32>",
+  "var<storage, read_write> dst: array<f16>",
+).replace("if (p.acc == 1u) { dst[at] = dst[at] + v; } else { dst[at] = v; }", "dst[at] = f16(v);")}`;
 
 /**
  * What the runners of one WebGPU backend share: the device, one pending command encoder (so that a whole
@@ -38,13 +44,25 @@ export class GpuContext {
   private readonly afterFlush: GPUBuffer[] = [];
   private rowcopy?: GPUComputePipeline;
   private rowcopyInPlace?: GPUComputePipeline;
+  private rowcopyHalf?: GPUComputePipeline;
+  private readonly dummy: GPUBuffer[] = [];
 
   /** A device error (a bug in cellc, not in the user's input), reported at the next read-back. */
   failure?: string;
   /** Read-backs so far (each a submission and a wait for the device): for tests and benchmarks. */
   readBacks = 0;
+  /** While set, every kernel launch is timed (profile.ts; benchmarks). */
+  profile?: GpuProfile;
 
-  constructor(readonly device: GPUDevice) {}
+  /** Whether kernels use subgroup operations (the device has the `subgroups` feature, not turned off). */
+  readonly subgroups: boolean;
+
+  constructor(
+    readonly device: GPUDevice,
+    opts: { subgroups?: boolean } = {},
+  ) {
+    this.subgroups = (opts.subgroups ?? true) && device.features.has("subgroups");
+  }
 
   encoder(): GPUCommandEncoder {
     return (this.pending ??= this.device.createCommandEncoder());
@@ -81,6 +99,32 @@ export class GpuContext {
     else this.write(buf, at, x as FloatArray);
   }
 
+  /**
+   * Puts `rows` rows of F floats (contiguous in x) at an element offset of a buffer whose rows are `stride`
+   * floats apart (an aligned layout's padded rows); the padding is left as it is.
+   */
+  placeRows(x: Seq, buf: GPUBuffer, at: number, rows: number, F: number, stride: number): void {
+    if (stride === F || rows === 0) return this.place(x, buf, at);
+    if (isDevice(x)) {
+      const o = { R: rows, F, sStride: F, sCol: 0, dStride: stride, dCol: 0, acc: false };
+      this.copyRows(x, { kind: "device", buffer: buf, offset: at, length: 0 }, o);
+      return;
+    }
+    const padded = new Float32Array(rows * stride);
+    const host = x as FloatArray;
+    for (let r = 0; r < rows; r++) padded.set(host.subarray(r * F, (r + 1) * F), r * stride);
+    this.write(buf, at, padded);
+  }
+
+  /** `rows` rows of F floats, `stride` apart from an element offset of a buffer, as one contiguous sequence. */
+  rowsOf(buf: GPUBuffer, at: number, rows: number, F: number, stride: number): DeviceSeq {
+    if (stride === F || rows === 0) return { kind: "device", buffer: buf, offset: at, length: rows * F };
+    const out = this.fresh(rows * F);
+    const o = { R: rows, F, sStride: stride, sCol: 0, dStride: F, dCol: 0, acc: false };
+    this.copyRows({ kind: "device", buffer: buf, offset: at, length: 0 }, out, o);
+    return out;
+  }
+
   private fresh(n: number): DeviceSeq {
     const buffer = this.buffer(
       n * 4,
@@ -110,20 +154,28 @@ export class GpuContext {
       dCol: number;
       acc: boolean;
       idx?: Uint32Array;
+      /** dst is a float16 buffer (f16 storage); assigning only. */
+      half?: boolean;
     },
   ): void {
     const dev = this.device;
     // Within one buffer (packing parameters, say) a buffer cannot be bound twice: read and write `dst`.
     const inPlace = src.buffer === dst.buffer;
-    const pipeline = inPlace
-      ? (this.rowcopyInPlace ??= dev.createComputePipeline({
+    const module = (code: string) => dev.createShaderModule({ code });
+    const pipeline = o.half
+      ? (this.rowcopyHalf ??= dev.createComputePipeline({
           layout: "auto",
-          compute: { module: dev.createShaderModule({ code: ROWCOPY_IN_PLACE }), entryPoint: "main" },
+          compute: { module: module(ROWCOPY_HALF), entryPoint: "main" },
         }))
-      : (this.rowcopy ??= dev.createComputePipeline({
-          layout: "auto",
-          compute: { module: dev.createShaderModule({ code: ROWCOPY }), entryPoint: "main" },
-        }));
+      : inPlace
+        ? (this.rowcopyInPlace ??= dev.createComputePipeline({
+            layout: "auto",
+            compute: { module: dev.createShaderModule({ code: ROWCOPY_IN_PLACE }), entryPoint: "main" },
+          }))
+        : (this.rowcopy ??= dev.createComputePipeline({
+            layout: "auto",
+            compute: { module: dev.createShaderModule({ code: ROWCOPY }), entryPoint: "main" },
+          }));
     const params = dev.createBuffer({ size: 48, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     const idx = dev.createBuffer({
       size: Math.max(16, (o.idx?.length ?? 0) * 4),
@@ -167,11 +219,27 @@ export class GpuContext {
     pass.end();
   }
 
+  /**
+   * Small buffers bound where a kernel has nothing to bind (the f16 arenas without f16 storage): one per
+   * binding, since a writable binding may not alias another.
+   */
+  placeholder(which: 0 | 1 = 0): GPUBuffer {
+    return (this.dummy[which] ??= this.device.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE }));
+  }
+
   /** Submits the work encoded so far (a long sequence is split into several submissions). */
   submitPending(): void {
     if (!this.pending) return;
-    this.device.queue.submit([this.pending.finish()]);
+    const cmd = this.pending.finish();
     this.pending = undefined;
+    if (!this.profile?.hold(cmd)) this.device.queue.submit([cmd]);
+  }
+
+  /** The work encoded so far as a command buffer, no longer pending (a profile submits it). */
+  takePending(): GPUCommandBuffer | undefined {
+    const cmd = this.pending?.finish();
+    this.pending = undefined;
+    return cmd;
   }
 
   /** Drops the pending (unsubmitted) work and the buffers that were to go after it. */
@@ -197,7 +265,8 @@ export class GpuContext {
       at += x.length;
     }
     this.pending = undefined;
-    dev.queue.submit([enc.finish()]);
+    if (this.profile) await this.profile.submit(dev.queue, [enc.finish()]);
+    else dev.queue.submit([enc.finish()]);
     await staging.mapAsync(GPUMapMode.READ);
     if (this.failure !== undefined) {
       const message = this.failure;

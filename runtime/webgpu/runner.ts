@@ -1,8 +1,14 @@
-import type { WgslDispatch, WgslExtent, WgslKernelText } from "../../artifact/artifact.js";
+import {
+  WGSL_ROW_ALIGN,
+  wgslArena,
+  type WgslDispatch,
+  type WgslExtent,
+  type WgslKernelText,
+} from "../../artifact/artifact.js";
 import { KERNEL_NAMES, type KernelName } from "../../artifact/schedule.js";
 import { evalDim } from "../../artifact/shape.js";
 import type { CompiledCell } from "../cell.js";
-import { bufferIndex, packCopies, planLayout, rowSize, type BlockCopy, type Layout } from "../layout.js";
+import { bufferIndex, packCopies, planLayout, rowStride, type BlockCopy, type Layout } from "../layout.js";
 import {
   RowSizes,
   type DirectionRunner,
@@ -52,6 +58,8 @@ interface CallPlan {
 interface GpuTape {
   readonly T: number;
   readonly mem: GPUBuffer;
+  /** The float16 tape (f16 storage), or the context's placeholder. */
+  readonly hmem: GPUBuffer;
   readonly lens: GPUBuffer;
   readonly hasLens: boolean;
   readonly plan: CallPlan;
@@ -74,6 +82,8 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
   private readonly pipelineLayout: GPUPipelineLayout;
   private readonly plans = new Map<number, CallPlan>();
   private pmem?: GPUBuffer;
+  /** The packed weights in float16 (f16 storage). */
+  private hpmem?: GPUBuffer;
   private uploaded?: { arrays: readonly Seq[]; version: number };
 
   constructor(
@@ -81,6 +91,8 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
     cell: CompiledCell,
     sizes: Readonly<Record<string, number>>,
     readonly B: number,
+    /** f16: the tape and the packed weights stored as float16 (the kernels' `codeF16`), computed in float32. */
+    readonly precision: "f32" | "f16" = "f32",
   ) {
     super(cell, sizes);
     const device = (this.device = ctx.device);
@@ -99,6 +111,8 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
         },
         { binding: 3, ...storage("read-only-storage") },
         { binding: 4, ...storage("read-only-storage") },
+        { binding: 5, ...storage("storage") },
+        { binding: 6, ...storage("storage") },
       ],
     });
     this.pipelineLayout = device.createPipelineLayout({ bindGroupLayouts: [this.bindGroupLayout] });
@@ -107,6 +121,9 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
   private get a() {
     return this.cell.artifact;
   }
+  private get f16() {
+    return this.precision === "f16";
+  }
 
   private pipelines(): Promise<KernelPipelines[]> {
     // Pipelines depend on the cell and the dimensions only (rows are a uniform): shared by every runner.
@@ -114,7 +131,7 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
     if (!byCell) pipelineCache.set(this.device, (byCell = new WeakMap()));
     let byKey = byCell.get(this.cell);
     if (!byKey) byCell.set(this.cell, (byKey = new Map()));
-    const key = this.a.signature.dims.map((d) => this.sizes[d]).join(",");
+    const key = `${this.a.signature.dims.map((d) => this.sizes[d]).join(",")}|${this.precision}`;
     let p = byKey.get(key);
     if (!p) {
       p = Promise.all(KERNEL_NAMES.map((k) => this.createPipelines(k)));
@@ -126,16 +143,29 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
   private async createPipelines(which: KernelName): Promise<KernelPipelines> {
     const text = this.a.wgsl?.[which];
     if (!text) throw new CellcError("the artifact has no WGSL kernels");
-    const module = this.device.createShaderModule({ code: text.code });
+    const half = this.a.kernels[which].bindings.some((b) => {
+      const buf = this.a.buffers[b.buffer]!;
+      return wgslArena(buf, true) !== buf.arena;
+    });
+    if (this.f16 && half && !text.codeF16)
+      throw new CellcError(
+        `the artifact of '${this.a.signature.name}' has no f16 WGSL kernels (an older cellc made it): compile it again for precision f16`,
+      );
+    const sub = this.ctx.subgroups;
+    const code =
+      (this.f16 && ((sub && text.codeF16Subgroups) || text.codeF16)) ||
+      (sub && text.codeSubgroups) ||
+      text.code;
+    const module = this.device.createShaderModule({ code });
     const info = await module.getCompilationInfo();
     const errors = info.messages.filter((m) => m.type === "error");
     if (errors.length) {
-      const lines = text.code.split("\n");
+      const lines = code.split("\n");
       const detail = errors
         .map((m) => `line ${m.lineNum}:${m.linePos}: ${m.message}\n  ${lines[m.lineNum - 1] ?? ""}`)
         .join("\n");
       throw new WgslCompileError(
-        `the WGSL of the ${which} kernel of '${this.a.signature.name}' does not compile (an edited artifact, or a cellc bug):\n${detail}\n--- kernel source ---\n${text.code}`,
+        `the WGSL of the ${which} kernel of '${this.a.signature.name}' does not compile (an edited artifact, or a cellc bug):\n${detail}\n--- kernel source ---\n${code}`,
       );
     }
     const constants: Record<string, number> = {};
@@ -163,7 +193,7 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
   private groups(d: WgslDispatch, rows: number): [number, number] {
     let x: number, y: number;
     if (d.kind === "tiles")
-      [x, y] = [Math.ceil(this.extent(d.x, rows) / d.tile), Math.ceil(this.extent(d.y, rows) / d.tile)];
+      [x, y] = [Math.ceil(this.extent(d.x, rows) / d.tile), Math.ceil(this.extent(d.y, rows) / d.tileY)];
     else {
       const n =
         d.kind === "rows" ? this.extent(d.rows, rows) : Math.ceil(this.extent(d.extent, rows) / WORKGROUP);
@@ -186,9 +216,11 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
     const rowsOf = (k: KernelName) => (this.a.kernels[k].rows === "B" ? B : T * B);
     const extra = {} as Record<KernelName, number[]>;
     KERNEL_NAMES.forEach((k, i) => {
-      extra[k] = kp[i]!.text.scratch.map((t) => (t.batched ? rowsOf(k) : 1) * rowSize(t, this.sizes));
+      extra[k] = kp[i]!.text.scratch.map(
+        (t) => (t.batched ? rowsOf(k) : 1) * rowStride(t, this.sizes, WGSL_ROW_ALIGN),
+      );
     });
-    const L = planLayout(this.a, this.sizes, B, T, extra);
+    const L = planLayout(this.a, this.sizes, B, T, extra, WGSL_ROW_ALIGN, this.f16);
     const align = Math.max(256, this.device.limits.minStorageBufferOffsetAlignment);
     let total = 0;
     const offsAt = {} as Record<KernelName, { offset: number; size: number }>;
@@ -243,19 +275,26 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
       this.uploaded = undefined;
     }
     const same = this.uploaded?.version === version && this.uploaded.arrays.every((a, i) => a === params[i]);
+    if (this.f16 && !this.hpmem) {
+      this.hpmem = ctx.buffer(p.L.hpmemSize * 2, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
+      this.uploaded = undefined;
+    }
     if (!same) {
       // Host arrays are uploaded; values already on the device (a device training step's) are copied.
       params.forEach((w, i) => ctx.place(w, this.pmem!, p.L.base[bufferIndex(this.a, "param", i)]!));
-      this.copy(this.pmem, p.pack, false);
+      // With f16 storage the packs are float16 copies of the parameters.
+      this.copy(this.pmem, p.pack, false, this.hpmem);
       this.uploaded = { arrays: params.slice(), version };
     }
     return this.pmem;
   }
 
-  private copy(buf: GPUBuffer, copies: readonly BlockCopy[], add: boolean) {
-    const ref = (offset: number): DeviceSeq => ({ kind: "device", buffer: buf, offset, length: 0 });
+  /** Block copies within a buffer, or to a float16 one (`half`: packing with f16 storage). */
+  private copy(buf: GPUBuffer, copies: readonly BlockCopy[], add: boolean, half?: GPUBuffer) {
+    const ref = (offset: number, b = buf): DeviceSeq => ({ kind: "device", buffer: b, offset, length: 0 });
     for (const c of copies)
-      this.ctx.copyRows(ref(c.from), ref(c.to), {
+      this.ctx.copyRows(ref(c.from), ref(c.to, half), {
+        half: !!half,
         R: c.rows,
         F: c.len,
         sStride: c.fromStride,
@@ -274,8 +313,10 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
     pmem: GPUBuffer,
     lens: GPUBuffer,
     masked: boolean,
+    hmem: GPUBuffer,
   ) {
     const T = p.L.T;
+    const hpmem = this.hpmem ?? this.ctx.placeholder(1);
     const bindGroups = KERNEL_NAMES.map((k) =>
       this.device.createBindGroup({
         layout: this.bindGroupLayout,
@@ -285,6 +326,8 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
           { binding: 2, resource: { buffer: p.meta, size: 16 } },
           { binding: 3, resource: { buffer: p.offs, offset: p.offsAt[k].offset, size: p.offsAt[k].size } },
           { binding: 4, resource: { buffer: lens } },
+          { binding: 5, resource: { buffer: hmem } },
+          { binding: 6, resource: { buffer: hpmem } },
         ],
       }),
     );
@@ -293,10 +336,32 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
     const dispatch = (k: KernelName, t: number, phase: string) => {
       const ki = KERNEL_NAMES.indexOf(k);
       const slot = this.a.kernels[k].rows === "B" ? t : T;
+      const rows = this.a.kernels[k].rows === "B" ? this.B : T * this.B;
       kp[ki]!.text.entries.forEach((e, i) => {
         if (e.phase !== phase) return;
         const [x, y] = p.groups[k][i]!;
         if (x === 0 || y === 0) return;
+        const prof = this.ctx.profile;
+        if (prof) {
+          // Timed: a pass of its own (benchmarks only).
+          pass.end();
+          const flops = e.gemm
+            ? 2 * ["x", "y", "inner"].reduce((m, a) => m * this.extent(e.gemm![a as "x"], rows), 1)
+            : 0;
+          prof.dispatch(
+            `${this.a.signature.name}.${k}.${e.name}`,
+            flops,
+            () => this.ctx.encoder(),
+            () => this.ctx.takePending(),
+            (q) => {
+              q.setPipeline(kp[ki]!.pipelines[i]!);
+              q.setBindGroup(0, bindGroups[ki]!, [slot * META_STRIDE]);
+              q.dispatchWorkgroups(x, y);
+            },
+          );
+          pass = this.ctx.encoder().beginComputePass();
+          return;
+        }
         if (++count % DISPATCHES_PER_SUBMIT === 0) {
           pass.end();
           this.ctx.submitPending();
@@ -321,7 +386,34 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
 
   private at(L: Layout, kind: Parameters<typeof bufferIndex>[1], i: number) {
     const b = bufferIndex(this.a, kind, i);
-    return { base: L.base[b]!, size: L.size[b]! };
+    return { base: L.base[b]!, size: L.size[b]!, stride: L.stride[b]! };
+  }
+  /** Puts `rows` rows of F floats at row `row0` of a buffer, into its padded rows. */
+  private placeRows(
+    x: Seq,
+    mem: GPUBuffer,
+    L: Layout,
+    kind: Parameters<typeof bufferIndex>[1],
+    i: number,
+    rows: number,
+    F: number,
+    row0 = 0,
+  ) {
+    const b = this.at(L, kind, i);
+    this.ctx.placeRows(x, mem, b.base + row0 * b.stride, rows, F, b.stride);
+  }
+  /** `rows` rows of F floats from row `row0` of a buffer, contiguous (a copy where its rows are padded). */
+  private rows(
+    mem: GPUBuffer,
+    L: Layout,
+    kind: Parameters<typeof bufferIndex>[1],
+    i: number,
+    row0: number,
+    rows: number,
+    F: number,
+  ): DeviceSeq {
+    const b = this.at(L, kind, i);
+    return this.ctx.rowsOf(mem, b.base + row0 * b.stride, rows, F, b.stride);
   }
 
   async forward(
@@ -341,33 +433,30 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
       L.memSize * 4,
       GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
     );
-    this.deviceBytes = (L.memSize + L.pmemSize) * 4;
+    const hmem = this.f16
+      ? ctx.buffer(L.hmemSize * 2, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST)
+      : ctx.placeholder();
+    this.deviceBytes = (L.memSize + L.pmemSize) * 4 + (L.hmemSize + L.hpmemSize) * 2;
     const pmem = this.params(p, params, paramVersion);
     const lensBuf = this.device.createBuffer({
       size: Math.max(16, this.B * 4),
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
     });
     if (lens) ctx.write(lensBuf, 0, lens);
-    inputs.forEach((a, i) => ctx.place(a, mem, this.at(L, "input", i).base));
-    inits.forEach((a, s) => ctx.write(mem, this.at(L, "state", s).base, a));
-    const ex = this.executor(kp, p, mem, pmem, lensBuf, !!lens);
+    // Rows in the device's layout are padded (artifact.ts WGSL_ROW_ALIGN): placed and read row by row.
+    inputs.forEach((a, i) => this.placeRows(a, mem, L, "input", i, T * this.B, this.inputRow(i)));
+    inits.forEach((a, s) => this.placeRows(a, mem, L, "state", s, this.B, this.stateRow(s)));
+    const ex = this.executor(kp, p, mem, pmem, lensBuf, !!lens, hmem);
     walkForward(ex.x, walkPlan(this.a), T, !!lens);
     ex.end();
     const B = this.B;
-    const ref = (offset: number, length: number): DeviceSeq => ({
-      kind: "device",
-      buffer: mem,
-      offset,
-      length,
-    });
     const outputs = this.a.signature.outputs.map((_, o) =>
-      ref(this.at(L, "output", o).base, T * B * this.outputRow(o)),
+      this.rows(mem, L, "output", o, 0, T * B, this.outputRow(o)),
     );
-    const finals = this.a.signature.states.map((_, s) => {
-      const n = B * this.stateRow(s);
-      return ref(this.at(L, "state", s).base + T * n, n);
-    });
-    const tape: GpuTape = { T, mem, lens: lensBuf, hasLens: !!lens, plan: p };
+    const finals = this.a.signature.states.map((_, s) =>
+      this.rows(mem, L, "state", s, T * B, B, this.stateRow(s)),
+    );
+    const tape: GpuTape = { T, mem, hmem, lens: lensBuf, hasLens: !!lens, plan: p };
     if (!keep) this.release(tape);
     return { outputs, finals, tape: keep ? tape : undefined };
   }
@@ -397,17 +486,17 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
     sig.outputs.forEach((_, o) => {
       const g = this.at(L, "grad_output", o);
       const d = dOutputs[o];
-      if (d) ctx.place(d, mem, g.base);
+      if (d) this.placeRows(d, mem, L, "grad_output", o, T * B, this.outputRow(o));
       else if (g.size) enc.clearBuffer(mem, g.base * 4, g.size * 4);
     });
     sig.states.forEach((_, s) => {
-      const n = B * this.stateRow(s);
-      const at = this.at(L, "grad_state", s).base + T * n;
+      const g = this.at(L, "grad_state", s);
+      const n = B * g.stride;
       const d = dFinals[s];
-      if (d) ctx.write(mem, at, d);
-      else if (n) enc.clearBuffer(mem, at * 4, n * 4);
+      if (d) this.placeRows(d, mem, L, "grad_state", s, B, this.stateRow(s), T * B);
+      else if (n) enc.clearBuffer(mem, (g.base + T * n) * 4, n * 4);
     });
-    const ex = this.executor(kp, p, mem, pmem, tape.lens, tape.hasLens);
+    const ex = this.executor(kp, p, mem, pmem, tape.lens, tape.hasLens, tape.hmem);
     walkBackward(ex.x, walkPlan(this.a), T, tape.hasLens);
     ex.end();
     this.copy(pmem, p.unpack, true);
@@ -419,29 +508,24 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
       length,
     });
     return {
-      inputs: sig.inputs.map((_, i) => ref(mem, this.at(L, "grad_input", i).base, T * B * this.inputRow(i))),
-      inits: sig.states.map((_, s) => ref(mem, this.at(L, "grad_state", s).base, B * this.stateRow(s))),
+      inputs: sig.inputs.map((_, i) => this.rows(mem, L, "grad_input", i, 0, T * B, this.inputRow(i))),
+      inits: sig.states.map((_, s) => this.rows(mem, L, "grad_state", s, 0, B, this.stateRow(s))),
       params: sig.params.map((_, i) => {
         const g = this.at(L, "grad_param", i);
         return ref(pmem, g.base, g.size);
       }),
-      ...(stateSteps ? { stateSteps: sig.states.map((_, s) => this.stepGrads(L, mem, T, s, ref)) } : {}),
+      ...(stateSteps ? { stateSteps: sig.states.map((_, s) => this.stepGrads(L, mem, T, s)) } : {}),
     };
   }
 
   /** As the CPU runner's: the state's gradient buffer from t + 1, plus an output that is its next value. */
-  private stepGrads(
-    L: Layout,
-    mem: GPUBuffer,
-    T: number,
-    s: number,
-    ref: (buffer: GPUBuffer, offset: number, length: number) => DeviceSeq,
-  ): Seq {
-    const n = this.B * this.stateRow(s);
-    let seq: Seq = ref(mem, this.at(L, "grad_state", s).base + n, T * n);
+  private stepGrads(L: Layout, mem: GPUBuffer, T: number, s: number): Seq {
+    const B = this.B;
+    const F = this.stateRow(s);
+    let seq: Seq = this.rows(mem, L, "grad_state", s, B, T * B, F);
     this.a.signature.outputs.forEach((o, k) => {
-      if (o.state === s && T * n > 0)
-        seq = this.ctx.ops.add(seq, ref(mem, this.at(L, "grad_output", k).base, T * n));
+      if (o.state === s && T * B * F > 0)
+        seq = this.ctx.ops.add(seq, this.rows(mem, L, "grad_output", k, 0, T * B, F));
     });
     return seq;
   }
@@ -449,5 +533,6 @@ export class GpuSequenceRunner extends RowSizes implements DirectionRunner {
   /** The tape's buffers go once the work encoded so far has run (their results are read before that). */
   private release(t: GpuTape) {
     this.ctx.releaseAfterFlush(t.mem, t.lens);
+    if (this.f16) this.ctx.releaseAfterFlush(t.hmem);
   }
 }

@@ -52,6 +52,37 @@ describe.skipIf(!hasWebGpu)("WebGPU from the command line and at the device's li
     const want = readSafetensors(readFileSync(`${c}/expected.safetensors`));
     expect(mismatches(got, want, 2e-5, 2e-4)).toEqual([]);
   });
+  it("cellc run --backend webgpu --precision f16 matches PyTorch within float16's precision", async () => {
+    if (!(await webgpu())!.f16) return console.warn("skipped: this WebGPU adapter has no 'shader-f16'");
+    const c = "test/fixtures/torch/gru_init_lens_upstream";
+    const out = join(tmp, "gru16.safetensors");
+    const run = (extra: string[]) =>
+      execFileSync(
+        process.execPath,
+        [
+          "bin/cellc.js",
+          "run",
+          "examples/cells/gru.cell",
+          "--params",
+          `${c}/params.safetensors`,
+          "--inputs",
+          `${c}/inputs.safetensors`,
+          "--out",
+          out,
+          "--grad",
+          ...extra,
+        ],
+        { stdio: "pipe" },
+      );
+    run(["--backend", "webgpu", "--precision", "f16"]);
+    const got = readSafetensors(readFileSync(out));
+    const want = readSafetensors(readFileSync(`${c}/expected.safetensors`));
+    expect(mismatches(got, want, 5e-3, 5e-3)).toEqual([]);
+    expect(mismatches(got, want, 2e-5, 2e-4)).not.toEqual([]); // float16 storage indeed
+    expect(() => run(["--backend", "js", "--precision", "f16"])).toThrow(
+      /--precision f16 goes with --backend webgpu/,
+    );
+  });
   it("a sequence too large for one storage buffer is refused, naming the limit", async () => {
     const backend = (await webgpu())!;
     const limit = backend.device.limits.maxStorageBufferBindingSize;
@@ -93,9 +124,11 @@ describe.skipIf(!hasWebGpu)("WebGPU from the command line and at the device's li
     ]);
     const m = JSON.parse(readFileSync(join(dir, "lstm.wgsl.json"), "utf8"));
     expect(m.dims.map((d: { dim: string }) => d.dim)).toEqual(["D", "H"]);
+    // One launch per step: the GEMM with the cell's update as its epilogue.
     expect(m.kernels.step.entryPoints.filter((e: { when: string }) => e.when === "every call")).toHaveLength(
-      2,
+      1,
     );
+    expect(m.layout).toMatch(/padded to a multiple of 4 floats/);
     const wi = m.buffers.find((b: { kind: string; name: string }) => b.kind === "param" && b.name === "Wi");
     expect(wi.row).toEqual(["H", "D"]);
     for (const k of KERNEL_NAMES) {

@@ -120,6 +120,7 @@ export class Network {
       layers,
       bidirectional: artifact.bidirectional,
       dtype: this.dtype,
+      ...(opts.precision ? { precision: opts.precision } : {}),
       params: part("cell"),
       dims: artifact.sizes[0],
       seed,

@@ -59,6 +59,8 @@ export interface NetworkOptions {
   /** Where the cell runs (the readout too, unless the backend is a device's). Default: Model's default. */
   readonly backend?: Backend;
   readonly dtype?: "f32" | "f64";
+  /** The cell's storage precision on WebGPU (ModelOptions.precision): "f16" keeps its tape and weights in float16. */
+  readonly precision?: "f32" | "f16";
   readonly seed?: number;
   /** Parameters by name (cell ones as Model names them, readout `Wy`, `by`, the embedding by its name). */
   readonly params?: ReadonlyMap<string, Tensor>;
