@@ -125,7 +125,18 @@ const extent = obj({ rows: bool, dim: opt(dim) });
 const dispatch: Check<WgslDispatch> = (v, p) => {
   const kind = obj({ kind: oneOf("linear", "tiles", "rows") })(v, p).kind;
   if (kind === "linear") obj({ kind: str(), extent })(v, p);
-  else if (kind === "tiles") obj({ kind: str(), x: extent, y: extent, tile: int(1, 64) })(v, p);
+  else if (kind === "tiles")
+    obj({
+      kind: str(),
+      x: extent,
+      y: extent,
+      tile: int(1, 256),
+      tileY: int(1, 256),
+      threads: (t, q) => {
+        const a = arr(int(1, 1024), 2)(t, q);
+        return a.length === 2 ? (a as [number, number]) : bad(q, "[x, y] invocations", t);
+      },
+    })(v, p);
   else obj({ kind: str(), rows: extent })(v, p);
   return v as WgslDispatch;
 };
@@ -208,7 +219,18 @@ const artifactSchema = obj<Artifact>({
     kernelsOf(
       obj({
         code: str(64 << 20),
-        entries: arr(obj({ name: name, dispatch, phase: oneOf("run", "premask", "postmask") }), 1000),
+        codeSubgroups: opt(str(64 << 20)),
+        codeF16: opt(str(64 << 20)),
+        codeF16Subgroups: opt(str(64 << 20)),
+        entries: arr(
+          obj({
+            name: name,
+            dispatch,
+            phase: oneOf("run", "premask", "postmask"),
+            gemm: opt(obj({ x: extent, y: extent, inner: extent })),
+          }),
+          1000,
+        ),
         scratch: arr(type, 1 << 16),
       }),
     ),
@@ -244,6 +266,7 @@ function artifactFields(a: unknown, base: string): Artifact {
     if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${path}[${i}]`));
     else if (isObject(v)) {
       if (Object.hasOwn(v, "terms") && Object.hasOwn(v, "c")) {
+        if (!isObject(v.terms)) bad(`${path}.terms`, "a dimension's terms", v.terms);
         for (const n of Object.keys(v.terms as object))
           if (!dims.has(n)) bad(`${path}.terms`, "over the signature's dimensions", n);
       } else for (const [k, x] of Object.entries(v)) walk(x, path ? `${path}.${k}` : k);
