@@ -317,34 +317,42 @@ function packN(w: number): Func {
             .i32(2)
             .op("i32.shl", "i32.add")
             .set(s);
-          f.get(c0).i32(w).op("i32.add").get(cols).op("i32.le_s").if();
-          for (let v = 0; v < w / 4 && w % 4 === 0; v++)
-            f.get(d)
-              .get(s)
-              .mem("v128.load", v * 16)
-              .mem("v128.store", v * 16);
-          for (let j = 0; j < w && w % 4 !== 0; j++)
-            f.get(d)
-              .get(s)
-              .mem("f32.load", j * 4)
-              .mem("f32.store", j * 4);
-          f.else();
-          for (let j = 0; j < w; j++) {
-            f.get(d).get(c0).i32(j).op("i32.add").get(cols).op("i32.lt_s");
-            f.if(T.f32)
-              .get(s)
-              .mem("f32.load", j * 4)
-              .else()
-              .f32(0)
-              .end()
-              .mem("f32.store", j * 4);
-          }
-          f.end();
+          copyPanelRow(f, d, s, c0, cols, w);
         },
       );
     },
   );
   return f;
+}
+
+/**
+ * One inner step of a panel: `w` floats from s to d, those of columns c0 + j at or past `cols` as 0 (the
+ * panel's zero padding). Shared by pack_n and pack_a.
+ */
+function copyPanelRow(f: Func, d: number, s: number, c0: number, cols: number, w: number): void {
+  f.get(c0).i32(w).op("i32.add").get(cols).op("i32.le_s").if();
+  for (let v = 0; v < w / 4 && w % 4 === 0; v++)
+    f.get(d)
+      .get(s)
+      .mem("v128.load", v * 16)
+      .mem("v128.store", v * 16);
+  for (let j = 0; j < w && w % 4 !== 0; j++)
+    f.get(d)
+      .get(s)
+      .mem("f32.load", j * 4)
+      .mem("f32.store", j * 4);
+  f.else();
+  for (let j = 0; j < w; j++) {
+    f.get(d).get(c0).i32(j).op("i32.add").get(cols).op("i32.lt_s");
+    f.if(T.f32)
+      .get(s)
+      .mem("f32.load", j * 4)
+      .else()
+      .f32(0)
+      .end()
+      .mem("f32.store", j * 4);
+  }
+  f.end();
 }
 
 /**
@@ -397,29 +405,7 @@ function packA(t: GemmTiling): Func {
             () => f.get(kn),
             () => f.i32(1),
             () => {
-              f.get(c0).i32(w).op("i32.add").get(cols).op("i32.le_s").if();
-              for (let v = 0; v < w / 4 && w % 4 === 0; v++)
-                f.get(d)
-                  .get(s)
-                  .mem("v128.load", v * 16)
-                  .mem("v128.store", v * 16);
-              for (let j = 0; j < w && w % 4 !== 0; j++)
-                f.get(d)
-                  .get(s)
-                  .mem("f32.load", j * 4)
-                  .mem("f32.store", j * 4);
-              f.else();
-              for (let j = 0; j < w; j++) {
-                f.get(d).get(c0).i32(j).op("i32.add").get(cols).op("i32.lt_s");
-                f.if(T.f32)
-                  .get(s)
-                  .mem("f32.load", j * 4)
-                  .else()
-                  .f32(0)
-                  .end()
-                  .mem("f32.store", j * 4);
-              }
-              f.end();
+              copyPanelRow(f, d, s, c0, cols, w);
               f.get(d)
                 .i32(w * 4)
                 .op("i32.add")

@@ -190,12 +190,12 @@ async function runOrt(kind, threads, cell, T, B, D, H, reps) {
       ? { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: "sequential" }
       : { executionProviders: ["wasm"] };
   const feeds = (s, T, B, D, H) => {
-    const f = {
-      X: new ort.Tensor("float32", input(T, B, D), [T, B, D]),
-      sequence_lens: new ort.Tensor("int32", new Int32Array(B).fill(T), [B]),
-    };
+    // The export's sequence_lens and initial states are optional inputs with defaults (initialisers):
+    // fed where the runtime lists them as inputs (onnxruntime-web lists only X), all full-length and zero.
+    const f = { X: new ort.Tensor("float32", input(T, B, D), [T, B, D]) };
     for (const n of s.inputNames)
-      if (n.startsWith("initial_")) f[n] = new ort.Tensor("float32", new Float32Array(B * H), [1, B, H]);
+      if (n === "sequence_lens") f[n] = new ort.Tensor("int32", new Int32Array(B).fill(T), [B]);
+      else if (n.startsWith("initial_")) f[n] = new ort.Tensor("float32", new Float32Array(B * H), [1, B, H]);
     return f;
   };
   const [t, b, d, h] = TINY;

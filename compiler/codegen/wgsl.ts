@@ -364,14 +364,7 @@ class WgslKernelWriter extends KernelAddressing {
     };
     const x = { rows: false, dim: H };
     const y = { rows: n.type.batched };
-    const dispatch = {
-      kind: "tiles",
-      x,
-      y,
-      tile: tiles.tx,
-      tileY: tiles.ty,
-      threads: threadsOf(tiles),
-    } as const;
+    const dispatch = tilesDispatch(x, y, tiles);
     const out = this.readOutside(id, gates, loopStep) ? this.place(id) : undefined;
     const size = { x: { rows: false, dim: n.type.dims[0]! }, y, inner: { rows: false, dim: K } };
     this.entry(
@@ -432,14 +425,7 @@ class WgslKernelWriter extends KernelAddressing {
     const tiles = this.k.rows === "TB" ? BIG : STEP;
     this.useTiles(tiles);
     const spec = { tiles, X: this.extentSize(x), Y: this.extentSize(y), R, a, b };
-    const dispatch = {
-      kind: "tiles",
-      x,
-      y,
-      tile: tiles.tx,
-      tileY: tiles.ty,
-      threads: threadsOf(tiles),
-    } as const;
+    const dispatch = tilesDispatch(x, y, tiles);
     this.entry(
       name,
       dispatch,
@@ -696,4 +682,9 @@ export function wgslManifest(s: Schedule, wgsl: Record<KernelName, WgslKernelTex
       : {}),
     kernels: Object.fromEntries(KERNEL_NAMES.map((n) => [n, describe(n)])),
   };
+}
+
+/** The dispatch of a GEMM entry point: `tiles` outputs per workgroup over x by y. */
+function tilesDispatch(x: WgslExtent, y: WgslExtent, tiles: GemmTiles): WgslDispatch {
+  return { kind: "tiles", x, y, tile: tiles.tx, tileY: tiles.ty, threads: threadsOf(tiles) };
 }
