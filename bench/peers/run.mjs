@@ -190,8 +190,9 @@ async function runOrt(kind, threads, cell, T, B, D, H, reps) {
       ? { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: "sequential" }
       : { executionProviders: ["wasm"] };
   const feeds = (s, T, B, D, H) => {
-    // The export's sequence_lens and initial states are optional inputs with defaults (initialisers):
-    // fed where the runtime lists them as inputs (onnxruntime-web lists only X), all full-length and zero.
+    // The export's sequence_lens and initial states are optional inputs with defaults (initialisers): fed
+    // only where the session lists them (onnxruntime's JS APIs list X alone: node drops an unlisted input,
+    // web refuses it), full-length and zero, as the defaults are.
     const f = { X: new ort.Tensor("float32", input(T, B, D), [T, B, D]) };
     for (const n of s.inputNames)
       if (n === "sequence_lens") f[n] = new ort.Tensor("int32", new Int32Array(B).fill(T), [B]);
