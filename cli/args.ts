@@ -191,6 +191,9 @@ export function parseArgs(argv: readonly string[]): Parsed {
   if (cmd === "--version" || cmd === "-V" || cmd === "version")
     return { command: "version", files: [], options: {}, flags: new Set() };
   if (!Object.hasOwn(COMMANDS, cmd)) throw new UsageError(`unknown command '${cmd}'`);
+  // `cellc CMD --help`: that command's usage (the command as the one file of a "help").
+  if (rest.includes("--help") || rest.includes("-h"))
+    return { command: "help", files: [cmd], options: {}, flags: new Set() };
   const spec = COMMANDS[cmd as keyof typeof COMMANDS];
   const files: string[] = [];
   const options: Record<string, string> = {};

@@ -33,7 +33,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     throw e;
   }
   if (args.command === "help") {
-    io.out(usage());
+    io.out(usage(args.files[0]));
     return 0;
   }
   if (args.command === "version") {
@@ -197,8 +197,14 @@ export function version(): string {
   return "(unknown version)";
 }
 
-export function usage(): string {
+/** Every command's synopsis, or one command's (`cellc CMD --help`) with where its options are described. */
+export function usage(command?: string): string {
   const lines = ["usage:"];
+  if (command !== undefined && Object.hasOwn(COMMANDS, command)) {
+    lines.push(`  cellc ${COMMANDS[command as keyof typeof COMMANDS].synopsis}`);
+    lines.push("", "each option is described in docs/cli.md");
+    return lines.join("\n") + "\n";
+  }
   for (const c of Object.values(COMMANDS)) lines.push(`  cellc ${c.synopsis}`);
   lines.push("  cellc --version");
   return lines.join("\n") + "\n";

@@ -212,6 +212,18 @@ describe("cellc: the command line", () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toBe(`cellc ${JSON.parse(readFileSync("package.json", "utf8")).version}\n`);
   });
+  it("CMD --help (or -h) prints that command's usage and exits 0, whatever else is on the line", () => {
+    for (const argv of [
+      ["train", "--help"],
+      ["train", "x.cell", "--steps", "9", "-h"],
+      ["predict", "--help"],
+    ]) {
+      const r = cellc(argv);
+      expect(r.status).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^usage:\n  cellc ${argv[0]} `));
+      expect(r.stdout).not.toMatch(/cellc compare/);
+    }
+  });
   it("a command named like an Object property is an unknown command", () => {
     for (const cmd of ["toString", "constructor", "__proto__"]) {
       const r = cellc([cmd, "x.cell"]);
