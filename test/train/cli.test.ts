@@ -230,6 +230,19 @@ describe("cellc train", () => {
     expect(r.err).not.toMatch(/is not known/);
   });
 
+  test("selective-copy: its recall accuracy, what its criterion judges, in each eval line and the verdict", async () => {
+    const out = join(tmp, "selective");
+    const r = await cellc("train", GRU, "--task", "selective-copy", "--T", "12", "--dims", "H=8", "--steps", "2", "--batch", "4", "--eval-every", "1", "--out", out); // prettier-ignore
+    expect(r.code, r.err).toBe(0);
+    const evals = jsonl(join(out, "metrics.jsonl")).filter((m) => m.split === "eval");
+    const pct = (m: Record<string, unknown>) =>
+      `recall accuracy ${(100 * (m.recall_accuracy as number)).toFixed(1)}%`;
+    const lines = r.out.split("\n").filter((l) => l.startsWith("step "));
+    expect(lines.length).toBe(evals.length);
+    lines.forEach((l, i) => expect(l).toContain(pct(evals[i]!)));
+    expect(r.out).toMatch(new RegExp(`not solved: .*, ${pct(evals.at(-1)!)} after 2 steps`));
+  });
+
   test("chars: bits per character, then cellc sample", async () => {
     const out = join(tmp, "chars");
     const r = await cellc(
