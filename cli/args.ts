@@ -119,7 +119,7 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
   },
   compare: {
     synopsis:
-      "compare A.cell|NAME B.cell[:NAME]... (--task NAME [--T N] | --data TRAIN.safetensors [--eval EVAL.safetensors]) [--solved-below X] [--steps N] [--seeds K] [--batch B] [--lr X] [--optim NAME] [--dims H=32] [--layers N] [--backend wasm|js] [--threads N|all] --out DIR",
+      "compare A.cell|NAME B.cell[:NAME]... (--task NAME [--T N] | --data TRAIN.safetensors [--eval EVAL.safetensors]) [--solved-below X] [--steps N] [--seeds K] [--batch B] [--lr X] [--optim NAME] [--decay none|linear|cosine] [--dims H=32] [--layers N] [--backend wasm|js] [--threads N|all] --out DIR",
     files: [1, Infinity],
     values: [
       "task",
@@ -132,6 +132,7 @@ export const COMMANDS: Readonly<Record<Exclude<Command, "help" | "version">, Com
       "batch",
       "lr",
       "optim",
+      "decay",
       "clip",
       "eval-every",
       "dims",

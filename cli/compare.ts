@@ -44,6 +44,7 @@ import {
   cellTable,
   fmtLoss,
   fmtPercent,
+  fmtScores,
   formatTable,
   legendText,
   runTable,
@@ -142,6 +143,8 @@ export interface CompareOptions {
   readonly lr: number;
   readonly optim: OptimName;
   readonly clip?: number;
+  /** The learning rate's schedule after warm-up, as `cellc train --decay` (none by default). */
+  readonly decay?: TrainConfig["decay"];
   readonly evalEvery: number;
   /** Sizes the task does not give (H), by dimension name. */
   readonly dims: Readonly<Record<string, number>>;
@@ -247,12 +250,13 @@ export async function compareCells(
           seed,
           evalEvery: o.evalEvery,
           ...(o.clip !== undefined ? { clip: o.clip } : {}),
+          ...(o.decay !== undefined ? { decay: o.decay } : {}),
         };
         const r = await deps.train(net, dataOf(o.data, deps, o.solvedBelow), cfg, {
           onMetric: (m) => {
             if (m.split === "eval")
               say(
-                `${tag}: step ${m.step}/${o.steps} eval loss ${fmtLoss(m.loss)}${typeof m.accuracy === "number" ? `, accuracy ${fmtPercent(m.accuracy)}` : ""}`,
+                `${tag}: step ${m.step}/${o.steps} eval loss ${fmtLoss(m.loss)}${typeof m.accuracy === "number" ? `, accuracy ${fmtPercent(m.accuracy)}` : ""}${fmtScores(m, ", ")}`,
               );
           },
         });
@@ -306,7 +310,7 @@ export async function compareCells(
         rows: table.rows,
         notes: [
           task.summary,
-          `${o.steps} steps, batch ${o.batch}, ${o.optim} lr ${o.lr}${o.clip !== undefined ? `, clip ${o.clip}` : ""}, eval every ${o.evalEvery} steps; seeds 0..${o.seeds - 1}; sizes ${cells.map((c) => `${c.label}: ${dimsText(c.spec.sizes[0] ?? {})}`).join("; ")}.`,
+          `${o.steps} steps, batch ${o.batch}, ${o.optim} lr ${o.lr}${o.decay && o.decay !== "none" ? ` (${o.decay} decay)` : ""}${o.clip !== undefined ? `, clip ${o.clip}` : ""}, eval every ${o.evalEvery} steps; seeds 0..${o.seeds - 1}; sizes ${cells.map((c) => `${c.label}: ${dimsText(c.spec.sizes[0] ?? {})}`).join("; ")}.`,
           `final eval loss: mean ± sample sd over seeds${table.header.includes("accuracy") ? "; accuracy: the fraction of eval targets whose largest output is the target class" : ""}; ${criterion}`,
           "ms/step: the mean wall time of an update (forward, backward, optimiser step), measured on a machine shared with other work, so it varies from run to run; the per-seed table gives each run's fastest and slowest update (min-max over steps).",
         ],
@@ -542,6 +546,7 @@ export function compareOptions(args: Parsed): Omit<CompareOptions, "backend"> {
     lr: positive(args, "lr", 0.01)!,
     optim: (args.options.optim ?? "adam") as OptimName,
     clip: positive(args, "clip", 1),
+    ...(args.options.decay !== undefined ? { decay: args.options.decay as TrainConfig["decay"] } : {}),
     evalEvery: int(args, "eval-every", Math.max(1, Math.round(steps / 40))),
     dims: parseDims(args.options.dims),
     out,

@@ -15,6 +15,7 @@ import { MAX_SOURCE_BYTES, nodeHost } from "./node-host.js";
 import { COMMANDS, parseDims, UsageError, type Parsed } from "./args.js";
 import { cliBackend, cliPrecision, compileCellFile, readTensors } from "./run.js";
 import { writeFileAtomic } from "./atomic.js";
+import { fmtScores } from "../workbench/report/summary.js";
 import { chooseNetwork, fileNetwork, readCellFile } from "./network.js";
 import { checkProgram } from "../compiler/driver.js";
 import { CliError, type Io } from "./io.js";
@@ -387,24 +388,10 @@ async function runTraining(args: Parsed, io: Io, resumeDir?: string): Promise<nu
   const acc =
     r.finalEvalAccuracy === undefined ? "" : `, accuracy ${(100 * r.finalEvalAccuracy).toFixed(1)}%`;
   io.out(
-    `${verdict}eval loss ${r.finalEvalLoss.toPrecision(4)}${acc}${scoresText(lastEval, ", ")} after ${trainer.steps} steps` +
+    `${verdict}eval loss ${r.finalEvalLoss.toPrecision(4)}${acc}${fmtScores(lastEval, ", ")} after ${trainer.steps} steps` +
       `${r.stepsToSolve !== null ? ` (first solved at step ${r.stepsToSolve})` : ""}, ${r.msPerStep.toFixed(1)} ms/step; wrote ${join(out, "params.safetensors")} and ${metricsFile}\n`,
   );
   return 0;
-}
-
-/**
- * The scores a task adds beside the accuracy (`recall_accuracy` of selective copying: what its criterion
- * judges), as "recall accuracy 98.9%", each after `sep`.
- */
-function scoresText(m: Metric | undefined, sep: string): string {
-  if (!m) return "";
-  return Object.entries(m)
-    .filter(([k, v]) => k.endsWith("_accuracy") && typeof v === "number")
-    .map(
-      ([k, v]) => `${sep}${k.slice(0, -9).replace(/_/g, " ")} accuracy ${(100 * (v as number)).toFixed(1)}%`,
-    )
-    .join("");
 }
 
 /** A one-line progress bar on a terminal; otherwise a plain line at each evaluation. */
@@ -436,7 +423,7 @@ class Progress {
     const t = this.lastTrain;
     const bpc = typeof m.bits_per_char === "number" ? `  ${m.bits_per_char.toFixed(3)} bits/char` : "";
     const acc = typeof m.accuracy === "number" ? `  accuracy ${(100 * m.accuracy).toFixed(1)}%` : "";
-    const line = `step ${m.step}/${this.steps}  train loss ${t ? t.loss.toFixed(4) : "-"}  eval loss ${m.loss.toFixed(4)}${acc}${scoresText(m, "  ")}${bpc}${t ? `  ${t.examples_per_s} ex/s` : ""}`;
+    const line = `step ${m.step}/${this.steps}  train loss ${t ? t.loss.toFixed(4) : "-"}  eval loss ${m.loss.toFixed(4)}${acc}${fmtScores(m, "  ")}${bpc}${t ? `  ${t.examples_per_s} ex/s` : ""}`;
     if (this.tty) this.io.err(`\r${line}\x1b[K\n`);
     else this.io.out(line + "\n");
   }

@@ -331,6 +331,22 @@ describe("cellc compare (with a small trainer)", () => {
     ).rejects.toThrow(/cannot write to '.*file': not a folder/);
   });
 
+  it("--decay reaches every run's training configuration, and the report says it", async () => {
+    const dir = tmp();
+    const seen: (string | undefined)[] = [];
+    const spy: TrainerDeps = { ...deps, train: async (net, data, cfg, ev) => (seen.push(cfg.decay), sgd(net, data, cfg, ev)) }; // prettier-ignore
+    expect(await compareCells(["examples/cells/rnn.cell"], options(join(dir, "o"), { decay: "cosine" }), spy, capture())).toBe(0); // prettier-ignore
+    expect(seen).toEqual(["cosine", "cosine"]);
+    expect(readFileSync(join(dir, "o", "report.html"), "utf8")).toContain("lr 0.05 (cosine decay)");
+    const o = compareOptions(
+      parseArgs(["compare", "a.cell", "--task", "adding", "--decay", "linear", "--out", "d"]),
+    );
+    expect(o.decay).toBe("linear");
+    expect(() =>
+      parseArgs(["compare", "a.cell", "--task", "adding", "--decay", "step", "--out", "d"]),
+    ).toThrow(/--decay must be one of none, linear, cosine/);
+  });
+
   it("options from the command line", () => {
     const o = compareOptions(
       parseArgs([

@@ -87,6 +87,21 @@ export const fmtLoss = (x: number): string => (Number.isFinite(x) ? x.toExponent
 export const fmtSpread = (x: number): string => (Number.isFinite(x) ? x.toExponential(1) : String(x));
 /** A fraction as a percentage with one decimal (`97.3%`). */
 export const fmtPercent = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : "-");
+
+/**
+ * The scores a task adds to an eval metric beside the accuracy (selective copying's `recall_accuracy`,
+ * what its criterion judges), as "recall accuracy 98.9%", each after `sep`.
+ */
+export function fmtScores(m: Readonly<Record<string, unknown>> | undefined, sep: string): string {
+  if (!m) return "";
+  return Object.entries(m)
+    .filter(([k, v]) => k.endsWith("_accuracy") && typeof v === "number")
+    .map(
+      ([k, v]) =>
+        `${sep}${k.slice(0, -"_accuracy".length).replace(/_/g, " ")} accuracy ${fmtPercent(v as number)}`,
+    )
+    .join("");
+}
 export const fmtMs = (x: number): string => x.toFixed(2);
 
 /** Mean ± sd over seeds, or the value alone for one seed. */
