@@ -45,6 +45,7 @@ import {
   fmtLoss,
   fmtPercent,
   fmtScores,
+  finalScores,
   formatTable,
   legendText,
   runTable,
@@ -266,12 +267,14 @@ export async function compareCells(
           `metrics/${c.key}-${seed}.jsonl`,
           r.metrics.map((m) => JSON.stringify(m) + "\n").join(""),
         );
+        const scores = finalScores(r.metrics);
         runs.push({
           cell: c.label,
           file: c.file,
           seed,
           final_eval_loss: r.finalEvalLoss,
           ...(r.finalEvalAccuracy !== undefined ? { final_eval_accuracy: r.finalEvalAccuracy } : {}),
+          ...(scores ? { final_eval_scores: scores } : {}),
           ...(r.solved !== undefined ? { solved: r.solved, steps_to_solve: r.stepsToSolve } : {}),
           ms_per_step: r.msPerStep,
           ...(r.msPerStepMin !== undefined && r.msPerStepMax !== undefined

@@ -13,6 +13,7 @@ import { escapeHtml, reportHtml } from "../../workbench/report/html.js";
 import { markPaths, pngSize, svgSize } from "./plot-helpers.js";
 import {
   cellTable,
+  finalScores,
   fmtLoss,
   fmtPercent,
   fmtSpread,
@@ -211,6 +212,42 @@ describe("summary table", () => {
     ]);
     // One seed: the value alone.
     expect(cellTable([plain(0, 0.25, 0.9)]).rows[0]).toEqual(["a", "2.50e-1", "90.0%", "1.00", "10"]);
+  });
+
+  it("a task's own scores (selective copying's recall accuracy) are columns of their own", () => {
+    const metrics = [
+      { step: 10, split: "eval", loss: 1, accuracy: 0.5, recall_accuracy: 0.2 },
+      { step: 20, split: "train", loss: 0.5, recall_accuracy: 0.1 },
+      { step: 20, split: "eval", loss: 0.4, accuracy: 0.9, recall_accuracy: 0.75 },
+    ];
+    // The last eval's, and not the accuracy itself.
+    expect(finalScores(metrics)).toEqual({ recall_accuracy: 0.75 });
+    expect(finalScores([{ step: 1, split: "eval", loss: 1, accuracy: 0.5 }])).toBeUndefined();
+    const run = (seed: number, recall: number): RunSummary => ({
+      cell: "a",
+      file: "a.cell",
+      seed,
+      final_eval_loss: 0.5,
+      final_eval_accuracy: 0.9,
+      final_eval_scores: { recall_accuracy: recall },
+      solved: recall >= 0.99,
+      steps_to_solve: recall >= 0.99 ? 100 : null,
+      ms_per_step: 1,
+      params: 10,
+    });
+    const t = cellTable([run(0, 0.995), run(1, 0.985)]);
+    expect(t.header).toEqual(["cell", "final eval loss", "accuracy", "recall accuracy", "solved", "steps to solve", "ms/step", "params"]); // prettier-ignore
+    expect(t.rows[0]![3]).toBe("99.0% ± 0.7%");
+    expect(runTable([run(0, 0.995)]).rows[0]).toEqual([
+      "a",
+      "0",
+      "5.00e-1",
+      "90.0%",
+      "99.5%",
+      "100",
+      "1.00",
+      "-",
+    ]);
   });
 
   it("numbers", () => {

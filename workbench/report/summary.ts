@@ -11,6 +11,8 @@ export interface RunSummary {
   readonly final_eval_loss: number;
   /** Class targets only. */
   readonly final_eval_accuracy?: number;
+  /** A task's own scores at the last evaluation (selective copying's `recall_accuracy`), by name. */
+  readonly final_eval_scores?: Readonly<Record<string, number>>;
   /** Only where there is a criterion (the task's, or `--solved-below`). */
   readonly solved?: boolean;
   readonly steps_to_solve?: number | null;
@@ -30,6 +32,8 @@ export interface CellSummary {
   readonly lossSd: number;
   readonly accuracyMean?: number;
   readonly accuracySd?: number;
+  /** Per task score (RunSummary.final_eval_scores): mean and sample sd over the runs that have it. */
+  readonly scores: Readonly<Record<string, { readonly mean: number; readonly sd: number }>>;
   /** Runs that met the criterion; undefined without one. */
   readonly solved?: number;
   /** Median over the runs that met the criterion; null when none did. */
@@ -64,6 +68,11 @@ export function summarise(runs: readonly RunSummary[]): CellSummary[] {
     const losses = rs.map((r) => r.final_eval_loss);
     const acc = rs.map((r) => r.final_eval_accuracy).filter((a): a is number => a !== undefined);
     const judged = rs.filter((r) => r.solved !== undefined);
+    const scores: Record<string, { mean: number; sd: number }> = {};
+    for (const k of scoreNames(rs)) {
+      const xs = rs.map((r) => r.final_eval_scores?.[k]).filter((x): x is number => x !== undefined);
+      scores[k] = { mean: mean(xs), sd: sd(xs) };
+    }
     const solvedAt = judged
       .filter((r) => r.solved && typeof r.steps_to_solve === "number")
       .map((r) => r.steps_to_solve!);
@@ -73,6 +82,7 @@ export function summarise(runs: readonly RunSummary[]): CellSummary[] {
       lossMean: mean(losses),
       lossSd: sd(losses),
       ...(acc.length ? { accuracyMean: mean(acc), accuracySd: sd(acc) } : {}),
+      scores,
       ...(judged.length ? { solved: judged.filter((r) => r.solved).length } : {}),
       medianStepsToSolve: solvedAt.length ? median(solvedAt) : null,
       msPerStep: mean(rs.map((r) => r.ms_per_step)),
@@ -112,12 +122,35 @@ export interface Table {
   readonly rows: readonly (readonly string[])[];
 }
 
+/** The task scores any run has, in the order they first appear. */
+function scoreNames(runs: readonly RunSummary[]): string[] {
+  return [...new Set(runs.flatMap((r) => Object.keys(r.final_eval_scores ?? {})))];
+}
+
+/** A score's column header: `recall_accuracy` -> "recall accuracy". */
+const scoreHeader = (k: string) => k.replace(/_/g, " ");
+
 /** Which columns the runs call for. */
 function columns(runs: readonly RunSummary[]) {
   return {
     accuracy: runs.some((r) => r.final_eval_accuracy !== undefined),
+    scores: scoreNames(runs),
     criterion: runs.some((r) => r.solved !== undefined),
   };
+}
+
+/**
+ * The scores of the last eval metric that a task adds (`*_accuracy` but the accuracy itself), for
+ * RunSummary.final_eval_scores; undefined when there are none.
+ */
+export function finalScores(
+  metrics: readonly Readonly<Record<string, unknown>>[],
+): Record<string, number> | undefined {
+  const last = [...metrics].reverse().find((m) => m.split === "eval");
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(last ?? {}))
+    if (k.endsWith("_accuracy") && typeof v === "number") out[k] = v;
+  return Object.keys(out).length ? out : undefined;
 }
 
 /**
@@ -130,6 +163,7 @@ export function cellTable(runs: readonly RunSummary[]): Table {
     "cell",
     "final eval loss",
     ...(c.accuracy ? ["accuracy"] : []),
+    ...c.scores.map(scoreHeader),
     ...(c.criterion ? ["solved", "steps to solve"] : []),
     "ms/step",
     "params",
@@ -138,6 +172,9 @@ export function cellTable(runs: readonly RunSummary[]): Table {
     s.cell,
     spread(s.runs, fmtLoss(s.lossMean), fmtSpread(s.lossSd)),
     ...(c.accuracy ? [spread(s.runs, fmtPercent(s.accuracyMean!), fmtPercent(s.accuracySd!))] : []),
+    ...c.scores.map((k) =>
+      s.scores[k] ? spread(s.runs, fmtPercent(s.scores[k].mean), fmtPercent(s.scores[k].sd)) : "-",
+    ),
     ...(c.criterion
       ? [`${s.solved ?? 0}/${s.runs}`, s.medianStepsToSolve === null ? "-" : String(s.medianStepsToSolve)]
       : []),
@@ -155,6 +192,7 @@ export function runTable(runs: readonly RunSummary[]): Table {
     "seed",
     "final eval loss",
     ...(c.accuracy ? ["accuracy"] : []),
+    ...c.scores.map(scoreHeader),
     ...(c.criterion ? ["solved at step"] : []),
     "ms/step",
     "min-max ms/step",
@@ -164,6 +202,10 @@ export function runTable(runs: readonly RunSummary[]): Table {
     String(r.seed),
     fmtLoss(r.final_eval_loss),
     ...(c.accuracy ? [r.final_eval_accuracy === undefined ? "-" : fmtPercent(r.final_eval_accuracy)] : []),
+    ...c.scores.map((k) => {
+      const x = r.final_eval_scores?.[k];
+      return x === undefined ? "-" : fmtPercent(x);
+    }),
     ...(c.criterion
       ? [r.solved && typeof r.steps_to_solve === "number" ? String(r.steps_to_solve) : "-"]
       : []),
