@@ -34,6 +34,12 @@ const gf = (t, flops) => (t ? (flops / (t.median * 1e6)).toFixed(1) : "-");
 const table = (head, body) =>
   [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...body.map((r) => `| ${r.join(" | ")} |`)].join("\n"); // prettier-ignore
 
+/** A table row of an implementation that failed: its lead cells, the reason, blanks to `width` cells. */
+const failedRow = (lead, why, width) => [
+  ...lead,
+  `failed: ${why.replaceAll("|", "/").slice(0, 120)}`,
+  ...Array(width - lead.length - 1).fill(""),
+];
 const get = (cell, size, impl) => rows.find((r) => r.cell === cell && r.size === size && r.impl === impl && !r.failed); // prettier-ignore
 /** The fastest of some implementations on one phase: [impl, its row]. */
 function best(cell, size, impls, phase) {
@@ -188,19 +194,7 @@ for (const cell of CELLS)
         ],
         here.map((r) =>
           r.failed
-            ? [
-                r.impl,
-                `failed: ${r.failed.replaceAll("|", "/").slice(0, 120)}`,
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-              ]
+            ? failedRow([r.impl], r.failed, 11)
             : [
                 `${r.impl}${r.version ? ` ${r.version}` : ""}`,
                 ms(r.fwd),
@@ -269,20 +263,7 @@ if (cpu) {
       ],
       cpu.results.map((r) =>
         r.failed
-          ? [
-              r.cell,
-              r.size,
-              r.impl,
-              `failed: ${r.failed.replaceAll("|", "/").slice(0, 120)}`,
-              "",
-              "",
-              "",
-              "",
-              "",
-              "",
-              "",
-              "",
-            ]
+          ? failedRow([r.cell, r.size, r.impl], r.failed, 12)
           : [
               r.cell,
               r.size,

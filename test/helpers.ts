@@ -35,9 +35,21 @@ export function checkSource(text: string, file = "test.cell") {
 /** Every tensor of a forward and backward pass, by a name that says what it is. */
 export async function everything(model: Model, x: Map<string, Tensor>, seqLens: number[]) {
   const f = await model.forwardAsync(x, { seqLens });
-  const g = await model.backwardAsync(f);
+  return passTensors(f, await model.backwardAsync(f), "out");
+}
+
+/** A forward pass's outputs and final states and its backward pass's gradients, each by what it is. */
+export function passTensors(
+  f: { readonly outputs: ReadonlyMap<string, Tensor>; readonly finalStates: ReadonlyMap<string, Tensor> },
+  g: {
+    readonly params: ReadonlyMap<string, Tensor>;
+    readonly inputs: ReadonlyMap<string, Tensor>;
+    readonly initialStates: ReadonlyMap<string, Tensor>;
+  },
+  output = "output",
+): Map<string, Tensor> {
   const all = new Map<string, Tensor>();
-  for (const [k, v] of f.outputs) all.set(`out ${k}`, v);
+  for (const [k, v] of f.outputs) all.set(`${output} ${k}`, v);
   for (const [k, v] of f.finalStates) all.set(`final ${k}`, v);
   for (const [k, v] of g.params) all.set(`grad ${k}`, v);
   for (const [k, v] of g.inputs) all.set(`grad input ${k}`, v);

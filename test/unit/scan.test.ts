@@ -2,7 +2,7 @@
 // them, and that the scan computes what the step loop computes (the same cell compiled with scans off).
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { compileCell, jsBackend, Model, tensor, type Tensor } from "../../api/index.js";
+import { compileCell, jsBackend, Model, tensor } from "../../api/index.js";
 import { buildCellIR } from "../../compiler/driver.js";
 import { hasErrors } from "../../compiler/diag/diagnostic.js";
 import { buildSchedule } from "../../compiler/schedule/build.js";
@@ -12,7 +12,7 @@ import { Rng } from "../../runtime/init.js";
 import { walkBackward, walkForward, walkPlan } from "../../runtime/walk.js";
 import { mismatches } from "../compare.js";
 import { gradcheckModel } from "../gradcheck/check.js";
-import { checkSource, nodeHost } from "../helpers.js";
+import { checkSource, nodeHost, passTensors } from "../helpers.js";
 
 /** A cell with an input-only gate z and candidate n, and the equations given. */
 const cellWith = (eqs: string, states = "h[H]") => `cell t {
@@ -171,13 +171,7 @@ async function run(model: Model, T: number, B: number, seqLens: number[] | undef
     finalStates: new Map([...f.finalStates].map(([n, t]) => [n, rand(t.shape)])),
   };
   const g = await model.backwardAsync(f, up);
-  const all = new Map<string, Tensor>();
-  for (const [k, v] of f.outputs) all.set(`output ${k}`, v);
-  for (const [k, v] of f.finalStates) all.set(`final ${k}`, v);
-  for (const [k, v] of g.params) all.set(`grad ${k}`, v);
-  for (const [k, v] of g.inputs) all.set(`grad input ${k}`, v);
-  for (const [k, v] of g.initialStates) all.set(`grad init ${k}`, v);
-  return all;
+  return passTensors(f, g);
 }
 
 const MIXED = cellWith("c' = z * c + n\n h' = tanh(Uz @ h + c') * (1 - z) + z * c", "h[H], c[H]");

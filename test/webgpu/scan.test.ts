@@ -2,11 +2,11 @@
 // a training step's dispatches independent of T.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { compileCell, jsBackend, Model, tensor, type Tensor } from "../../api/index.js";
+import { compileCell, jsBackend, Model, tensor } from "../../api/index.js";
 import { Rng } from "../../runtime/init.js";
 import type { GpuSequenceRunner } from "../../runtime/webgpu/runner.js";
 import { mismatches } from "../compare.js";
-import { nodeHost } from "../helpers.js";
+import { nodeHost, passTensors } from "../helpers.js";
 import { hasWebGpu, webgpu } from "./setup.js";
 
 const source = (name: string) => readFileSync(`examples/cells/${name}.cell`, "utf8");
@@ -24,13 +24,7 @@ async function pass(model: Model, T: number, B: number, lens: number[] | undefin
   const f = await model.forwardAsync({ x }, { seqLens: lens, initialStates: inits });
   const up = new Map([...f.outputs].map(([n, t]) => [n, rand([...t.shape])]));
   const g = await model.backwardAsync(f, { outputs: up, finalStates: new Map([["h", rand([B, 64])]]) });
-  const all = new Map<string, Tensor>();
-  for (const [k, v] of f.outputs) all.set(`output ${k}`, v);
-  for (const [k, v] of f.finalStates) all.set(`final ${k}`, v);
-  for (const [k, v] of g.params) all.set(`grad ${k}`, v);
-  for (const [k, v] of g.inputs) all.set(`grad input ${k}`, v);
-  for (const [k, v] of g.initialStates) all.set(`grad init ${k}`, v);
-  return all;
+  return passTensors(f, g);
 }
 
 describe.skipIf(!hasWebGpu)("scans on WebGPU", () => {

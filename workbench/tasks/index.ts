@@ -5,6 +5,18 @@ import { CellcError, checkAllocation, showShape, type Tensor } from "../../runti
 import type { Batch, DataSource, LossKind } from "../train/types.js";
 import { TEXT } from "./data/text.js";
 
+/**
+ * What copy and selective-copy share: one-hot inputs over 10 classes (blank, 8 symbols, delimiter) and a
+ * class id to predict at every step.
+ */
+const SYMBOLS_AT_EVERY_STEP = {
+  inputSize: 10,
+  inputKind: "real",
+  outputSize: 10,
+  on: "every",
+  loss: "cross_entropy",
+} as const;
+
 export const TASK_NAMES: readonly string[] = ["adding", "copy", "selective-copy", "sine", "chars"];
 
 /** A batch's tensor, its size checked first: B comes from the caller. */
@@ -75,11 +87,7 @@ const TASKS = {
       name: "copy",
       summary: `copy (delay T = ${delay}): x [${L}, B, 10] one-hot (${S} symbols of 8, ${delay - 1} blanks, a delimiter, ${S} blanks) -> target [${L}, B] class ids (blanks, then the ${S} symbols); cross-entropy on every step; chance ${chance.toFixed(3)}, solved at eval loss < ${(chance / 10).toFixed(4)}`,
       T: L,
-      inputSize: 10,
-      inputKind: "real",
-      outputSize: 10,
-      on: "every",
-      loss: "cross_entropy",
+      ...SYMBOLS_AT_EVERY_STEP,
       chance,
       solvedBelow: chance / 10,
       batch(_split, B, rng) {
@@ -115,11 +123,7 @@ const TASKS = {
       name: "selective-copy",
       summary: `selective-copy (T = ${T}): x [${L}, B, 10] one-hot (${K} symbols of ${S} at random steps among the first ${T - 1}, the rest blank, a delimiter at step ${T - 1}, ${K} blanks) -> target [${L}, B] class ids (blanks, then the ${K} symbols in order); cross-entropy on every step; judged on the ${K} recall steps, solved at 99% recall accuracy`,
       T: L,
-      inputSize: 10,
-      inputKind: "real",
-      outputSize: 10,
-      on: "every",
-      loss: "cross_entropy",
+      ...SYMBOLS_AT_EVERY_STEP,
       chance,
       solvedWhen: (m) => typeof m.recall_accuracy === "number" && m.recall_accuracy >= 0.99,
       batch(_split, B, rng) {
