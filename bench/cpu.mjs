@@ -126,8 +126,14 @@ if (process.argv.includes("--one")) {
     Float32Array.from({ length: T * B * D }, (_, i) => Math.sin(i * 0.37)),
   );
   const fwd = time(() => model.forward({ x }, { train: false }), reps);
-  // The data needs no gradient (as in bench/peers); older checkouts ignore the option.
-  const train = time(() => model.backward(model.forward({ x }), {}, { inputGrads: false }), reps);
+  // A training step as `cellc train` runs it: the data needs no gradient (as in bench/peers), and the
+  // outputs go back to the model once the gradients are taken (Model.dispose), to be written again by the
+  // next step. Older checkouts ignore the option and have no dispose().
+  const train = time(() => {
+    const f = model.forward({ x });
+    model.backward(f, {}, { inputGrads: false });
+    model.dispose?.(f);
+  }, reps);
   // Multiply-adds per row and step of the cell's matmuls: from the cell's parameters used as matrices.
   const macs = (cell.signature ?? cell.ir).params
     .filter((p) => p.type.dims.length === 2)

@@ -48,7 +48,7 @@ const input = (dtype = "f32") =>
 
 const wasm = await createThreadedWasmBackend(2);
 // A training step as a readout drives it: the upstream gradient of the outputs given (made once), no
-// gradient for the data.
+// gradient for the data. NO_DISPOSE=1: every step's outputs in new arrays.
 const upstreams = new Map();
 const step = (model, x) => async () => {
   const f = await model.forwardAsync({ x });
@@ -58,7 +58,10 @@ const step = (model, x) => async () => {
       key,
       new Map([...f.outputs].map(([n, t]) => [n, { ...t, data: t.data.map((_, i) => Math.cos(i) * 1e-3) }])),
     );
-  return model.backwardAsync(f, { outputs: upstreams.get(key) }, { inputGrads: false });
+  const g = await model.backwardAsync(f, { outputs: upstreams.get(key) }, { inputGrads: false });
+  // As the network trainer does: the step's outputs go back to the model, to be written again next step.
+  if (!process.env.NO_DISPOSE) model.dispose(f);
+  return g;
 };
 
 console.log(`# cellc scans: ${cpus()[0].model}, ${cpus().length} cores, Node ${process.version}`);

@@ -3,7 +3,7 @@ import { LAYER_PREFIX, layerParamName, MAX_LAYERS } from "../artifact/network.js
 import { bindDim, bindShape, checkDims, checkShape, resolveShape, shapeText } from "../artifact/sizes.js";
 import { shown } from "../artifact/validate.js";
 import type { CompiledCell } from "./cell.js";
-import { jsBackend, type Backend } from "./backend.js";
+import { hostOps, jsBackend, type Backend } from "./backend.js";
 export { hostOps, jsBackend, type Backend } from "./backend.js";
 import { createWasmBackend } from "./cpu/wasm.js";
 import { initialise, Rng } from "./init.js";
@@ -126,6 +126,9 @@ export function defaultBackend(dtype: "f32" | "f64" = "f32"): Backend {
   return defaultCpu;
 }
 
+/** Spare arrays a model keeps per length (see Model.spare). */
+const MAX_SPARE = 4;
+
 /** A cell instantiated with its dimensions and parameters: stacked, optionally bidirectional. */
 export class Model {
   readonly layers: number;
@@ -144,6 +147,13 @@ export class Model {
   private readonly tapes = new WeakSet<ModelTape>();
   private paramVersion = 0;
   readonly backend: Backend;
+  /**
+   * Host arrays free to be written again, by length (a backend on the host only): a layer's outputs once
+   * the next layer has read them, a layer's input gradients once the layer below has, and what dispose()
+   * is given. A pass writes its sequences into them instead of allocating: a fresh [T, B, H] array costs
+   * the first touch of every page and a collection later, more than the copy into it.
+   */
+  private readonly spare = new Map<number, FloatArray[]>();
 
   constructor(
     readonly cell: CompiledCell,
@@ -449,7 +459,9 @@ export class Model {
           lens,
           train,
           this.paramVersion,
+          ir.outputs.map((_, i) => this.takeSpare(T * B * runner.outputRow(i))),
         )) as SequenceResult;
+        if (d) this.giveSpare(xs);
         runs[l]!.push({ runner, tape: r.tape });
         ir.states.forEach((s, si) => {
           const shape = [B, ...resolveShape(s.type, this.sizes[l]!, "")];
@@ -458,6 +470,7 @@ export class Model {
         dirOut.push(
           d ? r.outputs.map((o, i) => ops.reverseValid(o, T, B, runner.outputRow(i), lens)) : r.outputs,
         );
+        if (d) this.giveSpare(r.outputs);
       }
       const runner0 = runs[l]![0]!.runner;
       outputs = ir.outputs.map((_, i) =>
@@ -470,6 +483,9 @@ export class Model {
               this.dtype,
             ),
       );
+      if (this.directions > 1) dirOut.forEach((o) => this.giveSpare(o));
+      // This layer's inputs were copied in by its runners: the first layer's are the caller's.
+      if (l > 0) this.giveSpare(layerInputs);
       layerInputs = outputs;
     }
     for (const n of inits.keys())
@@ -525,7 +541,8 @@ export class Model {
         checkShape(u.shape, out.shape, `upstream gradient of output '${o.name}'`);
         return asFloat(u, this.dtype, `upstream gradient of output '${o.name}'`);
       }
-      return defaultLoss ? floatArray(this.dtype, out.data.length).fill(1) : undefined;
+      if (!defaultLoss) return undefined;
+      return (this.takeSpare(out.data.length) ?? floatArray(this.dtype, out.data.length)).fill(1);
     });
     const stateGrads = opts.stateGrads ?? false;
     const wantInputs = opts.inputGrads ?? true;
@@ -543,6 +560,8 @@ export class Model {
       stateGrads,
       wantInputs,
     );
+    // The sum-of-outputs loss's gradients were this pass's own.
+    if (defaultLoss) this.giveSpare(dOut);
     let dInputs = dIn;
     if (!wantInputs) dInputs = [];
     const values = (yield this.backend.ops.readAll(
@@ -614,7 +633,9 @@ export class Model {
           this.paramVersion,
           stateGrads,
           l > 0 || wantInputs,
+          ir.inputs.map((_, i) => this.takeSpare(T * B * runner.inputRow(i))),
         )) as SequenceGrads;
+        if (this.directions > 1) this.giveSpare(dOutDir);
         ir.params.forEach((p, i) => {
           const name = this.name(l, d, p.name);
           grads.push({ kind: "param", name, shape: this.params.get(name)!.shape, seq: g.params[i]! });
@@ -630,9 +651,45 @@ export class Model {
         );
       }
       dInputs = perDir[0]!.map((x, i) => perDir.slice(1).reduce((acc, p) => ops.add(acc, p[i]!), x));
+      if (this.directions > 1) perDir.slice(1).forEach((p) => this.giveSpare(p));
+      // The gradients this layer was given were copied in by its runners: the last layer's are the caller's.
+      if (l < this.layers - 1) this.giveSpare(dOut);
       dOut = dInputs;
     }
     return { grads, inputs: dInputs };
+  }
+
+  /**
+   * Gives back the sequences of a result the caller is done with (a forward result's outputs, the input
+   * gradients of backward()'s): a later pass may write into their arrays, so they must not be read after.
+   * A training loop calls it once a step's gradients are taken, as the network trainer does, and saves an
+   * allocation of every output sequence per step. Optional; a no-op on a device backend.
+   */
+  dispose(result: ForwardResult | Gradients): void {
+    if (typeof result !== "object" || result === null)
+      throw new CellcError("dispose() takes a result of this model's forward() or backward()");
+    const seqs = "outputs" in result ? result.outputs : result.inputs;
+    if (!(seqs instanceof Map))
+      throw new CellcError("dispose() takes a result of this model's forward() or backward()");
+    this.giveSpare([...seqs.values()].map((t) => t.data));
+  }
+
+  /** A spare host array of n elements, or none (then the runner allocates). */
+  private takeSpare(n: number): FloatArray | undefined {
+    return this.spare.get(n)?.pop();
+  }
+
+  /** Arrays free to be written again: host arrays of this model's dtype, a few of each length kept. */
+  private giveSpare(xs: readonly (Seq | ArrayLike<number> | undefined)[]): void {
+    if (this.backend.ops !== hostOps) return;
+    const F = this.dtype === "f32" ? Float32Array : Float64Array;
+    for (const x of xs) {
+      if (!(x instanceof F) || x.length === 0) continue;
+      const list = this.spare.get(x.length) ?? [];
+      if (list.length >= MAX_SPARE || list.includes(x)) continue;
+      list.push(x);
+      this.spare.set(x.length, list);
+    }
   }
 
   /** Each state's per-step gradients of one layer and direction, the reverse direction's in forward time. */

@@ -57,6 +57,8 @@ export interface DirectionRunner {
     keep: boolean,
     /** Changes whenever parameter values may have changed in place (a device backend re-uploads them). */
     paramVersion?: number,
+    /** Host arrays to write the outputs into, where one of the right length is given (a host runner). */
+    into?: readonly (FloatArray | undefined)[],
   ): SequenceResult | Promise<SequenceResult>;
   backward(
     tape: unknown,
@@ -68,6 +70,8 @@ export interface DirectionRunner {
     stateSteps?: boolean,
     /** false: the inputs' gradients are not wanted (`inputs` may come back empty; wasm skips their GEMM). */
     inputGrads?: boolean,
+    /** Host arrays to write the inputs' gradients into, as `into` of forward(). */
+    into?: readonly (FloatArray | undefined)[],
   ): SequenceGrads | Promise<SequenceGrads>;
 }
 

@@ -119,6 +119,8 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
     params: readonly FloatArray[],
     lens: Int32Array | undefined,
     keep: boolean,
+    _paramVersion?: number,
+    into?: readonly (FloatArray | undefined)[],
   ): SequenceResult {
     const p = this.plan(T);
     const L = p.L;
@@ -141,7 +143,7 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
     const B = this.B;
     const outputs = sig.outputs.map((_, i) => {
       const o = this.at(L, "output", i);
-      return mem.slice(o.base, o.base + o.size);
+      return copyOut(mem, o.base, o.size, into?.[i]);
     });
     const finals = sig.states.map((_, i) => {
       const s = this.at(L, "state", i);
@@ -161,6 +163,7 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
     _paramVersion?: number,
     stateSteps = false,
     inputGrads = true,
+    into?: readonly (FloatArray | undefined)[],
   ): SequenceGrads {
     const { T, lens, plan: p, lease, mem: kept } = tapeIn as CpuTape;
     const mem = lease?.take() ?? kept;
@@ -191,7 +194,7 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
     runCopies(pmem, p.unpack, true);
     const inputs = (inputGrads ? sig.inputs : []).map((_, i) => {
       const g = this.at(L, "grad_input", i);
-      return T === 0 ? floatArray(this.dtype, 0) : mem.slice(g.base, g.base + g.size);
+      return T === 0 ? floatArray(this.dtype, 0) : copyOut(mem, g.base, g.size, into?.[i]);
     });
     const inits = sig.states.map((_, i) => {
       const g = this.at(L, "grad_state", i);
@@ -227,4 +230,11 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
     });
     return out;
   }
+}
+
+/** mem[base, base + n) into `into` when it has that length (and the same element type), else a new array. */
+function copyOut(mem: FloatArray, base: number, n: number, into: FloatArray | undefined): FloatArray {
+  if (!into || into.length !== n || into.constructor !== mem.constructor) return mem.slice(base, base + n);
+  into.set(mem.subarray(base, base + n));
+  return into;
 }

@@ -303,7 +303,12 @@ export class Network {
       const dy = new Float64Array(y.length);
       loss += this.lossKernel(y, O, valid.length, target, valid, scale, dy);
       if (hits) countHits(hits, y, O, target, valid);
-      if (!grads) continue;
+      // What a step is done with goes back to its model, to be written again next step (Model.dispose).
+      if (!grads) {
+        this.readoutModel.dispose(rFwd);
+        this.cellModel.dispose(fwd);
+        continue;
+      }
       const yName = this.readoutModel.cell.signature.outputs[0]!.name;
       const rG = this.readoutModel.backward(rFwd, {
         outputs: new Map([[yName, tensorOf(this.dtype, [Tr, B, O], dy)]]),
@@ -321,6 +326,13 @@ export class Network {
       accumulate(grads, g.params);
       if (stepNorms) stateNorms(stepNorms, g.stateSteps!, t0, T);
       if (this.artifact.embed) this.embedGrad(grads, tokens!, g.inputs.get(this.inputName)!, t0, B);
+      for (const [model, done] of [
+        [this.readoutModel, rFwd],
+        [this.readoutModel, rG],
+        [this.cellModel, fwd],
+        [this.cellModel, g],
+      ] as const)
+        model.dispose(done);
     }
     const result: {
       loss: number;
