@@ -25,6 +25,8 @@ export interface CpuHost extends Gemms {
   plan?(cell: CompiledCell, sizes: Readonly<Record<string, number>>, B: number, T: number): { L: Layout; fns: Record<KernelName, KernelFns> } | undefined; // prettier-ignore
   /** The sequence arena of one call (not zeroed: the schedule writes before it reads), for `owner`'s runs. */
   arena?(owner: object, n: number): ArenaLease;
+  /** dst[at, ...) = src into its arenas, faster than TypedArray.set where it can be (wasm: shared memory). */
+  copyIn?(dst: FloatArray, at: number, src: FloatArray): void;
   /** Its own scan over the arena (threads), or undefined to take the host's (runtime/scan.ts). */
   scan?(mem: FloatArray, lanes: readonly ScanLanes[], T: number, B: number, direction: "forward" | "backward", lens?: Int32Array): void; // prettier-ignore
 }
@@ -107,6 +109,12 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
     };
   }
 
+  /** dst[at, ...) = src: the host's copy into its arenas where it has one. */
+  private put(dst: FloatArray, at: number, src: FloatArray): void {
+    if (this.gemms?.copyIn) this.gemms.copyIn(dst, at, src);
+    else dst.set(src, at);
+  }
+
   private at(L: Layout, kind: Parameters<typeof bufferIndex>[1], i: number) {
     const b = bufferIndex(this.a, kind, i);
     return { base: L.base[b]!, size: L.size[b]! };
@@ -135,9 +143,9 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
         (pmem = this.gemms ? this.gemms.alloc(L.pmemSize) : floatArray(this.dtype, L.pmemSize)),
       );
     const sig = this.a.signature;
-    inputs.forEach((x, i) => mem.set(x, this.at(L, "input", i).base));
-    inits.forEach((s, i) => mem.set(s, this.at(L, "state", i).base));
-    params.forEach((w, i) => pmem.set(w, this.at(L, "param", i).base));
+    inputs.forEach((x, i) => this.put(mem, this.at(L, "input", i).base, x));
+    inits.forEach((s, i) => this.put(mem, this.at(L, "state", i).base, s));
+    params.forEach((w, i) => this.put(pmem, this.at(L, "param", i).base, w));
     runCopies(pmem, p.pack, false);
     walkForward(this.executor(p, mem, pmem, lens), p.walk, T, !!lens);
     const B = this.B;
@@ -171,7 +179,7 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
     const pmem = this.pmem.get(L.pmemSize)!;
     const sig = this.a.signature;
     // The parameters again (another call may have used the arena since), gradients cleared.
-    params.forEach((w, i) => pmem.set(w, this.at(L, "param", i).base));
+    params.forEach((w, i) => this.put(pmem, this.at(L, "param", i).base, w));
     runCopies(pmem, p.pack, false);
     this.a.buffers.forEach((b, i) => {
       if (b.kind === "grad_param" || b.kind === "grad_pack") pmem.fill(0, L.base[i], L.base[i]! + L.size[i]!);
@@ -179,7 +187,7 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
     sig.outputs.forEach((_, i) => {
       const o = this.at(L, "grad_output", i);
       const d = dOutputs[i];
-      if (d) mem.set(d, o.base);
+      if (d) this.put(mem, o.base, d);
       else mem.fill(0, o.base, o.base + o.size);
     });
     const B = this.B;
@@ -187,7 +195,7 @@ export class CpuSequenceRunner extends RowSizes implements DirectionRunner {
       const s = this.at(L, "grad_state", i);
       const n = B * this.stateRow(i);
       const d = dFinals[i];
-      if (d) mem.set(d, s.base + T * n);
+      if (d) this.put(mem, s.base + T * n, d);
       else mem.fill(0, s.base + T * n, s.base + (T + 1) * n);
     });
     walkBackward(this.executor(p, mem, pmem, lens, inputGrads), p.walk, T, !!lens);

@@ -19,7 +19,7 @@ import {
 } from "../wasm/executor.js";
 import { mm as poolMm, gemm as poolGemmCall, poolGemm, type PoolGemm } from "../wasm/gemm.js";
 import { engineTiling, relaxedSimd } from "../wasm/features.js";
-import { WasmHeap } from "../wasm/heap.js";
+import { copyIn, WasmHeap } from "../wasm/heap.js";
 import { CONTROL_BYTES, createPool, type Pool, type RowProgram } from "../wasm/pool.js";
 
 /** A row program on the pool, with its calls counted (cell module, GEMM module) and whether a whole kernel. */
@@ -126,6 +126,11 @@ export class WasmGemms implements CpuHost, WasmDevice {
   }
   set arenaFill(v: number | undefined) {
     this.arenas.fill = v;
+  }
+
+  copyIn(dst: FloatArray, at: number, src: FloatArray): void {
+    if (dst instanceof Float32Array && this.heap.holds(dst)) copyIn(dst, at, src);
+    else dst.set(src, at);
   }
 
   /** A float array in the memory, kept for good (a runner's parameter arena). */

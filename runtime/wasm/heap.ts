@@ -7,6 +7,29 @@ import { CellcError } from "../tensor.js";
 
 const ALIGN = 64; // a cache line: rows of an arena start aligned for the SIMD loads
 
+/** Node's Buffer, where there is one: its copy is a memmove. */
+interface ByteCopier {
+  from(buffer: ArrayBufferLike, byteOffset: number, length: number): { copy(target: unknown): number };
+}
+const nodeBuffer = (globalThis as { Buffer?: ByteCopier }).Buffer;
+
+/**
+ * dst[at, at + src.length) = src, for a view `dst` of shared memory. V8 copies a typed array into a
+ * SharedArrayBuffer element by element (as relaxed atomics): 6 ms for 33 MB here, against 2 ms for Node's
+ * Buffer copy, a memmove; elsewhere, and for arrays of different types, TypedArray.set.
+ */
+export function copyIn(dst: Float32Array, at: number, src: ArrayLike<number>): void {
+  if (!nodeBuffer || !(src instanceof Float32Array) || src.length < 4096) {
+    dst.set(src, at);
+    return;
+  }
+  if (at < 0 || at + src.length > dst.length) throw new RangeError("copyIn: the source does not fit");
+  const bytes = src.byteLength;
+  nodeBuffer
+    .from(src.buffer, src.byteOffset, bytes)
+    .copy(nodeBuffer.from(dst.buffer, dst.byteOffset + 4 * at, bytes));
+}
+
 export class WasmHeap {
   readonly memory = new WebAssembly.Memory({ initial: 16, maximum: 65536, shared: true });
   /** The float views made here (arenas): what `holds` recognises. */
