@@ -129,7 +129,7 @@ export class WasmGemms implements CpuHost, WasmDevice {
   }
 
   copyIn(dst: FloatArray, at: number, src: FloatArray): void {
-    if (dst instanceof Float32Array && this.heap.holds(dst)) copyIn(dst, at, src);
+    if (dst instanceof Float32Array) copyIn(dst, at, src);
     else dst.set(src, at);
   }
 

@@ -12,14 +12,16 @@ interface ByteCopier {
   from(buffer: ArrayBufferLike, byteOffset: number, length: number): { copy(target: unknown): number };
 }
 const nodeBuffer = (globalThis as { Buffer?: ByteCopier }).Buffer;
+/** Below this many elements the two Buffer views cost more than TypedArray.set saves. */
+const MEMMOVE_MIN = 4096;
 
 /**
- * dst[at, at + src.length) = src, for a view `dst` of shared memory. V8's TypedArray.set into a
+ * dst[at, at + src.length) = src, for a float view `dst` (of the shared memory, where it matters). V8's TypedArray.set into a
  * SharedArrayBuffer is slower than a memmove: 6 ms for 33 MB here, against 2 ms for Node's Buffer copy;
  * elsewhere, and for arrays of different types, TypedArray.set.
  */
 export function copyIn(dst: Float32Array, at: number, src: ArrayLike<number>): void {
-  if (!nodeBuffer || !(src instanceof Float32Array) || src.length < 4096) {
+  if (!nodeBuffer || !(src instanceof Float32Array) || src.length < MEMMOVE_MIN) {
     dst.set(src, at);
     return;
   }
