@@ -12,7 +12,7 @@ interface ByteCopier {
   from(buffer: ArrayBufferLike, byteOffset: number, length: number): { copy(target: unknown): number };
 }
 const nodeBuffer = (globalThis as { Buffer?: ByteCopier }).Buffer;
-/** Below this many elements the two Buffer views cost more than TypedArray.set saves. */
+/** Shorter copies (a small cell's parameters) keep TypedArray.set: a cutoff chosen, not tuned. */
 const MEMMOVE_MIN = 4096;
 
 /**
